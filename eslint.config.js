@@ -1,0 +1,24 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'data/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Only the real HostIO may run commands; tests may spawn the CLIs they test.
+      'no-restricted-imports': ['error', { paths: [
+        { name: 'node:child_process', message: 'Only checks/host-io.ts runs commands (see CONVENTIONS.md).' },
+        { name: 'child_process', message: 'Only checks/host-io.ts runs commands (see CONVENTIONS.md).' },
+      ] }],
+    },
+  },
+  {
+    files: ['checks/host-io.ts', 'test/**/*.ts', 'collector/demo.ts'],
+    rules: { 'no-restricted-imports': 'off' },
+  },
+);
