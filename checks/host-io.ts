@@ -1,0 +1,174 @@
+// The real HostIO: files under a root prefix, and commands from a declared allow-list only.
+// This is the only module that may import node:child_process (eslint enforces it).
+import { execFile } from 'node:child_process';
+import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { CheckError, codeForFsError } from './errors.js';
+import type { CommandResult, DirEntry, HostIO, Platform } from './types.js';
+
+/** Files larger than this are refused: no control source is anywhere near it. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+const MAX_SYMLINK_HOPS = 40;
+
+export interface AllowedCommand {
+  command: string;
+  args: readonly string[];
+}
+
+export interface RealHostIOOptions {
+  /** Host root prefix (`--root`); `/` on the host itself, `/host` in a container. */
+  root?: string;
+  platform?: Platform;
+  /** Exact argument vectors that may run. Anything else is refused. */
+  allowedCommands?: readonly AllowedCommand[];
+  commandTimeoutMs?: number;
+}
+
+export function currentPlatform(): Platform {
+  const p = process.platform;
+  if (p === 'linux' || p === 'darwin' || p === 'win32') return p;
+  // Other Unixes get the Linux readers; checks answer unknown where sources are missing.
+  return 'linux';
+}
+
+function commandKey(command: string, args: readonly string[]): string {
+  return JSON.stringify([command, ...args]);
+}
+
+export class RealHostIO implements HostIO {
+  readonly platform: Platform;
+  readonly root: string;
+  readonly #allowed: Set<string>;
+  readonly #timeoutMs: number;
+
+  constructor(opts: RealHostIOOptions = {}) {
+    this.root = path.resolve(opts.root ?? '/');
+    this.platform = opts.platform ?? currentPlatform();
+    this.#allowed = new Set((opts.allowedCommands ?? []).map((c) => commandKey(c.command, c.args)));
+    this.#timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  }
+
+  /**
+   * Maps a host-absolute path under the root. Relative paths and `..` segments are refused.
+   * Under a root prefix, symlinks are resolved as the host would see them: an absolute target
+   * restarts at the root, and `..` never climbs above it (as in a chroot).
+   */
+  async resolve(hostPath: string, followFinal = true): Promise<string> {
+    if (!hostPath.startsWith('/')) {
+      throw new CheckError('CHK_ERR_INTERNAL', 'host paths must be absolute', { subject: hostPath });
+    }
+    if (hostPath.split('/').includes('..')) {
+      throw new CheckError('CHK_ERR_INTERNAL', 'host paths must not contain ".."', { subject: hostPath });
+    }
+    if (this.root === '/') return path.posix.normalize(hostPath);
+    let resolved: string[] = [];
+    let pending = hostPath.split('/');
+    for (let hops = 0; pending.length > 0; ) {
+      const part = pending.shift()!;
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        resolved.pop();
+        continue;
+      }
+      if (pending.length === 0 && !followFinal) {
+        resolved.push(part);
+        break;
+      }
+      const candidate = path.join(this.root, ...resolved, part);
+      let isLink = false;
+      try {
+        isLink = (await lstat(candidate)).isSymbolicLink();
+      } catch {
+        // Missing or unreadable: the operation itself reports it with the right code.
+        resolved.push(part, ...pending);
+        break;
+      }
+      if (!isLink) {
+        resolved.push(part);
+        continue;
+      }
+      if (++hops > MAX_SYMLINK_HOPS) throw new CheckError('CHK_ERR_SOURCE_MISSING', 'too many symbolic links', { subject: hostPath });
+      const target = await readlink(candidate);
+      if (target.startsWith('/')) resolved = [];
+      pending = [...target.split('/'), ...pending];
+    }
+    return path.join(this.root, ...resolved);
+  }
+
+  async readFile(hostPath: string): Promise<string> {
+    const real = await this.resolve(hostPath);
+    let buf: Buffer;
+    try {
+      buf = await readFile(real);
+    } catch (err) {
+      throw new CheckError(codeForFsError(err), 'cannot read file', { subject: hostPath, cause: err });
+    }
+    if (buf.length > MAX_FILE_BYTES) {
+      throw new CheckError('CHK_ERR_PARSE', 'file is larger than any source should be', { subject: hostPath });
+    }
+    return buf.toString('utf8');
+  }
+
+  async readDir(hostPath: string): Promise<DirEntry[]> {
+    const real = await this.resolve(hostPath);
+    try {
+      const entries = await readdir(real, { withFileTypes: true });
+      return entries.map((e) => ({
+        name: e.name,
+        type: e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other',
+      }));
+    } catch (err) {
+      throw new CheckError(codeForFsError(err), 'cannot list directory', { subject: hostPath, cause: err });
+    }
+  }
+
+  async readLink(hostPath: string): Promise<string> {
+    const real = await this.resolve(hostPath, false);
+    try {
+      return await readlink(real);
+    } catch (err) {
+      throw new CheckError(codeForFsError(err), 'cannot read link', { subject: hostPath, cause: err });
+    }
+  }
+
+  run(command: string, args: readonly string[], opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<CommandResult> {
+    if (!path.isAbsolute(command) || !this.#allowed.has(commandKey(command, args))) {
+      return Promise.reject(
+        new CheckError('CHK_ERR_COMMAND_NOT_ALLOWED', 'command is not on the allow-list', { subject: command }),
+      );
+    }
+    const timeout = opts.timeoutMs ?? this.#timeoutMs;
+    return new Promise((resolve, reject) => {
+      execFile(
+        command,
+        [...args],
+        {
+          shell: false,
+          timeout,
+          killSignal: 'SIGKILL',
+          ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+          maxBuffer: MAX_FILE_BYTES,
+          windowsHide: true,
+          encoding: 'utf8',
+          env: { LC_ALL: 'C', LANG: 'C', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+        },
+        (err, stdout, stderr) => {
+          if (err === null) {
+            resolve({ stdout, stderr, exitCode: 0 });
+            return;
+          }
+          const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
+          if (e.killed === true || e.name === 'AbortError') {
+            reject(new CheckError('CHK_ERR_TIMEOUT', 'command timed out', { subject: command, cause: err }));
+          } else if (typeof e.code === 'number') {
+            // A non-zero exit is data for the parser (fdesetup exits 1 when FileVault is off).
+            resolve({ stdout, stderr, exitCode: e.code });
+          } else {
+            reject(new CheckError(codeForFsError(err) === 'CHK_ERR_SOURCE_MISSING' ? 'CHK_ERR_SOURCE_MISSING' : 'CHK_ERR_COMMAND_FAILED', 'command could not run', { subject: command, cause: err }));
+          }
+        },
+      );
+    });
+  }
+}

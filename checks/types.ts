@@ -1,0 +1,108 @@
+// The shared contract between checks, the runner, the agent and the collector.
+import type { z } from 'zod';
+import type { CheckErrorCode } from './errors.js';
+
+/** The six control ids (contract: dashboards, policies and stored evidence use them). */
+export const CHECK_IDS = [
+  'vpn',
+  'disk_encryption',
+  'usb_policy',
+  'credential_age',
+  'sso_coverage',
+  'open_ports',
+] as const;
+export type CheckId = (typeof CHECK_IDS)[number];
+
+export const PLATFORMS = ['linux', 'darwin', 'win32'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+/** What a check can answer. `unknown` always carries a reason: it is never read as compliant. */
+export type Status = 'pass' | 'fail' | 'unknown';
+
+/**
+ * Why a status is what it is. Unknown reasons use `CHK_ERR_*` codes, fail reasons use
+ * `CHK_FAIL_*` codes. `subject` names the thing the reason is about (a mount point, a port).
+ */
+export interface Reason {
+  code: string;
+  message: string;
+  subject?: string;
+}
+
+export interface Evaluation {
+  status: Status;
+  reasons: Reason[];
+}
+
+/** One check's result on one host: the facts it observed, and the verdict under a config. */
+export interface Finding<F = unknown> {
+  check: CheckId;
+  checkVersion: string;
+  platform: Platform;
+  status: Status;
+  reasons: Reason[];
+  /** Typed observations; null when the check could not collect them. */
+  facts: F | null;
+  collectedAt: string;
+  durationMs: number;
+}
+
+/** A source a check may read (declared up front, printed by `--list-sources`). */
+export type SourceDecl =
+  | { kind: 'file'; path: string; why: string }
+  | { kind: 'command'; command: string; args: readonly string[]; why: string };
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** A directory entry as the host reported it. */
+export interface DirEntry {
+  name: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+}
+
+/**
+ * The one door to the host. Paths are host-absolute (`/proc/net/tcp`); the implementation maps
+ * them under its root prefix. Failures throw `HostIOError` with a `CHK_ERR_*` code.
+ */
+export interface HostIO {
+  readonly platform: Platform;
+  readFile(path: string): Promise<string>;
+  readDir(path: string): Promise<DirEntry[]>;
+  readLink(path: string): Promise<string>;
+  /** Runs an allow-listed command by absolute path, without a shell. */
+  run(command: string, args: readonly string[], opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<CommandResult>;
+}
+
+export interface CollectContext {
+  io: HostIO;
+  platform: Platform;
+  /** Aborted when the check's time budget runs out. */
+  signal: AbortSignal;
+}
+
+/**
+ * A check spec: declared once, with its platforms, sources, config and facts schemas.
+ * `collect` observes (it may throw HostIOError / CheckError); `evaluate` is pure and is run both
+ * by the agent (local view) and by the collector (the verdict that counts).
+ */
+export interface Check<C = unknown, F = unknown> {
+  id: CheckId;
+  version: string;
+  title: string;
+  platforms: readonly Platform[];
+  sources: Partial<Record<Platform, readonly SourceDecl[]>>;
+  configSchema: z.ZodType<C>;
+  factsSchema: z.ZodType<F>;
+  collect(ctx: CollectContext): Promise<F>;
+  evaluate(facts: F, config: C): Evaluation;
+}
+
+/** A check with its type parameters erased, for lists of checks. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyCheck = Check<any, any>;
+
+export type { CheckErrorCode };

@@ -1,0 +1,337 @@
+// The real HostIO on a real temp tree and real commands: files under a root prefix, commands
+// from an exact allow-list, without a shell, with a clean environment and a timeout.
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHECK_ERROR_CODES, CheckError, codeForFsError, isCheckError } from '../../checks/errors.js';
+import { currentPlatform, RealHostIO, type AllowedCommand } from '../../checks/host-io.js';
+
+let base: string; // holds the root and a file outside it
+let root: string;
+let outsideFile: string;
+let socketServer: net.Server;
+const HOSTNAME = `vcm-test-${process.pid}-${Math.random().toString(36).slice(2)}\n`;
+const OUTSIDE = `outside the root ${Math.random().toString(36).slice(2)}\n`;
+
+beforeAll(async () => {
+  base = await mkdtemp(path.join(os.tmpdir(), 'vcm-hostio-'));
+  root = path.join(base, 'root');
+  outsideFile = path.join(base, 'outside.txt');
+  await writeFile(outsideFile, OUTSIDE);
+  await mkdir(path.join(root, 'etc', 'sub'), { recursive: true });
+  await writeFile(path.join(root, 'etc', 'hostname'), HOSTNAME);
+  await writeFile(path.join(root, 'etc', 'sub', 'inner.conf'), 'inner\n');
+  await symlink('hostname', path.join(root, 'etc', 'link'));
+  await symlink('/etc/hostname', path.join(root, 'etc', 'abs-link'));
+  await symlink(outsideFile, path.join(root, 'etc', 'abs-outside'));
+  await symlink('../../outside.txt', path.join(root, 'etc', 'rel-outside'));
+  // A unix socket is neither file, dir nor symlink.
+  await mkdir(path.join(root, 'run'));
+  socketServer = net.createServer();
+  await new Promise<void>((resolve) => socketServer.listen(path.join(root, 'run', 'agent.sock'), resolve));
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => socketServer.close(() => resolve()));
+  await rm(base, { recursive: true, force: true });
+});
+
+async function caught(p: Promise<unknown>): Promise<CheckError> {
+  const err = await p.then(
+    (v) => {
+      throw new Error(`expected a CheckError, got a value: ${JSON.stringify(v)}`);
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CheckError);
+  return err as CheckError;
+}
+
+describe('RealHostIO: files under the root prefix', () => {
+  it('reads a host-absolute path from under the root', async () => {
+    const io = new RealHostIO({ root });
+    expect(await io.readFile('/etc/hostname')).toBe(HOSTNAME);
+    expect(await io.resolve('/etc/hostname')).toBe(path.join(root, 'etc', 'hostname'));
+  });
+
+  it('a root given with a trailing slash or relative segments is resolved', async () => {
+    const io = new RealHostIO({ root: `${root}/./` });
+    expect(io.root).toBe(root);
+    expect(await io.readFile('/etc/hostname')).toBe(HOSTNAME);
+  });
+
+  it('defaults to the root / and the current platform', async () => {
+    const io = new RealHostIO();
+    expect(io.root).toBe('/');
+    expect(io.platform).toBe(currentPlatform());
+    expect(await io.resolve('/etc/hostname')).toBe('/etc/hostname');
+    expect(new RealHostIO({ platform: 'darwin' }).platform).toBe('darwin');
+  });
+
+  it('resolves an absolute symlink under the root, as the host sees it', async () => {
+    expect(await new RealHostIO({ root }).readFile('/etc/abs-link')).toBe(HOSTNAME);
+  });
+
+  it('follows a relative symlink inside the root', async () => {
+    expect(await new RealHostIO({ root }).readFile('/etc/link')).toBe(HOSTNAME);
+  });
+
+  it('readDir returns names with their types (file, dir, symlink, other)', async () => {
+    const io = new RealHostIO({ root });
+    const etc = await io.readDir('/etc');
+    expect([...etc].sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+      { name: 'abs-link', type: 'symlink' },
+      { name: 'abs-outside', type: 'symlink' },
+      { name: 'hostname', type: 'file' },
+      { name: 'link', type: 'symlink' },
+      { name: 'rel-outside', type: 'symlink' },
+      { name: 'sub', type: 'dir' },
+    ]);
+    expect(await io.readDir('/run')).toEqual([{ name: 'agent.sock', type: 'other' }]);
+  });
+
+  it('readLink returns the raw target, relative or absolute, without resolving it', async () => {
+    const io = new RealHostIO({ root });
+    expect(await io.readLink('/etc/link')).toBe('hostname');
+    expect(await io.readLink('/etc/abs-link')).toBe('/etc/hostname');
+  });
+
+  it.each([
+    ['readFile', (io: RealHostIO) => io.readFile('/etc/nope')],
+    ['readFile under a file (ENOTDIR)', (io: RealHostIO) => io.readFile('/etc/hostname/nope')],
+    ['readDir', (io: RealHostIO) => io.readDir('/nope')],
+    ['readLink', (io: RealHostIO) => io.readLink('/etc/nope')],
+  ])('a missing source (%s) is CHK_ERR_SOURCE_MISSING naming the host path', async (_label, call) => {
+    const err = await caught(call(new RealHostIO({ root })));
+    expect(err.code).toBe('CHK_ERR_SOURCE_MISSING');
+    expect(err.subject).toMatch(/^\/(etc|nope)/);
+    expect(err.subject).not.toContain(root);
+  });
+
+  it('a file larger than any source should be is CHK_ERR_PARSE', async () => {
+    const big = path.join(root, 'etc', 'huge');
+    await writeFile(big, '');
+    await truncate(big, 16 * 1024 * 1024 + 1); // sparse: costs no disk
+    try {
+      expect((await caught(new RealHostIO({ root }).readFile('/etc/huge'))).code).toBe('CHK_ERR_PARSE');
+    } finally {
+      await rm(big);
+    }
+  });
+
+  it.each(['etc/hostname', './etc/hostname', '', 'hostname'])('a relative path (%j) is refused with a CheckError', async (p) => {
+    const io = new RealHostIO({ root });
+    for (const call of [io.readFile(p), io.readDir(p), io.readLink(p)]) {
+      const err = await caught(call);
+      expect(Object.keys(CHECK_ERROR_CODES)).toContain(err.code);
+    }
+  });
+
+  it('a path with .. segments never reads outside the root', async () => {
+    const io = new RealHostIO({ root });
+    const escapes = ['/../outside.txt', '/etc/../../outside.txt', '/etc/sub/../../../outside.txt', `/../../../../../../..${outsideFile}`];
+    for (const p of escapes) {
+      const got: unknown = await io.readFile(p).catch((e: unknown) => e);
+      expect(got, p).not.toBe(OUTSIDE);
+      expect(isCheckError(got) || typeof got === 'string', p).toBe(true);
+    }
+  });
+
+  // Normalizing first used to clamp '/../etc/hostname' to '<root>/etc/hostname' silently.
+  it('refuses a path with .. segments even when it would stay inside the root once clamped', async () => {
+    const err = await caught(new RealHostIO({ root }).readFile('/../etc/hostname'));
+    expect(err.subject).toBe('/../etc/hostname');
+  });
+
+  // Symlinks resolve under the root as on the host: an absolute target restarts at the root
+  // (under --root /host, /host/etc/localtime -> /usr/share/... must not read the container's file),
+  // and a relative one cannot climb out of it.
+  it.each([
+    ['an absolute', '/etc/abs-outside'],
+    ['a relative', '/etc/rel-outside'],
+  ])('does not follow %s symlink inside the root to a file outside it', async (_kind, p) => {
+    const got: unknown = await new RealHostIO({ root }).readFile(p).catch((e: unknown) => e);
+    expect(got).not.toBe(OUTSIDE);
+  });
+});
+
+describe('RealHostIO: permissions', () => {
+  it('codeForFsError maps EACCES/EPERM to permission, ENOENT/ENOTDIR to missing, and anything else to internal', () => {
+    expect(codeForFsError({ code: 'EACCES' })).toBe('CHK_ERR_PERMISSION');
+    expect(codeForFsError({ code: 'EPERM' })).toBe('CHK_ERR_PERMISSION');
+    expect(codeForFsError({ code: 'ENOENT' })).toBe('CHK_ERR_SOURCE_MISSING');
+    expect(codeForFsError({ code: 'ENOTDIR' })).toBe('CHK_ERR_SOURCE_MISSING');
+    expect(codeForFsError({ code: 'EISDIR' })).toBe('CHK_ERR_INTERNAL');
+    expect(codeForFsError(new Error('no code'))).toBe('CHK_ERR_INTERNAL');
+    expect(codeForFsError(undefined)).toBe('CHK_ERR_INTERNAL');
+  });
+
+  // chmod 000 does not stop root. As root (CI), the read is done with the effective uid dropped to
+  // nobody, which needs process.seteuid (a POSIX process, not a worker thread).
+  it('an unreadable file or directory is CHK_ERR_PERMISSION (real file modes)', async () => {
+    const locked = path.join(root, 'locked');
+    await mkdir(path.join(locked, 'closed'), { recursive: true });
+    await writeFile(path.join(locked, 'secret'), 'no\n');
+    await chmod(base, 0o755);
+    await chmod(root, 0o755);
+    await chmod(locked, 0o755);
+    await chmod(path.join(locked, 'secret'), 0o000);
+    await chmod(path.join(locked, 'closed'), 0o000);
+    const io = new RealHostIO({ root });
+    const attempt = async (): Promise<void> => {
+      const fileErr = await caught(io.readFile('/locked/secret'));
+      expect(fileErr.code).toBe('CHK_ERR_PERMISSION');
+      expect(fileErr.subject).toBe('/locked/secret');
+      expect((await caught(io.readDir('/locked/closed'))).code).toBe('CHK_ERR_PERMISSION');
+    };
+    try {
+      if (process.getuid?.() !== 0) {
+        await attempt();
+        return;
+      }
+      if (typeof process.seteuid !== 'function') {
+        console.info(
+          'host-io.test: running as root without process.seteuid (worker thread?): chmod 000 does not stop root, ' +
+            'so the file-mode permission case was not exercised; only the EACCES mapping was tested',
+        );
+        expect(codeForFsError({ code: 'EACCES' })).toBe('CHK_ERR_PERMISSION');
+        return;
+      }
+      console.info('host-io.test: running as root: chmod 000 does not stop root, so the permission case runs with euid 65534');
+      process.seteuid(65534);
+      try {
+        await attempt();
+      } finally {
+        process.seteuid(0);
+      }
+      expect(process.geteuid?.()).toBe(0);
+    } finally {
+      await chmod(path.join(locked, 'closed'), 0o755);
+      await rm(locked, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('RealHostIO.run: the allow-list', () => {
+  const ioWith = (allowedCommands: AllowedCommand[], commandTimeoutMs?: number): RealHostIO =>
+    new RealHostIO({ root, allowedCommands, ...(commandTimeoutMs === undefined ? {} : { commandTimeoutMs }) });
+
+  it('a command not on the allow-list is CHK_ERR_COMMAND_NOT_ALLOWED and is not executed', async () => {
+    const marker = path.join(base, 'not-allowed-marker');
+    const io = ioWith([{ command: '/bin/echo', args: ['hi'] }]);
+    const err = await caught(io.run('/bin/sh', ['-c', `touch '${marker}'`]));
+    expect(err.code).toBe('CHK_ERR_COMMAND_NOT_ALLOWED');
+    expect(err.subject).toBe('/bin/sh');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('control: the same command, once allow-listed, does run and creates the marker', async () => {
+    const marker = path.join(base, 'allowed-marker');
+    const args = ['-c', `touch '${marker}'`];
+    const result = await ioWith([{ command: '/bin/sh', args }]).run('/bin/sh', args);
+    expect(result.exitCode).toBe(0);
+    expect(existsSync(marker)).toBe(true);
+  });
+
+  it('a relative command name is refused even when allow-listed', async () => {
+    const io = ioWith([
+      { command: 'env', args: [] },
+      { command: 'bin/echo', args: ['hi'] },
+    ]);
+    expect((await caught(io.run('env', []))).code).toBe('CHK_ERR_COMMAND_NOT_ALLOWED');
+    expect((await caught(io.run('bin/echo', ['hi']))).code).toBe('CHK_ERR_COMMAND_NOT_ALLOWED');
+  });
+
+  it.each([
+    ['an extra argument', ['hi', 'there']],
+    ['no arguments', []],
+    ['a different argument', ['ho']],
+    ['the same words split differently', ['h', 'i']],
+  ])('the allow-listed command with %s is refused', async (_label, args) => {
+    const io = ioWith([{ command: '/bin/echo', args: ['hi'] }]);
+    expect((await caught(io.run('/bin/echo', args))).code).toBe('CHK_ERR_COMMAND_NOT_ALLOWED');
+    expect(await io.run('/bin/echo', ['hi'])).toEqual({ stdout: 'hi\n', stderr: '', exitCode: 0 });
+  });
+
+  it('an argument vector with spaces is matched exactly, not re-split', async () => {
+    const io = ioWith([{ command: '/bin/echo', args: ['a b'] }]);
+    expect((await caught(io.run('/bin/echo', ['a', 'b']))).code).toBe('CHK_ERR_COMMAND_NOT_ALLOWED');
+    expect((await io.run('/bin/echo', ['a b'])).stdout).toBe('a b\n');
+  });
+
+  it('runs with LC_ALL=C and LANG=C and inherits no variables', async () => {
+    const before = process.env.VCM_TEST_LEAK;
+    process.env.VCM_TEST_LEAK = 'x';
+    try {
+      const result = await ioWith([{ command: '/usr/bin/env', args: [] }]).run('/usr/bin/env', []);
+      expect(result.exitCode).toBe(0);
+      const vars = new Map(
+        result.stdout
+          .split('\n')
+          .filter((l) => l !== '')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+      );
+      expect(vars.get('LC_ALL')).toBe('C');
+      expect(vars.get('LANG')).toBe('C');
+      expect(vars.has('VCM_TEST_LEAK')).toBe(false);
+      const inherited = [...vars.keys()].filter((k) => !['LC_ALL', 'LANG', 'PATH'].includes(k));
+      expect(inherited).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.VCM_TEST_LEAK;
+      else process.env.VCM_TEST_LEAK = before;
+    }
+  });
+
+  it('passes shell metacharacters literally (no shell)', async () => {
+    const args = ['$HOME; echo hi'];
+    expect((await ioWith([{ command: '/bin/echo', args }]).run('/bin/echo', args)).stdout).toBe('$HOME; echo hi\n');
+    const more = ['`id`', '*', '|', '>x'];
+    expect((await ioWith([{ command: '/bin/echo', args: more }]).run('/bin/echo', more)).stdout).toBe('`id` * | >x\n');
+  });
+
+  it('a non-zero exit resolves with its exit code (exit codes are data)', async () => {
+    expect(await ioWith([{ command: '/bin/false', args: [] }]).run('/bin/false', [])).toEqual({ stdout: '', stderr: '', exitCode: 1 });
+  });
+
+  it('a non-zero exit keeps its stdout and stderr', async () => {
+    const args = ['-c', 'echo out; echo err >&2; exit 3'];
+    expect(await ioWith([{ command: '/bin/sh', args }]).run('/bin/sh', args)).toEqual({ stdout: 'out\n', stderr: 'err\n', exitCode: 3 });
+  });
+
+  it('a command killed by a signal is CHK_ERR_COMMAND_FAILED', async () => {
+    const args = ['-c', 'kill -9 $$'];
+    expect((await caught(ioWith([{ command: '/bin/sh', args }]).run('/bin/sh', args))).code).toBe('CHK_ERR_COMMAND_FAILED');
+  });
+
+  it('a command that outlives its timeoutMs is CHK_ERR_TIMEOUT', async () => {
+    const io = ioWith([{ command: '/bin/sleep', args: ['5'] }]);
+    const err = await caught(io.run('/bin/sleep', ['5'], { timeoutMs: 100 }));
+    expect(err.code).toBe('CHK_ERR_TIMEOUT');
+    expect(err.subject).toBe('/bin/sleep');
+  });
+
+  it('a command is killed when the check budget aborts its signal', async () => {
+    const io = ioWith([{ command: '/bin/sleep', args: ['5'] }]);
+    const ctrl = new AbortController();
+    setTimeout(() => ctrl.abort(), 50);
+    const started = Date.now();
+    const err = await caught(io.run('/bin/sleep', ['5'], { signal: ctrl.signal }));
+    expect(err.code).toBe('CHK_ERR_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('the constructor commandTimeoutMs applies when run() gives none', async () => {
+    const io = ioWith([{ command: '/bin/sleep', args: ['5'] }], 100);
+    expect((await caught(io.run('/bin/sleep', ['5']))).code).toBe('CHK_ERR_TIMEOUT');
+  });
+
+  it('an allow-listed absolute path that does not exist is CHK_ERR_SOURCE_MISSING', async () => {
+    const missing = path.join(base, 'no-such-binary');
+    const err = await caught(ioWith([{ command: missing, args: [] }]).run(missing, []));
+    expect(err.code).toBe('CHK_ERR_SOURCE_MISSING');
+    expect(err.subject).toBe(missing);
+  });
+});
