@@ -1,0 +1,20 @@
+// The explicit list of checks. No side-effect registration: a check exists when it is listed here.
+import { diskEncryption } from './disk_encryption/index.js';
+import type { AnyCheck, CheckId, Platform } from './types.js';
+
+export const CHECKS: readonly AnyCheck[] = [diskEncryption];
+
+export function checkById(id: string): AnyCheck | undefined {
+  return CHECKS.find((c) => c.id === id);
+}
+
+export function isKnownCheckId(id: string): id is CheckId {
+  return checkById(id) !== undefined;
+}
+
+/** The exact commands the given checks declare for a platform: the HostIO allow-list. */
+export function allowListFor(checks: readonly AnyCheck[], platform: Platform): { command: string; args: readonly string[] }[] {
+  return checks.flatMap((c) =>
+    (c.sources[platform] ?? []).flatMap((s) => (s.kind === 'command' ? [{ command: s.command, args: s.args }] : [])),
+  );
+}
