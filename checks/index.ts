@@ -1,8 +1,9 @@
 // The explicit list of checks. No side-effect registration: a check exists when it is listed here.
 import { diskEncryption } from './disk_encryption/index.js';
+import { openPorts } from './open_ports/index.js';
 import type { AnyCheck, CheckId, Platform } from './types.js';
 
-export const CHECKS: readonly AnyCheck[] = [diskEncryption];
+export const CHECKS: readonly AnyCheck[] = [diskEncryption, openPorts];
 
 export function checkById(id: string): AnyCheck | undefined {
   return CHECKS.find((c) => c.id === id);
