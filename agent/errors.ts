@@ -1,0 +1,27 @@
+// Stable agent error codes. The CLI prints `code: message` and exits non-zero; scripts branch on the code.
+export const AGENT_ERROR_CODES = {
+  AGT_ERR_CONFIG: 'invalid option or configuration',
+  AGT_ERR_NOT_ENROLLED: 'the state directory holds no enrollment; run `vcm-agent enroll` first',
+  AGT_ERR_ALREADY_ENROLLED: 'the state directory already holds an enrollment',
+  AGT_ERR_INSECURE_URL: 'plain HTTP is refused except to loopback',
+  AGT_ERR_ENROLL_REJECTED: 'the collector refused the enrollment',
+  AGT_ERR_COLLECTOR_UNREACHABLE: 'the collector could not be reached',
+  AGT_ERR_DELIVERY: 'the collector did not acknowledge every result',
+  AGT_ERR_STATE: 'the state directory is damaged or unreadable',
+  AGT_ERR_UNKNOWN_CHECK: 'no check has that id',
+} as const;
+
+export type AgentErrorCode = keyof typeof AGENT_ERROR_CODES;
+
+export class AgentError extends Error {
+  readonly code: AgentErrorCode;
+  constructor(code: AgentErrorCode, message?: string, opts?: { cause?: unknown }) {
+    super(message ?? AGENT_ERROR_CODES[code], opts);
+    this.name = 'AgentError';
+    this.code = code;
+  }
+}
+
+export function isAgentError(err: unknown): err is AgentError {
+  return err instanceof AgentError;
+}

@@ -1,0 +1,112 @@
+// The agent's state directory: its key, its enrollment, its chain head, the cached policy and the spool.
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { agentIdSchema, hostSchema, policySchema, vendorSchema, type Policy } from '../collector/contract.js';
+import { AgentError } from './errors.js';
+import { writeFileDurable } from './fs-util.js';
+
+export const identitySchema = z
+  .object({
+    collectorUrl: z.string().url(),
+    agentId: agentIdSchema,
+    vendor: vendorSchema,
+    host: hostSchema,
+    collectorPublicKey: z.string(),
+    enrolledAt: z.iso.datetime({ offset: false }),
+  })
+  .strict();
+export type Identity = z.infer<typeof identitySchema>;
+
+export const chainSchema = z
+  .object({ seq: z.number().int().min(0), head: z.string().regex(/^[0-9a-f]{64}$/).nullable() })
+  .strict();
+export type ChainHead = z.infer<typeof chainSchema>;
+
+export function defaultStateDir(): string {
+  return process.env.VCM_STATE_DIR ?? (process.platform === 'win32' ? 'C:\\ProgramData\\vcm-agent' : '/var/lib/vcm-agent');
+}
+
+export class StateDir {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+  }
+
+  get identityFile(): string {
+    return path.join(this.dir, 'identity.json');
+  }
+  get keyFile(): string {
+    return path.join(this.dir, 'agent-ed25519.pem');
+  }
+  get chainFile(): string {
+    return path.join(this.dir, 'chain.json');
+  }
+  get policyFile(): string {
+    return path.join(this.dir, 'policy.json');
+  }
+  get spoolDir(): string {
+    return path.join(this.dir, 'spool');
+  }
+  get quarantineDir(): string {
+    return path.join(this.dir, 'quarantine');
+  }
+
+  async ensure(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  async #readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | null> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new AgentError('AGT_ERR_STATE', `cannot read ${file}`, { cause: err });
+    }
+    const parsed = schema.safeParse(JSON.parse(text));
+    if (!parsed.success) throw new AgentError('AGT_ERR_STATE', `${file} is damaged: ${parsed.error.issues[0]?.message ?? ''}`);
+    return parsed.data;
+  }
+
+  async identity(): Promise<Identity | null> {
+    return this.#readJson(this.identityFile, identitySchema);
+  }
+
+  async requireIdentity(): Promise<{ identity: Identity; key: KeyObject }> {
+    const identity = await this.identity();
+    if (identity === null) throw new AgentError('AGT_ERR_NOT_ENROLLED', `no enrollment in ${this.dir}; run vcm-agent enroll first`);
+    let pem: string;
+    try {
+      pem = await readFile(this.keyFile, 'utf8');
+    } catch (err) {
+      throw new AgentError('AGT_ERR_STATE', `cannot read the agent key ${this.keyFile}`, { cause: err });
+    }
+    return { identity, key: createPrivateKey(pem) };
+  }
+
+  async writeKey(pem: string): Promise<void> {
+    await writeFileDurable(this.keyFile, pem, 0o600);
+  }
+
+  async writeIdentity(identity: Identity): Promise<void> {
+    await writeFileDurable(this.identityFile, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
+  }
+
+  async chain(): Promise<ChainHead> {
+    return (await this.#readJson(this.chainFile, chainSchema)) ?? { seq: 0, head: null };
+  }
+
+  async writeChain(chain: ChainHead): Promise<void> {
+    await writeFileDurable(this.chainFile, `${JSON.stringify(chain)}\n`, 0o644);
+  }
+
+  async policy(): Promise<Policy | null> {
+    return this.#readJson(this.policyFile, policySchema);
+  }
+
+  async writePolicy(policy: Policy): Promise<void> {
+    await writeFileDurable(this.policyFile, `${JSON.stringify(policy, null, 2)}\n`, 0o644);
+  }
+}

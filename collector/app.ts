@@ -1,0 +1,164 @@
+// The collector's HTTP app, built apart from the server that listens (tests call buildApp).
+// Plain node:http rather than a framework: ingest must see the exact bytes received, and the
+// surface is a handful of routes, so a router of our own costs less than a framework's body parsing.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { RESULTS_CONTENT_TYPES, type IngestOutcome, type Policy } from './contract.js';
+import { enroll, type EnrollDeps } from './enroll.js';
+import { CollectorError, isCollectorError } from './errors.js';
+import type { Ingestor } from './ingest.js';
+import type { Metrics } from './metrics.js';
+import type { EvidenceStore } from './store.js';
+
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface AppDeps {
+  store: EvidenceStore;
+  ingestor: Ingestor;
+  metrics: Metrics;
+  enroll: EnrollDeps;
+  policy: () => Policy;
+  log: Logger;
+  bodyLimitBytes?: number;
+  /** False until the state is rebuilt from the store. */
+  started: () => boolean;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: CollectorError): void {
+  send(res, err.status, err.toBody());
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) throw new CollectorError('COL_ERR_TOO_LARGE');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new CollectorError('COL_ERR_TOO_LARGE');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function mediaType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+export function buildApp(deps: AppDeps): Handler {
+  const limit = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const log = deps.log.child({ component: 'http' });
+
+  async function results(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let body: Buffer;
+    let type: string;
+    try {
+      type = mediaType(req);
+      if (type !== RESULTS_CONTENT_TYPES.single && type !== RESULTS_CONTENT_TYPES.batch) {
+        throw new CollectorError('COL_ERR_UNSUPPORTED_MEDIA_TYPE', `send ${RESULTS_CONTENT_TYPES.single} or ${RESULTS_CONTENT_TYPES.batch}`);
+      }
+      body = await readBody(req, limit);
+    } catch (err) {
+      if (isCollectorError(err)) {
+        deps.metrics.envelopes.inc({ outcome: 'rejected' });
+        deps.metrics.rejected.inc({ reason: err.reason });
+      }
+      throw err;
+    }
+    if (type === RESULTS_CONTENT_TYPES.single) {
+      send(res, 200, { results: [await deps.ingestor.ingest(body)] });
+      return;
+    }
+    // A batch: one envelope per line, in order. A rejected line does not stop the others, but a
+    // store failure does: nothing after it is acknowledged, and the agent sends the batch again.
+    const outcomes: IngestOutcome[] = [];
+    for (const line of splitLines(body)) {
+      try {
+        outcomes.push(await deps.ingestor.ingest(line));
+      } catch (err) {
+        if (!isCollectorError(err) || err.status >= 500) throw err;
+        outcomes.push({ seq: null, outcome: 'rejected', error: { code: err.code, message: err.message } });
+      }
+    }
+    send(res, 200, { results: outcomes });
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://collector');
+    const key = `${req.method} ${url.pathname}`;
+    switch (key) {
+      case 'GET /healthz':
+        return send(res, 200, { status: 'ok' });
+      case 'GET /readyz': {
+        if (!deps.started()) return send(res, 503, { status: 'starting' });
+        try {
+          await deps.store.ping();
+          return send(res, 200, { status: 'ready', store: deps.store.description });
+        } catch {
+          return send(res, 503, { status: 'store unavailable' });
+        }
+      }
+      case 'GET /metrics':
+        return send(res, 200, await deps.metrics.registry.metrics(), deps.metrics.registry.contentType);
+      case 'GET /v1/policy':
+        return send(res, 200, deps.policy());
+      case 'POST /v1/enroll': {
+        const body = await readBody(req, 64 * 1024);
+        try {
+          const answer = await enroll(deps.enroll, body, req.headers.authorization);
+          deps.metrics.enrollments.inc({ outcome: 'enrolled' });
+          log.info({ agentId: answer.agentId, vendor: answer.vendor }, 'agent enrolled');
+          return send(res, 201, answer);
+        } catch (err) {
+          deps.metrics.enrollments.inc({ outcome: isCollectorError(err) ? err.reason : 'internal' });
+          throw err;
+        }
+      }
+      case 'POST /v1/results':
+        if (!deps.started()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting');
+        return results(req, res);
+      default: {
+        const known = ['/healthz', '/readyz', '/metrics', '/v1/policy', '/v1/enroll', '/v1/results'];
+        throw new CollectorError(known.includes(url.pathname) ? 'COL_ERR_METHOD' : 'COL_ERR_NOT_FOUND');
+      }
+    }
+  }
+
+  return (req, res) => {
+    const started = performance.now();
+    route(req, res)
+      .catch((err: unknown) => {
+        if (isCollectorError(err)) {
+          if (err.status >= 500) log.error({ err, code: err.code }, 'request failed');
+          else log.info({ code: err.code, path: req.url }, 'request rejected');
+          if (!res.headersSent) sendError(res, err);
+        } else {
+          log.error({ err }, 'unexpected error');
+          if (!res.headersSent) sendError(res, new CollectorError('COL_ERR_INTERNAL'));
+        }
+        // Drain what the client still sends so that it reads our answer instead of a reset.
+        req.resume();
+      })
+      .finally(() => {
+        log.debug({ method: req.method, path: req.url, status: res.statusCode, ms: performance.now() - started }, 'request');
+      });
+  };
+}
+
+function* splitLines(body: Buffer): Generator<Buffer> {
+  let start = 0;
+  while (start < body.length) {
+    let end = body.indexOf(0x0a, start);
+    if (end === -1) end = body.length;
+    if (end > start) yield body.subarray(start, end);
+    start = end + 1;
+  }
+}

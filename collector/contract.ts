@@ -1,0 +1,230 @@
+// The wire contract between agent and collector: schemas, DSSE encoding, ids and storage keys.
+// It is the one collector file the agent imports, so signing and verifying cannot drift apart.
+import { createHash, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
+import { z } from 'zod';
+import { CHECK_IDS, PLATFORMS } from '../checks/types.js';
+
+export const PAYLOAD_TYPE_STATEMENT = 'application/vnd.in-toto+json';
+export const PAYLOAD_TYPE_ENROLL = 'application/vnd.vcm.enroll.v1+json';
+export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
+export const PREDICATE_TYPE_FINDING = 'https://vcm.dev/attestation/finding/v1';
+
+/** Hosts may drift; results from further in the future than this are refused. */
+export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+// ---------------------------------------------------------------------------------------------
+// DSSE (https://github.com/secure-systems-lab/dsse, protocol v1)
+
+/** The pre-authentication encoding: what is actually signed. */
+export function pae(payloadType: string, payload: Buffer): Buffer {
+  const type = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([
+    Buffer.from(`DSSEv1 ${type.length} `, 'utf8'),
+    type,
+    Buffer.from(` ${payload.length} `, 'utf8'),
+    payload,
+  ]);
+}
+
+// Base64 is checked strictly when the signature is verified: a mangled payload or signature is a
+// bad signature, not a malformed request.
+const base64 = z.string().max(16 * 1024 * 1024);
+
+export const envelopeSchema = z
+  .object({
+    payloadType: z.string().min(1).max(256),
+    payload: base64,
+    signatures: z.array(z.object({ keyid: z.string().max(256), sig: base64 }).strict()).min(1).max(4),
+  })
+  .strict();
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+/** Decodes base64 only if it is canonical, so that no two strings carry the same bytes. */
+export function strictBase64(text: string): Buffer | null {
+  const buf = Buffer.from(text, 'base64');
+  return buf.toString('base64') === text ? buf : null;
+}
+
+/** Signs `payload` and returns the envelope as the exact bytes to send and store. */
+export function signEnvelope(payloadType: string, payload: Buffer, key: KeyObject, keyid: string): Buffer {
+  const sig = edSign(null, pae(payloadType, payload), key);
+  const envelope: Envelope = {
+    payloadType,
+    payload: payload.toString('base64'),
+    signatures: [{ keyid, sig: sig.toString('base64') }],
+  };
+  return Buffer.from(JSON.stringify(envelope), 'utf8');
+}
+
+/** True when one signature on the envelope verifies under `publicKey`. */
+export function verifyEnvelope(envelope: Envelope, publicKey: KeyObject): boolean {
+  const payload = strictBase64(envelope.payload);
+  if (payload === null) return false;
+  const message = pae(envelope.payloadType, payload);
+  return envelope.signatures.some((s) => {
+    const sig = strictBase64(s.sig);
+    return sig !== null && sig.length === 64 && edVerify(null, message, publicKey, sig);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identities
+
+/** An agent id is the SHA-256 of its public key (SPKI DER), in hex: stable, and self-certifying. */
+export function agentIdFor(publicKeyPem: string): string {
+  const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('hex');
+}
+
+export function sha256Hex(bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export const agentIdSchema = z.string().regex(/^[0-9a-f]{64}$/);
+export const vendorSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'vendor names are lower case letters, digits, ".", "_" and "-" (max 63)');
+
+// ---------------------------------------------------------------------------------------------
+// Findings inside statements
+
+const reasonSchema = z.object({ code: z.string().max(64), message: z.string().max(2000), subject: z.string().max(512).optional() }).strict();
+
+export const findingSchema = z
+  .object({
+    check: z.enum(CHECK_IDS),
+    checkVersion: z.string().max(32),
+    platform: z.enum(PLATFORMS),
+    status: z.enum(['pass', 'fail', 'unknown']),
+    reasons: z.array(reasonSchema).max(1000),
+    facts: z.unknown(),
+    collectedAt: z.iso.datetime({ offset: false }),
+    durationMs: z.number().nonnegative(),
+  })
+  .strict();
+
+export const hostSchema = z
+  .object({
+    hostname: z.string().min(1).max(253),
+    os: z.enum(PLATFORMS),
+    arch: z.string().max(32),
+  })
+  .strict();
+export type HostInfo = z.infer<typeof hostSchema>;
+
+export const findingPredicateSchema = z
+  .object({
+    agentId: agentIdSchema,
+    agentVersion: z.string().max(64),
+    host: hostSchema,
+    /** Per-agent sequence number, from 1. */
+    seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    /** SHA-256 (hex) of the previous envelope's exact bytes; null for seq 1. */
+    prev: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+    collectedAt: z.iso.datetime({ offset: false }),
+    policyVersion: z.number().int().min(0).nullable(),
+    finding: findingSchema,
+  })
+  .strict();
+export type FindingPredicate = z.infer<typeof findingPredicateSchema>;
+
+export const statementSchema = z
+  .object({
+    _type: z.literal(STATEMENT_TYPE),
+    subject: z
+      .array(z.object({ name: z.string(), digest: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict() }).strict())
+      .length(1),
+    predicateType: z.literal(PREDICATE_TYPE_FINDING),
+    predicate: findingPredicateSchema,
+  })
+  .strict();
+export type Statement = z.infer<typeof statementSchema>;
+
+/** The in-toto subject is the host's key: the statement is about that machine. */
+export function buildStatement(predicate: FindingPredicate): Statement {
+  return {
+    _type: STATEMENT_TYPE,
+    subject: [{ name: `vcm-agent:${predicate.agentId}`, digest: { sha256: predicate.agentId } }],
+    predicateType: PREDICATE_TYPE_FINDING,
+    predicate,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment
+
+export const enrollPayloadSchema = z
+  .object({
+    publicKey: z.string().max(1000),
+    host: hostSchema,
+    agentVersion: z.string().max(64),
+    /** Binds this proof of possession to one token, so it cannot be replayed with another. */
+    tokenSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    requestedAt: z.iso.datetime({ offset: false }),
+  })
+  .strict();
+export type EnrollPayload = z.infer<typeof enrollPayloadSchema>;
+
+export const enrollResponseSchema = z
+  .object({
+    agentId: agentIdSchema,
+    vendor: vendorSchema,
+    collectorPublicKey: z.string(),
+    policy: z.lazy(() => policySchema),
+  })
+  .strict();
+export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Policy (served at GET /v1/policy; versions are never overwritten)
+
+export const checkPolicySchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    intervalSeconds: z.number().int().min(60).max(7 * 86400).default(900),
+    /** The check's own config (allow-lists, thresholds); validated by the check's schema. */
+    config: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export const policySchema = z
+  .object({
+    version: z.number().int().min(1),
+    createdAt: z.iso.datetime({ offset: false }),
+    /** A result older than this is shown as stale, never as its last status. */
+    freshnessSeconds: z.number().int().min(60).default(7200),
+    checks: z.partialRecord(z.enum(CHECK_IDS), checkPolicySchema),
+  })
+  .strict();
+export type Policy = z.infer<typeof policySchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+export const RESULTS_CONTENT_TYPES = {
+  single: 'application/json',
+  batch: 'application/x-ndjson',
+} as const;
+
+export const ingestOutcomeSchema = z
+  .object({
+    seq: z.number().int().nullable(),
+    outcome: z.enum(['accepted', 'duplicate', 'rejected']),
+    key: z.string().optional(),
+    error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
+  })
+  .strict();
+export const resultsResponseSchema = z.object({ results: z.array(ingestOutcomeSchema) }).strict();
+export type IngestOutcome = z.infer<typeof ingestOutcomeSchema>;
+
+export const errorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }).strict() }).strict();
+
+// ---------------------------------------------------------------------------------------------
+// Storage layout (contract: DESIGN.md)
+
+export function evidenceKey(p: { vendor: string; collectedAt: string; agentId: string; seq: number; sha256: string }): string {
+  const date = p.collectedAt.slice(0, 10);
+  return `evidence/vendor=${p.vendor}/date=${date}/agent=${p.agentId}/${String(p.seq).padStart(12, '0')}-${p.sha256}.dsse.json`;
+}
+
+export const EVIDENCE_FILE_RE = /^(\d{12})-([0-9a-f]{64})\.dsse\.json$/;

@@ -1,0 +1,126 @@
+// Derived state: chain heads and the latest verdict per host and control. Everything here can be
+// rebuilt from the store at start, so it is never the only copy of anything.
+import { checkById } from '../checks/index.js';
+import { evaluateFacts } from '../checks/runner.js';
+import type { CheckId, Evaluation, Reason, Status } from '../checks/types.js';
+import {
+  EVIDENCE_FILE_RE,
+  envelopeSchema,
+  statementSchema,
+  strictBase64,
+  type FindingPredicate,
+  type Policy,
+} from './contract.js';
+import type { EvidenceStore } from './store.js';
+
+export interface StoredLink {
+  hash: string;
+  key: string;
+}
+
+export interface LatestResult {
+  check: CheckId;
+  seq: number;
+  collectedAtMs: number;
+  /** The collector's verdict under `policyVersion`; the agent's own status is kept apart. */
+  verdict: Status;
+  reasons: Reason[];
+  agentStatus: Status;
+  policyVersion: number;
+}
+
+export interface AgentState {
+  /** seq → stored envelope. */
+  links: Map<number, StoredLink>;
+  headSeq: number;
+  latest: Map<CheckId, LatestResult>;
+  lastSeenMs: number | null;
+}
+
+/** Judges a finding under the policy: the agent's facts count, not its verdict. */
+export function judge(predicate: FindingPredicate, policy: Policy): Evaluation {
+  const { finding } = predicate;
+  const check = checkById(finding.check);
+  if (check === undefined) {
+    return { status: 'unknown', reasons: [{ code: 'CHK_ERR_UNSUPPORTED_PLATFORM', message: `this collector does not know ${finding.check}` }] };
+  }
+  if (finding.facts === null || finding.facts === undefined) {
+    // The agent could not collect: its reason is the whole story.
+    return { status: 'unknown', reasons: finding.reasons.length > 0 ? finding.reasons : [{ code: 'CHK_ERR_INTERNAL', message: 'no facts' }] };
+  }
+  return evaluateFacts(check, finding.facts, policy.checks[finding.check]?.config);
+}
+
+export class CollectorState {
+  readonly agents = new Map<string, AgentState>();
+
+  agent(agentId: string): AgentState {
+    let a = this.agents.get(agentId);
+    if (a === undefined) {
+      a = { links: new Map(), headSeq: 0, latest: new Map(), lastSeenMs: null };
+      this.agents.set(agentId, a);
+    }
+    return a;
+  }
+
+  recordStored(agentId: string, seq: number, link: StoredLink): void {
+    const a = this.agent(agentId);
+    a.links.set(seq, link);
+    if (seq > a.headSeq) a.headSeq = seq;
+  }
+
+  recordResult(agentId: string, predicate: FindingPredicate, ev: Evaluation, policyVersion: number, receivedAtMs: number): void {
+    const a = this.agent(agentId);
+    const collectedAtMs = Date.parse(predicate.collectedAt);
+    const prior = a.latest.get(predicate.finding.check);
+    // Late delivery of older results must not hide a newer one.
+    if (prior === undefined || prior.seq < predicate.seq) {
+      a.latest.set(predicate.finding.check, {
+        check: predicate.finding.check,
+        seq: predicate.seq,
+        collectedAtMs,
+        verdict: ev.status,
+        reasons: ev.reasons,
+        agentStatus: predicate.finding.status,
+        policyVersion,
+      });
+    }
+    a.lastSeenMs = Math.max(a.lastSeenMs ?? 0, receivedAtMs);
+  }
+
+  /** Rebuilds chains and latest verdicts from the evidence in the store. */
+  async rebuild(store: EvidenceStore, policy: Policy): Promise<void> {
+    for await (const key of store.list('evidence/')) {
+      const parts = key.split('/');
+      const agentPart = parts[3];
+      const m = EVIDENCE_FILE_RE.exec(parts[4] ?? '');
+      if (parts.length !== 5 || agentPart?.startsWith('agent=') !== true || m?.[1] === undefined || m[2] === undefined) continue;
+      this.recordStored(agentPart.slice('agent='.length), Number(m[1]), { hash: m[2], key });
+    }
+    for (const [agentId, a] of this.agents) {
+      const seqs = [...a.links.keys()].sort((x, y) => y - x);
+      // Newest first, until each control has its latest result (bounded: a host runs six checks).
+      for (const seq of seqs.slice(0, 500)) {
+        const link = a.links.get(seq);
+        const raw = link === undefined ? null : await store.get(link.key);
+        const predicate = raw === null ? null : decodeStoredPredicate(raw);
+        if (predicate === null) continue;
+        if (!a.latest.has(predicate.finding.check)) {
+          this.recordResult(agentId, predicate, judge(predicate, policy), policy.version, Date.parse(predicate.collectedAt));
+        }
+      }
+    }
+  }
+}
+
+/** Decodes evidence that was verified when it was stored. */
+export function decodeStoredPredicate(raw: Buffer): FindingPredicate | null {
+  try {
+    const env = envelopeSchema.parse(JSON.parse(raw.toString('utf8')));
+    const payload = strictBase64(env.payload);
+    if (payload === null) return null;
+    return statementSchema.parse(JSON.parse(payload.toString('utf8'))).predicate;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,67 @@
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  agentIdFor,
+  envelopeSchema,
+  evidenceKey,
+  pae,
+  signEnvelope,
+  strictBase64,
+  verifyEnvelope,
+} from '../../collector/contract.js';
+
+describe('DSSE encoding', () => {
+  it('matches the pre-authentication encoding example of the DSSE specification', () => {
+    expect(pae('http://example.com/HelloWorld', Buffer.from('hello world')).toString()).toBe(
+      'DSSEv1 29 http://example.com/HelloWorld 11 hello world',
+    );
+  });
+
+  it('counts bytes, not characters, in the lengths', () => {
+    expect(pae('t', Buffer.from('é')).toString('utf8')).toBe('DSSEv1 1 t 2 é');
+  });
+
+  it('signs and verifies, and any change to type, payload or signature fails', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const bytes = signEnvelope('application/x-test', Buffer.from('{"a":1}'), privateKey, 'k1');
+    const env = envelopeSchema.parse(JSON.parse(bytes.toString()));
+    expect(verifyEnvelope(env, publicKey)).toBe(true);
+    expect(verifyEnvelope({ ...env, payloadType: 'application/x-other' }, publicKey)).toBe(false);
+    expect(verifyEnvelope({ ...env, payload: Buffer.from('{"a":2}').toString('base64') }, publicKey)).toBe(false);
+    const sig = Buffer.from(env.signatures[0]!.sig, 'base64');
+    sig[0] = sig[0]! ^ 1;
+    expect(verifyEnvelope({ ...env, signatures: [{ keyid: 'k1', sig: sig.toString('base64') }] }, publicKey)).toBe(false);
+    expect(verifyEnvelope(env, generateKeyPairSync('ed25519').publicKey)).toBe(false);
+  });
+
+  it('accepts only canonical base64, so that no two strings carry the same bytes', () => {
+    expect(strictBase64('aGk=')?.toString()).toBe('hi');
+    expect(strictBase64('aGl=')).toBeNull(); // non-zero padding bits
+    expect(strictBase64('aGk')).toBeNull(); // missing padding
+    expect(strictBase64('aG k=')).toBeNull();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const text = Buffer.from(bytes).toString('base64');
+        expect(strictBase64(text)?.equals(Buffer.from(bytes))).toBe(true);
+      }),
+    );
+  });
+});
+
+describe('identities and keys', () => {
+  it('derives the agent id from the public key alone', () => {
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const id = agentIdFor(pem);
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    expect(agentIdFor(createPublicKey(pem).export({ type: 'spki', format: 'pem' }).toString())).toBe(id);
+    expect(agentIdFor(generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString())).not.toBe(id);
+  });
+
+  it('lays evidence out as DESIGN.md fixes it', () => {
+    expect(
+      evidenceKey({ vendor: 'acme', collectedAt: '2026-11-22T23:59:59.000Z', agentId: 'a'.repeat(64), seq: 42, sha256: 'b'.repeat(64) }),
+    ).toBe(`evidence/vendor=acme/date=2026-11-22/agent=${'a'.repeat(64)}/000000000042-${'b'.repeat(64)}.dsse.json`);
+  });
+});

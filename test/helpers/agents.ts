@@ -1,0 +1,91 @@
+// Test agents that speak the wire contract directly, to drive the collector through edge cases.
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { Finding } from '../../checks/types.js';
+import {
+  PAYLOAD_TYPE_ENROLL,
+  PAYLOAD_TYPE_STATEMENT,
+  agentIdFor,
+  buildStatement,
+  sha256Hex,
+  signEnvelope,
+  type EnrollPayload,
+} from '../../collector/contract.js';
+import type { EvidenceStore } from '../../collector/store.js';
+import { createToken } from '../../collector/tokens.js';
+
+export interface TestAgent {
+  agentId: string;
+  key: KeyObject;
+  publicKeyPem: string;
+  hostname: string;
+}
+
+export function newKey(): { key: KeyObject; publicKeyPem: string; agentId: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  return { key: privateKey, publicKeyPem, agentId: agentIdFor(publicKeyPem) };
+}
+
+export function enrollBody(k: { key: KeyObject; publicKeyPem: string; agentId: string }, token: string, hostname = 'host-1'): Buffer {
+  const payload: EnrollPayload = {
+    publicKey: k.publicKeyPem,
+    host: { hostname, os: 'linux', arch: 'x64' },
+    agentVersion: '0.1.0',
+    tokenSha256: sha256Hex(token),
+    requestedAt: new Date().toISOString(),
+  };
+  return signEnvelope(PAYLOAD_TYPE_ENROLL, Buffer.from(JSON.stringify(payload)), k.key, k.agentId);
+}
+
+export async function enrollTestAgent(url: string, store: EvidenceStore, vendor = 'acme', hostname = 'host-1'): Promise<TestAgent> {
+  const { token } = await createToken(store, { vendor });
+  const k = newKey();
+  const res = await fetch(`${url}/v1/enroll`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: enrollBody(k, token, hostname),
+  });
+  if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${await res.text()}`);
+  return { ...k, hostname };
+}
+
+export function finding(overrides: Partial<Finding> = {}): Finding {
+  return {
+    check: 'open_ports',
+    checkVersion: '1.0.0',
+    platform: 'linux',
+    status: 'pass',
+    reasons: [],
+    facts: { listeners: [], missingSources: [], processScan: { pids: 0, denied: 0, vanished: 0 } },
+    collectedAt: '2026-11-22T10:00:00.000Z',
+    durationMs: 1,
+    ...overrides,
+  };
+}
+
+/** Signs a result into the agent's chain; `prev` is the hash of the previous envelope's bytes. */
+export function resultEnvelope(agent: TestAgent, seq: number, prev: string | null, f: Finding = finding()): Buffer {
+  const statement = buildStatement({
+    agentId: agent.agentId,
+    agentVersion: '0.1.0',
+    host: { hostname: agent.hostname, os: 'linux', arch: 'x64' },
+    seq,
+    prev,
+    collectedAt: f.collectedAt,
+    policyVersion: 1,
+    finding: f,
+  });
+  return signEnvelope(PAYLOAD_TYPE_STATEMENT, Buffer.from(JSON.stringify(statement)), agent.key, agent.agentId);
+}
+
+/** A chain of `n` envelopes, each linked to the one before. */
+export function chain(agent: TestAgent, n: number, f: (seq: number) => Finding = () => finding()): Buffer[] {
+  const out: Buffer[] = [];
+  let prev: string | null = null;
+  for (let seq = 1; seq <= n; seq++) {
+    const bytes = resultEnvelope(agent, seq, prev, f(seq));
+    out.push(bytes);
+    prev = sha256Hex(bytes);
+  }
+  return out;
+}
