@@ -8,6 +8,7 @@ export const CHECK_ERROR_CODES = {
   CHK_ERR_PARSE: 'a source could not be parsed',
   CHK_ERR_COMMAND_NOT_ALLOWED: 'a command outside the declared allow-list was requested',
   CHK_ERR_COMMAND_FAILED: 'an allow-listed command exited with an error',
+  CHK_ERR_NETWORK: 'a network probe named in the policy failed',
   CHK_ERR_UNRESOLVED: 'the check read its sources but cannot decide from them',
   CHK_ERR_NOT_CONFIGURED: 'the check needs configuration that is not set',
   CHK_ERR_INTERNAL: 'the check failed unexpectedly (a bug); the other checks still ran',

@@ -4,12 +4,14 @@ import { execFile } from 'node:child_process';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckError, codeForFsError } from './errors.js';
-import type { CommandResult, DirEntry, HostIO, Platform } from './types.js';
+import type { CommandResult, DirEntry, FileStat, HostIO, HttpResult, Platform } from './types.js';
 
 /** Files larger than this are refused: no control source is anywhere near it. */
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const MAX_SYMLINK_HOPS = 40;
+const MAX_HTTP_BODY_BYTES = 64 * 1024;
+const DEFAULT_HTTP_TIMEOUT_MS = 5_000;
 
 export interface AllowedCommand {
   command: string;
@@ -129,6 +131,48 @@ export class RealHostIO implements HostIO {
       return await readlink(real);
     } catch (err) {
       throw new CheckError(codeForFsError(err), 'cannot read link', { subject: hostPath, cause: err });
+    }
+  }
+
+  async stat(hostPath: string): Promise<FileStat> {
+    const real = await this.resolve(hostPath, false);
+    try {
+      const s = await lstat(real);
+      return {
+        type: s.isSymbolicLink() ? 'symlink' : s.isDirectory() ? 'dir' : s.isFile() ? 'file' : 'other',
+        size: s.size,
+        mode: s.mode & 0o7777,
+        uid: s.uid,
+        gid: s.gid,
+        mtimeMs: s.mtimeMs,
+      };
+    } catch (err) {
+      throw new CheckError(codeForFsError(err), 'cannot stat', { subject: hostPath, cause: err });
+    }
+  }
+
+  async httpGet(url: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<HttpResult> {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new CheckError('CHK_ERR_NOT_CONFIGURED', 'the probe URL is not a URL', { subject: url });
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+      throw new CheckError('CHK_ERR_NOT_CONFIGURED', 'probe URLs are http or https', { subject: url });
+    }
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS);
+    const signal = opts.signal === undefined ? timeout : AbortSignal.any([timeout, opts.signal]);
+    try {
+      const res = await fetch(parsed, { signal, redirect: 'error' });
+      const body = Buffer.from(await res.arrayBuffer());
+      return { status: res.status, body: body.subarray(0, MAX_HTTP_BODY_BYTES).toString('utf8') };
+    } catch (err) {
+      const name = (err as Error).name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new CheckError('CHK_ERR_TIMEOUT', 'the probe timed out', { subject: url, cause: err });
+      }
+      throw new CheckError('CHK_ERR_NETWORK', 'the probe failed', { subject: url, cause: err });
     }
   }
 

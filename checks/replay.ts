@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { CheckError, CHECK_ERROR_CODES, isCheckError, type CheckErrorCode } from './errors.js';
-import type { CommandResult, DirEntry, HostIO, Platform } from './types.js';
+import type { CommandResult, DirEntry, FileStat, HostIO, HttpResult, Platform } from './types.js';
 
 /** A path inside raw/: relative, without "..". */
 const rawFile = z.string().regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).+$/, 'raw file paths are relative and stay inside raw/');
@@ -28,6 +28,33 @@ const callSchema = z.discriminatedUnion('op', [
     .strict(),
   z.object({ op: z.literal('readDir'), path: z.string(), entries: z.array(dirEntry).optional(), error: errorCode.optional() }).strict(),
   z.object({ op: z.literal('readLink'), path: z.string(), target: z.string().optional(), error: errorCode.optional() }).strict(),
+  z
+    .object({
+      op: z.literal('stat'),
+      path: z.string(),
+      stat: z
+        .object({
+          type: z.enum(['file', 'dir', 'symlink', 'other']),
+          size: z.number().int().nonnegative(),
+          mode: z.number().int().nonnegative(),
+          uid: z.number().int().nonnegative(),
+          gid: z.number().int().nonnegative(),
+          mtimeMs: z.number(),
+        })
+        .strict()
+        .optional(),
+      error: errorCode.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      op: z.literal('httpGet'),
+      url: z.string(),
+      status: z.number().int().optional(),
+      body: z.string().optional(),
+      error: errorCode.optional(),
+    })
+    .strict(),
   z
     .object({
       op: z.literal('run'),
@@ -52,8 +79,9 @@ export const manifestSchema = z
   .strict();
 export type Manifest = z.infer<typeof manifestSchema>;
 
-function keyOf(call: { op: string; path?: string; command?: string; args?: readonly string[] }): string {
-  return call.op === 'run' ? JSON.stringify(['run', call.command, ...(call.args ?? [])]) : `${call.op} ${call.path}`;
+function keyOf(call: { op: string; path?: string; url?: string; command?: string; args?: readonly string[] }): string {
+  if (call.op === 'run') return JSON.stringify(['run', call.command, ...(call.args ?? [])]);
+  return `${call.op} ${call.op === 'httpGet' ? call.url : call.path}`;
 }
 
 /** Thrown for a call the fixture does not hold. Its code is not a check code on purpose. */
@@ -121,6 +149,19 @@ export class ReplayHostIO implements HostIO {
     const call = this.#take(key, p) as Extract<RecordedCall, { op: 'readLink' }>;
     if (call.target === undefined) throw new Error(`replay: ${key} has no target`);
     return call.target;
+  }
+
+  async stat(p: string): Promise<FileStat> {
+    const key = keyOf({ op: 'stat', path: p });
+    const call = this.#take(key, p) as Extract<RecordedCall, { op: 'stat' }>;
+    if (call.stat === undefined) throw new Error(`replay: ${key} has no stat`);
+    return { ...call.stat };
+  }
+
+  async httpGet(url: string): Promise<HttpResult> {
+    const key = keyOf({ op: 'httpGet', url });
+    const call = this.#take(key, url) as Extract<RecordedCall, { op: 'httpGet' }>;
+    return { status: call.status ?? 200, body: call.body ?? '' };
   }
 
   async run(command: string, args: readonly string[]): Promise<CommandResult> {
@@ -200,6 +241,24 @@ export class RecordingHostIO implements HostIO {
       () => this.#inner.readLink(p),
       (target) => ({ op: 'readLink', path: p, target }),
       (error) => ({ op: 'readLink', path: p, error }),
+    );
+  }
+
+  stat(p: string): Promise<FileStat> {
+    return this.#record(
+      keyOf({ op: 'stat', path: p }),
+      () => this.#inner.stat(p),
+      (stat) => ({ op: 'stat', path: p, stat }),
+      (error) => ({ op: 'stat', path: p, error }),
+    );
+  }
+
+  httpGet(url: string, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<HttpResult> {
+    return this.#record(
+      keyOf({ op: 'httpGet', url }),
+      () => this.#inner.httpGet(url, opts),
+      (r) => ({ op: 'httpGet', url, status: r.status, body: r.body }),
+      (error) => ({ op: 'httpGet', url, error }),
     );
   }
 

@@ -39,11 +39,9 @@ export function describeThrown(err: unknown): string {
   }
 }
 
-function evaluateParsed(check: AnyCheck, facts: unknown, rawConfig: unknown): Evaluation {
-  const cfg = configFor(check, rawConfig);
-  if (!cfg.ok) return { status: 'unknown', reasons: [cfg.reason] };
+function evaluateParsed(check: AnyCheck, facts: unknown, config: unknown): Evaluation {
   try {
-    return check.evaluate(facts, cfg.config);
+    return check.evaluate(facts, config);
   } catch (err) {
     return unknown('CHK_ERR_INTERNAL', `evaluation failed: ${describeThrown(err)}`);
   }
@@ -51,9 +49,11 @@ function evaluateParsed(check: AnyCheck, facts: unknown, rawConfig: unknown): Ev
 
 /** Judges facts under a config; used by the agent (local view) and the collector (verdict). */
 export function evaluateFacts(check: AnyCheck, facts: unknown, rawConfig: unknown): Evaluation {
+  const cfg = configFor(check, rawConfig);
+  if (!cfg.ok) return { status: 'unknown', reasons: [cfg.reason] };
   const parsed = check.factsSchema.safeParse(facts);
   if (!parsed.success) return unknown('CHK_ERR_PARSE', 'facts do not match the check schema');
-  return evaluateParsed(check, parsed.data, rawConfig);
+  return evaluateParsed(check, parsed.data, cfg.config);
 }
 
 class Timeout extends Error {}
@@ -96,10 +96,13 @@ export async function runCheck(check: AnyCheck, opts: RunOptions): Promise<Findi
   if (!check.platforms.includes(opts.io.platform)) {
     return done(null, unknown('CHK_ERR_UNSUPPORTED_PLATFORM', `${check.id} does not run on ${opts.io.platform}`));
   }
+  // A bad config is unknown before anything is read: it never turns into a pass.
+  const cfg = configFor(check, opts.configs?.[check.id]);
+  if (!cfg.ok) return done(null, { status: 'unknown', reasons: [cfg.reason] });
   let facts: unknown;
   try {
     facts = await withBudget(opts.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, (signal) =>
-      check.collect({ io: opts.io, platform: opts.io.platform, signal }),
+      check.collect({ io: opts.io, platform: opts.io.platform, config: cfg.config, signal }),
     );
   } catch (err) {
     if (err instanceof Timeout) return done(null, unknown('CHK_ERR_TIMEOUT', 'the check ran out of time'));
@@ -112,7 +115,7 @@ export async function runCheck(check: AnyCheck, opts: RunOptions): Promise<Findi
   if (!parsed.success) {
     return done(null, unknown('CHK_ERR_INTERNAL', 'the check produced facts outside its schema'));
   }
-  return done(parsed.data, evaluateParsed(check, parsed.data, opts.configs?.[check.id]));
+  return done(parsed.data, evaluateParsed(check, parsed.data, cfg.config));
 }
 
 /** Runs checks one after another, so that one slow or broken check cannot starve the rest. */

@@ -52,6 +52,21 @@ export type SourceDecl =
   | { kind: 'file'; path: string; why: string }
   | { kind: 'command'; command: string; args: readonly string[]; why: string };
 
+export interface FileStat {
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  size: number;
+  /** Permission bits (e.g. 0o600). */
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+}
+
+export interface HttpResult {
+  status: number;
+  body: string;
+}
+
 export interface CommandResult {
   stdout: string;
   stderr: string;
@@ -73,13 +88,19 @@ export interface HostIO {
   readFile(path: string): Promise<string>;
   readDir(path: string): Promise<DirEntry[]>;
   readLink(path: string): Promise<string>;
+  /** Metadata of a file (the link itself is not followed for the last component). */
+  stat(path: string): Promise<FileStat>;
   /** Runs an allow-listed command by absolute path, without a shell. */
   run(command: string, args: readonly string[], opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<CommandResult>;
+  /** A GET to a URL from the policy (the VPN egress probe); never to one the server sends ad hoc. */
+  httpGet(url: string, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<HttpResult>;
 }
 
-export interface CollectContext {
+export interface CollectContext<C = unknown> {
   io: HostIO;
   platform: Platform;
+  /** The check's config, parsed by its schema (defaults applied). */
+  config: C;
   /** Aborted when the check's time budget runs out. */
   signal: AbortSignal;
 }
@@ -97,7 +118,7 @@ export interface Check<C = unknown, F = unknown> {
   sources: Partial<Record<Platform, readonly SourceDecl[]>>;
   configSchema: z.ZodType<C>;
   factsSchema: z.ZodType<F>;
-  collect(ctx: CollectContext): Promise<F>;
+  collect(ctx: CollectContext<C>): Promise<F>;
   evaluate(facts: F, config: C): Evaluation;
 }
 

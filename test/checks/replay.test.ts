@@ -175,7 +175,9 @@ describe('recording details', () => {
       readFile: () => Promise.reject(boom),
       readDir: () => Promise.reject(boom),
       readLink: () => Promise.reject(boom),
+      stat: () => Promise.reject(boom),
       run: () => Promise.reject(boom),
+      httpGet: () => Promise.reject(boom),
     };
     const recorder = new RecordingHostIO(inner);
     await expect(recorder.readFile('/x')).rejects.toBe(boom);
@@ -414,7 +416,7 @@ describe('manifestSchema', () => {
   it.each([
     ['another version', { version: 2 }],
     ['an unknown platform', { platform: 'freebsd' }],
-    ['an unknown op', { calls: [{ op: 'stat', path: '/a' }] }],
+    ['an unknown op', { calls: [{ op: 'chmod', path: '/a' }] }],
     ['a bad entry type', { calls: [{ op: 'readDir', path: '/d', entries: [{ name: 'x', type: 'fifo' }] }] }],
     ['a non-integer exit code', { calls: [{ op: 'run', command: '/bin/x', args: [], exitCode: 1.5 }] }],
     ['missing calls', { calls: undefined }],

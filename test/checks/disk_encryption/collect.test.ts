@@ -43,7 +43,7 @@ const ROOT_TRACE = [devLink('253:0', 'dm-0'), ...dm('dm-0', LUKS('cryptroot'), [
 async function run(calls: RecordedCall[], config?: unknown): Promise<Finding & { facts: Facts | null }> {
   const unique = new Map<string, RecordedCall>();
   for (const c of calls) {
-    const key = c.op === 'run' ? c.command : `${c.op} ${c.path}`;
+    const key = c.op === 'run' ? c.command : c.op === 'httpGet' ? c.url : `${c.op} ${c.path}`;
     if (!unique.has(key)) unique.set(key, c);
   }
   const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [...unique.values()] });

@@ -37,7 +37,7 @@ function tables(over: { tcp?: string[]; tcp6?: string[] | null; udp?: string[]; 
 
 async function collect(calls: RecordedCall[], io?: (replay: ReplayHostIO) => HostIO) {
   const replay = new ReplayHostIO({ version: 1, platform: 'linux', calls } satisfies Manifest);
-  const facts = await openPorts.collect({ io: io?.(replay) ?? replay, platform: 'linux', signal: new AbortController().signal });
+  const facts = await openPorts.collect({ io: io?.(replay) ?? replay, platform: 'linux', config: openPorts.configSchema.parse({}), signal: new AbortController().signal });
   replay.assertComplete();
   return facts;
 }
@@ -78,6 +78,8 @@ describe('open_ports collect (Linux)', () => {
       readFile: (p) => replay.readFile(p),
       readDir: (p) => replay.readDir(p),
       run: (c, a) => replay.run(c, a),
+      stat: (p) => replay.stat(p),
+      httpGet: (u) => replay.httpGet(u),
       async readLink(p) {
         maxInFlight = Math.max(maxInFlight, ++inFlight);
         await new Promise((r) => setImmediate(r));
@@ -167,7 +169,7 @@ describe('open_ports collect (Linux)', () => {
     const replay = new ReplayHostIO({ version: 1, platform: 'linux', calls: [...tables(), pids(1)] });
     const ctrl = new AbortController();
     ctrl.abort();
-    const err = await openPorts.collect({ io: replay, platform: 'linux', signal: ctrl.signal }).catch((e: unknown) => e);
+    const err = await openPorts.collect({ io: replay, platform: 'linux', config: openPorts.configSchema.parse({}), signal: ctrl.signal }).catch((e: unknown) => e);
     expect(isCheckError(err) && err.code).toBe('CHK_ERR_TIMEOUT');
   });
 
