@@ -1,0 +1,148 @@
+// IP addresses and prefixes as bigints, for the vpn check's route and CIDR arithmetic.
+// Pure functions: parsing, RFC 5952 formatting, containment and interface-name globs.
+
+export type Family = 'ipv4' | 'ipv6';
+
+export interface Prefix {
+  family: Family;
+  /** The network address (host bits cleared). */
+  address: bigint;
+  length: number;
+}
+
+export const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+
+export function parseIpv4(text: string): bigint | null {
+  const parts = text.split('.');
+  if (parts.length !== 4) return null;
+  let value = 0n;
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p)) return null;
+    const n = Number(p);
+    if (n > 255) return null;
+    value = (value << 8n) | BigInt(n);
+  }
+  return value;
+}
+
+export function parseIpv6(text: string): bigint | null {
+  // Zone ids (fe80::1%en0) name a link, not part of the address.
+  const addr = text.split('%')[0] ?? '';
+  if (addr === '' || addr.split('::').length > 2) return null;
+  let groups: string[];
+  const toGroups = (s: string): string[] | null => {
+    if (s === '') return [];
+    const out: string[] = [];
+    const pieces = s.split(':');
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i]!;
+      if (i === pieces.length - 1 && piece.includes('.')) {
+        const v4 = parseIpv4(piece);
+        if (v4 === null) return null;
+        out.push(((v4 >> 16n) & 0xffffn).toString(16), (v4 & 0xffffn).toString(16));
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(piece)) return null;
+        out.push(piece);
+      }
+    }
+    return out;
+  };
+  if (addr.includes('::')) {
+    const [head, tail] = addr.split('::') as [string, string];
+    const h = toGroups(head);
+    const t = toGroups(tail);
+    if (h === null || t === null || h.length + t.length > 7) return null;
+    groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  } else {
+    const g = toGroups(addr);
+    if (g === null || g.length !== 8) return null;
+    groups = g;
+  }
+  let value = 0n;
+  for (const g of groups) value = (value << 16n) | BigInt(parseInt(g, 16));
+  return value;
+}
+
+/** An address of either family; IPv4-mapped IPv6 (::ffff:a.b.c.d) is read as IPv4. */
+export function parseAddress(text: string): { family: Family; address: bigint } | null {
+  const t = text.trim();
+  const v4 = parseIpv4(t);
+  if (v4 !== null) return { family: 'ipv4', address: v4 };
+  const v6 = parseIpv6(t);
+  if (v6 === null) return null;
+  if (v6 >> 32n === 0xffffn) return { family: 'ipv4', address: v6 & 0xffffffffn };
+  return { family: 'ipv6', address: v6 };
+}
+
+export function formatIpv4(value: bigint): string {
+  return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 0xffn).toString()).join('.');
+}
+
+/** RFC 5952: lower case, no leading zeros, the longest run (2+) of zero groups as `::`. */
+export function formatIpv6(value: bigint): string {
+  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+export function formatAddress(family: Family, value: bigint): string {
+  return family === 'ipv4' ? formatIpv4(value) : formatIpv6(value);
+}
+
+function mask(family: Family, length: number): bigint {
+  const bits = BITS[family];
+  return length === 0 ? 0n : ((1n << BigInt(length)) - 1n) << BigInt(bits - length);
+}
+
+export function makePrefix(family: Family, address: bigint, length: number): Prefix {
+  return { family, address: address & mask(family, length), length };
+}
+
+/** `10.0.0.0/8`, `2001:db8::/32`; a bare address is a host prefix. Host bits must be clear. */
+export function parseCidr(text: string): Prefix | null {
+  const [addrText, lenText, extra] = text.trim().split('/');
+  if (addrText === undefined || extra !== undefined) return null;
+  const v4 = parseIpv4(addrText);
+  const family: Family | null = v4 !== null ? 'ipv4' : parseIpv6(addrText) !== null ? 'ipv6' : null;
+  if (family === null) return null;
+  const address = v4 ?? parseIpv6(addrText)!;
+  const length = lenText === undefined ? BITS[family] : /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
+  if (!(length >= 0 && length <= BITS[family])) return null;
+  if ((address & mask(family, length)) !== address) return null;
+  return { family, address, length };
+}
+
+export function formatCidr(p: Prefix): string {
+  return `${formatAddress(p.family, p.address)}/${p.length}`;
+}
+
+/** True when every address of `inner` is inside `outer`. */
+export function prefixContains(outer: Prefix, inner: Prefix): boolean {
+  return outer.family === inner.family && outer.length <= inner.length && (inner.address & mask(outer.family, outer.length)) === outer.address;
+}
+
+export function addressIn(family: Family, address: bigint, p: Prefix): boolean {
+  return prefixContains(p, { family, address, length: BITS[family] });
+}
+
+/** Interface-name globs: `*` any run, `?` one character; the rest is literal. */
+export function globMatches(pattern: string, name: string, caseInsensitive = false): boolean {
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${source}$`, caseInsensitive ? 'i' : '').test(name);
+}
