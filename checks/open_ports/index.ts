@@ -2,8 +2,10 @@
 // process, judged against the policy's allow-list.
 import { z } from 'zod';
 import { CheckError, isCheckError } from '../errors.js';
-import type { Check, CollectContext, DirEntry, Evaluation, HostIO, Reason, SourceDecl } from '../types.js';
+import type { Check, CollectContext, CommandResult, DirEntry, Evaluation, HostIO, Reason, SourceDecl } from '../types.js';
+import { ID_U, listenersFromLsof, LSOF_TCP, LSOF_UDP, parseLsofFields, parseUid } from './darwin.js';
 import { listenersFromProcNet, pidsFromProcListing, socketInode, type Family, type ParsedListener, type Protocol } from './linux.js';
+import { codeForPsError, isNothingFound, LISTENERS_COMMAND, listenersFromRows, parseListenersReport, POWERSHELL, type PsError } from './win32.js';
 
 const protocolSchema = z.enum(['tcp', 'udp']);
 const portNumber = z.number().int().min(1).max(65535);
@@ -19,7 +21,10 @@ const allowEntrySchema = z
         .strict()
         .refine((r) => r.from <= r.to, { message: 'from must not exceed to' }),
     ]),
-    /** Matched exactly against the owning process's name (/proc/<pid>/comm, at most 15 bytes). */
+    /**
+     * Matched exactly against the owning process's name: /proc/<pid>/comm on Linux (at most 15
+     * bytes), lsof's command name on macOS, the process name without `.exe` on Windows.
+     */
     process: z.string().min(1).optional(),
   })
   .strict();
@@ -40,8 +45,10 @@ const listenerSchema = z.object({
   address: z.string(),
   port: z.number().int().min(0).max(65535),
   scope: z.enum(['wildcard', 'loopback', 'specific']),
-  uid: z.number().int().nonnegative(),
-  inode: z.number().int().nonnegative(),
+  /** Owner's uid (Linux, macOS); null where the platform has none for a socket (Windows). */
+  uid: z.number().int().nonnegative().nullable(),
+  /** Socket inode (Linux); null elsewhere. */
+  inode: z.number().int().nonnegative().nullable(),
   /** `name` is null when the process exited before its comm could be read. */
   process: z.object({ pid: z.number().int().positive(), name: z.string().nullable() }).nullable(),
   /**
@@ -56,14 +63,17 @@ export const factsSchema = z.object({
   listeners: z.array(listenerSchema),
   /** Optional tables that do not exist here (tcp6/udp6 when IPv6 is disabled). */
   missingSources: z.array(z.string()),
-  processScan: z.object({
+  /** The Linux /proc scan for owners; macOS and Windows get owners from lsof and Get-Process. */
+  processScan: z
+    .object({
     /** Processes whose fd directory was examined. */
     pids: z.number().int().nonnegative(),
     /** Processes whose fds we were not allowed to read. */
     denied: z.number().int().nonnegative(),
     /** Processes that exited while we scanned. */
     vanished: z.number().int().nonnegative(),
-  }),
+  })
+    .optional(),
 });
 export type Facts = z.output<typeof factsSchema>;
 export type Listener = Facts['listeners'][number];
@@ -84,6 +94,21 @@ const linuxSources: readonly SourceDecl[] = [
   { kind: 'file', path: '/proc/<pid>/fd', why: 'open file descriptors of each process, to find the listening sockets' },
   { kind: 'file', path: '/proc/<pid>/fd/*', why: 'link targets only (socket:[inode]); files are never opened' },
   { kind: 'file', path: '/proc/<pid>/comm', why: 'the name of a process that owns a listener' },
+];
+
+const darwinSources: readonly SourceDecl[] = [
+  { kind: 'command', command: ID_U.command, args: ID_U.args, why: "the agent's uid: lsof shows other users' sockets to root only" },
+  { kind: 'command', command: LSOF_TCP.command, args: LSOF_TCP.args, why: 'listening TCP sockets (IPv4 and IPv6) with pid, command and uid' },
+  { kind: 'command', command: LSOF_UDP.command, args: LSOF_UDP.args, why: 'bound UDP sockets (IPv4 and IPv6) with pid, command and uid' },
+];
+
+const win32Sources: readonly SourceDecl[] = [
+  {
+    kind: 'command',
+    command: LISTENERS_COMMAND.command,
+    args: LISTENERS_COMMAND.args,
+    why: 'listening TCP sockets (Get-NetTCPConnection -State Listen) and UDP endpoints (Get-NetUDPEndpoint), IPv4 and IPv6, with owning pid and process name (Get-Process)',
+  },
 ];
 
 /** readLinks in flight per process: enough to hide syscall latency, few enough to stop early. */
@@ -181,12 +206,15 @@ function compareListeners(a: Listener, b: Listener): number {
     cmp(a.address, b.address) ||
     a.port - b.port ||
     (a.process?.pid ?? Number.MAX_SAFE_INTEGER) - (b.process?.pid ?? Number.MAX_SAFE_INTEGER) ||
-    a.inode - b.inode
+    (a.inode ?? 0) - (b.inode ?? 0)
   );
 }
 
-/** SO_REUSEPORT groups show one row per socket: keep one per address, port and process. */
-function dedupe(sorted: readonly Listener[]): Listener[] {
+/**
+ * SO_REUSEPORT groups show one row per socket (Linux), and a socket shared by several fds of one
+ * process shows once per fd (lsof): keep one per address, port and process.
+ */
+export function dedupe(sorted: readonly Listener[]): Listener[] {
   const seen = new Set<string>();
   return sorted.filter((l) => {
     const key = JSON.stringify([l.protocol, l.family, l.address, l.port, l.process?.pid ?? null]);
@@ -229,6 +257,44 @@ async function collectLinux(ctx: CollectContext): Promise<Facts> {
     missingSources,
     processScan: { pids: scan.pids, denied: scan.denied, vanished: scan.vanished },
   };
+}
+
+/** lsof exits 1 with no output when nothing matches; any other failure is not "no listeners". */
+function lsofOutput(res: CommandResult): string {
+  if (res.exitCode === 0) return res.stdout;
+  if (res.exitCode === 1 && res.stdout.trim() === '' && res.stderr.trim() === '') return '';
+  const said = res.stderr.trim().split('\n')[0] ?? '';
+  throw new CheckError('CHK_ERR_COMMAND_FAILED', `lsof exited with ${res.exitCode}${said === '' ? '' : `: ${said.slice(0, 200)}`}`, { subject: LSOF_TCP.command });
+}
+
+async function collectDarwin(io: HostIO): Promise<Facts> {
+  const id = await io.run(ID_U.command, ID_U.args);
+  const uid = id.exitCode === 0 ? parseUid(id.stdout) : null;
+  if (uid === null) throw new CheckError('CHK_ERR_COMMAND_FAILED', 'cannot tell which user the agent runs as (id -u)', { subject: ID_U.command });
+  // Without root, lsof lists only the agent user's own sockets: that would read as "no listeners".
+  if (uid !== 0) {
+    throw new CheckError('CHK_ERR_PERMISSION', `lsof shows other users' sockets only to root, and the agent runs as uid ${uid}`, { subject: LSOF_TCP.command });
+  }
+  const tcp = listenersFromLsof(parseLsofFields(lsofOutput(await io.run(LSOF_TCP.command, LSOF_TCP.args))), 'tcp');
+  const udp = listenersFromLsof(parseLsofFields(lsofOutput(await io.run(LSOF_UDP.command, LSOF_UDP.args))), 'udp');
+  return { listeners: dedupe([...tcp, ...udp].sort(compareListeners)), missingSources: [] };
+}
+
+function throwPsError(what: string, err: PsError): never {
+  throw new CheckError(codeForPsError(err), `${what} failed: ${err.Message.slice(0, 200)}`, { subject: what });
+}
+
+async function collectWin32(io: HostIO): Promise<Facts> {
+  const res = await io.run(LISTENERS_COMMAND.command, LISTENERS_COMMAND.args);
+  if (res.exitCode !== 0 && res.stdout.trim() === '') {
+    const said = res.stderr.trim().split(/\r?\n/)[0] ?? '';
+    throw new CheckError('CHK_ERR_COMMAND_FAILED', `powershell exited with ${res.exitCode}${said === '' ? '' : `: ${said.slice(0, 200)}`}`, { subject: POWERSHELL });
+  }
+  const report = parseListenersReport(res.stdout);
+  if (report.TcpError !== null && !isNothingFound(report.TcpError)) throwPsError('Get-NetTCPConnection', report.TcpError);
+  if (report.UdpError !== null && !isNothingFound(report.UdpError)) throwPsError('Get-NetUDPEndpoint', report.UdpError);
+  const listeners = [...listenersFromRows(report.Tcp, 'tcp'), ...listenersFromRows(report.Udp, 'udp')];
+  return { listeners: dedupe(listeners.sort(compareListeners)), missingSources: [] };
 }
 
 function portMatches(entry: AllowEntry, port: number): boolean {
@@ -286,17 +352,23 @@ export function evaluate(facts: Facts, config: Config): Evaluation {
 
 export const openPorts: Check<Config, Facts> = {
   id: 'open_ports',
-  version: '1.0.0',
+  version: '1.1.0',
   title: 'Only allow-listed network listeners',
-  platforms: ['linux'],
-  sources: { linux: linuxSources },
+  platforms: ['linux', 'darwin', 'win32'],
+  sources: { linux: linuxSources, darwin: darwinSources, win32: win32Sources },
   configSchema,
   factsSchema,
   collect(ctx) {
-    if (ctx.platform !== 'linux') {
-      return Promise.reject(new CheckError('CHK_ERR_UNSUPPORTED_PLATFORM', 'open_ports runs on Linux only for now'));
+    switch (ctx.platform) {
+      case 'linux':
+        return collectLinux(ctx);
+      case 'darwin':
+        return collectDarwin(ctx.io);
+      case 'win32':
+        return collectWin32(ctx.io);
+      default:
+        return Promise.reject(new CheckError('CHK_ERR_UNSUPPORTED_PLATFORM', `open_ports does not run on ${String(ctx.platform)}`));
     }
-    return collectLinux(ctx);
   },
   evaluate,
 };

@@ -25,7 +25,12 @@ function codes(ev: { reasons: { code: string; subject?: string }[] }): string[] 
 
 describe('configSchema', () => {
   it('fills the defaults from {}', () => {
-    expect(defaults).toEqual({ ignoreMountpoints: ['/boot', '/boot/efi', '/efi'], requireSwapEncrypted: true });
+    expect(defaults).toEqual({
+      ignoreMountpoints: ['/boot', '/boot/efi', '/efi'],
+      requireSwapEncrypted: true,
+      requireAllFixedVolumes: true,
+      requireRemovableVolumes: false,
+    });
   });
 
   it('rejects unknown keys and relative mount points', () => {
@@ -99,10 +104,10 @@ describe('evaluate', () => {
 });
 
 describe('the disk_encryption spec', () => {
-  it('is declared for Linux only, with sources', () => {
+  it('is declared for Linux, macOS and Windows, with sources (Linux reads files only)', () => {
     expect(diskEncryption.id).toBe('disk_encryption');
-    expect(diskEncryption.version).toBe('1.0.0');
-    expect(diskEncryption.platforms).toEqual(['linux']);
+    expect(diskEncryption.version).toBe('1.1.0');
+    expect(diskEncryption.platforms).toEqual(['linux', 'darwin', 'win32']);
     expect(diskEncryption.sources.linux?.every((s) => s.kind === 'file' && s.why.length > 0)).toBe(true);
   });
 
@@ -115,7 +120,7 @@ describe('the disk_encryption spec', () => {
       const joined = s.path.includes('<path>') ? re.join('.+') : re.join('[^/]+');
       return new RegExp(`^${joined}$`);
     });
-    const cases = listCases('disk_encryption');
+    const cases = listCases('disk_encryption').filter((c) => c.platform === 'linux');
     expect(cases.length).toBeGreaterThan(0);
     for (const c of cases) {
       const manifest = manifestSchema.parse(JSON.parse(readFileSync(path.join(c.dir, 'manifest.json'), 'utf8')));

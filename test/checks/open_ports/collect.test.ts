@@ -6,7 +6,7 @@ import { FD_BATCH, openPorts } from '../../../checks/open_ports/index.js';
 import { ReplayHostIO, type Manifest, type RecordedCall } from '../../../checks/replay.js';
 import { runCheck } from '../../../checks/runner.js';
 import type { CheckErrorCode } from '../../../checks/errors.js';
-import type { DirEntry, HostIO } from '../../../checks/types.js';
+import type { DirEntry, HostIO, Platform } from '../../../checks/types.js';
 
 const TCP_HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 const TCP6_HEAD = '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
@@ -173,9 +173,13 @@ describe('open_ports collect (Linux)', () => {
     expect(isCheckError(err) && err.code).toBe('CHK_ERR_TIMEOUT');
   });
 
-  it('is unknown on platforms it does not support yet', async () => {
-    const finding = await runCheck(openPorts, { io: new ReplayHostIO({ version: 1, platform: 'darwin', calls: [] }) });
-    expect(finding).toMatchObject({ status: 'unknown', reasons: [{ code: 'CHK_ERR_UNSUPPORTED_PLATFORM' }] });
+  it('runs on Linux, macOS and Windows, and refuses any other platform as unsupported', async () => {
+    expect(openPorts.platforms).toEqual(['linux', 'darwin', 'win32']);
+    const replay = new ReplayHostIO({ version: 1, platform: 'linux', calls: [] });
+    const other = 'aix' as unknown as Platform;
+    const err = await openPorts.collect({ io: replay, platform: other, config: openPorts.configSchema.parse({}), signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect(isCheckError(err) && err.code).toBe('CHK_ERR_UNSUPPORTED_PLATFORM');
+    replay.assertComplete();
   });
 
   it('declares every path it reads', () => {
