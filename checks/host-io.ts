@@ -27,6 +27,23 @@ export interface RealHostIOOptions {
   commandTimeoutMs?: number;
 }
 
+/**
+ * A fixed, minimal environment for commands: nothing of the agent's own leaks in, and output is
+ * in the C locale. PowerShell cannot start without SystemRoot, so Windows keeps those variables.
+ */
+function commandEnv(platform: Platform): NodeJS.ProcessEnv {
+  if (platform !== 'win32') return { LC_ALL: 'C', LANG: 'C', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+  const systemRoot = process.env.SystemRoot ?? process.env.windir ?? 'C:\\Windows';
+  return {
+    LC_ALL: 'C',
+    LANG: 'C',
+    SystemRoot: systemRoot,
+    windir: systemRoot,
+    PATH: `${systemRoot}\\System32;${systemRoot}\\System32\\WindowsPowerShell\\v1.0`,
+    PSModulePath: `${systemRoot}\\System32\\WindowsPowerShell\\v1.0\\Modules`,
+  };
+}
+
 export function currentPlatform(): Platform {
   const p = process.platform;
   if (p === 'linux' || p === 'darwin' || p === 'win32') return p;
@@ -195,7 +212,7 @@ export class RealHostIO implements HostIO {
           maxBuffer: MAX_FILE_BYTES,
           windowsHide: true,
           encoding: 'utf8',
-          env: { LC_ALL: 'C', LANG: 'C', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+          env: commandEnv(this.platform),
         },
         (err, stdout, stderr) => {
           if (err === null) {

@@ -1,9 +1,13 @@
 // The explicit list of checks. No side-effect registration: a check exists when it is listed here.
+import { credentialAge } from './credential_age/index.js';
 import { diskEncryption } from './disk_encryption/index.js';
 import { openPorts } from './open_ports/index.js';
+import { ssoCoverage } from './sso_coverage/index.js';
+import { usbPolicy } from './usb_policy/index.js';
+import { vpn } from './vpn/index.js';
 import type { AnyCheck, CheckId, Platform } from './types.js';
 
-export const CHECKS: readonly AnyCheck[] = [diskEncryption, openPorts];
+export const CHECKS: readonly AnyCheck[] = [vpn, diskEncryption, usbPolicy, credentialAge, ssoCoverage, openPorts];
 
 export function checkById(id: string): AnyCheck | undefined {
   return CHECKS.find((c) => c.id === id);

@@ -19,8 +19,21 @@ function unknown(code: CheckErrorCode, message: string, subject?: string): Evalu
   return { status: 'unknown', reasons: [reason] };
 }
 
+type ConfigResult = { ok: true; config: unknown } | { ok: false; reason: Reason };
+/** Parsed configs by the raw object they came from: the collector judges every result with them. */
+const configCache = new WeakMap<object, Map<AnyCheck, ConfigResult>>();
+
 /** Parses a check's config, falling back to its defaults. A bad config is not a pass. */
-export function configFor(check: AnyCheck, raw: unknown): { ok: true; config: unknown } | { ok: false; reason: Reason } {
+export function configFor(check: AnyCheck, raw: unknown): ConfigResult {
+  if (typeof raw !== 'object' || raw === null) return parseConfig(check, raw);
+  let byCheck = configCache.get(raw);
+  if (byCheck === undefined) configCache.set(raw, (byCheck = new Map()));
+  let result = byCheck.get(check);
+  if (result === undefined) byCheck.set(check, (result = parseConfig(check, raw)));
+  return result;
+}
+
+function parseConfig(check: AnyCheck, raw: unknown): ConfigResult {
   const parsed = check.configSchema.safeParse(raw ?? {});
   if (parsed.success) return { ok: true, config: parsed.data };
   return {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ReplayHostIO } from '../../checks/replay.js';
 import { runCheck } from '../../checks/runner.js';
 import { checkById } from '../../checks/index.js';
+import { CHECK_IDS } from '../../checks/types.js';
 import { AGENT_VERSION } from '../../agent/version.js';
 import { AGENT_CLI, COLLECTOR_CLI, REPO, runCli, tempDir } from '../helpers/processes.js';
 
@@ -32,7 +33,7 @@ describe('vcm-agent CLI', () => {
     const res = await runCli(AGENT_CLI, ['check', '--format', 'json']);
     expect(res.code, res.stderr).toBe(0);
     const findings = JSON.parse(res.stdout) as { check: string; status: string; reasons: { code: string }[] }[];
-    expect(findings.map((f) => f.check).sort()).toEqual(['disk_encryption', 'open_ports']);
+    expect(findings.map((f) => f.check).sort()).toEqual([...CHECK_IDS].sort());
     for (const f of findings) {
       expect(['pass', 'fail', 'unknown']).toContain(f.status);
       if (f.status === 'unknown') expect(f.reasons[0]?.code).toMatch(/^CHK_ERR_/);
@@ -58,9 +59,11 @@ describe('vcm-agent CLI', () => {
     try {
       const res = await runCli(AGENT_CLI, ['check', '--root', root.dir, '--format', 'json']);
       const findings = JSON.parse(res.stdout) as { check: string; status: string; reasons: { code: string }[] }[];
+      expect(findings).toHaveLength(CHECK_IDS.length);
       for (const f of findings) {
-        expect(f.status).toBe('unknown');
-        expect(f.reasons[0]?.code).toBe('CHK_ERR_SOURCE_MISSING');
+        expect(f.status, f.check).toBe('unknown');
+        expect(f.reasons[0]?.code, f.check).toMatch(/^CHK_ERR_/);
+        if (f.check === 'disk_encryption' || f.check === 'open_ports') expect(f.reasons[0]?.code).toBe('CHK_ERR_SOURCE_MISSING');
       }
     } finally {
       await root.cleanup();
@@ -103,7 +106,9 @@ describe('vcm-agent CLI', () => {
     const res = await runCli(AGENT_CLI, ['check', '--list-sources']);
     expect(res.code).toBe(0);
     for (const p of ['/proc/net/tcp', '/proc/net/udp6', '/proc/1/mountinfo', '/proc/swaps']) expect(res.stdout).toContain(p);
-    expect(res.stdout).toMatch(/darwin: not supported/);
+    for (const id of CHECK_IDS) expect(res.stdout).toContain(`${id} (`);
+    expect(res.stdout).toMatch(/^ {2}darwin:/m);
+    expect(res.stdout).toMatch(/^ {2}win32:/m);
   });
 
   it('refuses plain HTTP to a collector that is not on loopback, before any connection', async () => {

@@ -262,6 +262,16 @@ describe('RealHostIO.run: the allow-list', () => {
     expect((await io.run('/bin/echo', ['a b'])).stdout).toBe('a b\n');
   });
 
+  it('gives Windows commands only what PowerShell needs to start (SystemRoot), nothing of the agent', async () => {
+    const io = new RealHostIO({ platform: 'win32', allowedCommands: [{ command: '/usr/bin/env', args: [] }] });
+    const names = (await io.run('/usr/bin/env', [])).stdout
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.slice(0, l.indexOf('=')))
+      .sort();
+    expect(names).toEqual(['LANG', 'LC_ALL', 'PATH', 'PSModulePath', 'SystemRoot', 'windir']);
+  });
+
   it('runs with LC_ALL=C and LANG=C and inherits no variables', async () => {
     const before = process.env.VCM_TEST_LEAK;
     process.env.VCM_TEST_LEAK = 'x';
