@@ -7,6 +7,23 @@ import { CollectorError } from './errors.js';
 
 export type PutResult = 'created' | 'exists';
 
+/** One startup check of a store's settings (exported as a metric; a failed required one refuses ingest). */
+export interface PreflightCheck {
+  /** Stable name, usable as a metric label: bucket_reachable, versioning, object_lock, default_retention. */
+  name: string;
+  /** True when the check passed or is not required by the configuration. */
+  ok: boolean;
+  required: boolean;
+  detail: string;
+}
+
+export interface StorePreflight {
+  ok: boolean;
+  checks: PreflightCheck[];
+  /** The failed required checks, by name. */
+  problems: { check: string; message: string }[];
+}
+
 export interface EvidenceStore {
   /** Writes `bytes` under `key` unless the key exists. Returns only once the write is durable. */
   putIfAbsent(key: string, bytes: Buffer): Promise<PutResult>;
@@ -16,6 +33,8 @@ export interface EvidenceStore {
   list(prefix: string): AsyncIterable<string>;
   /** Throws when the store cannot take writes (drives /readyz). */
   ping(): Promise<void>;
+  /** Checks the store's settings at startup (S3: versioning and Object Lock); absent means nothing to check. */
+  preflight?(): Promise<StorePreflight>;
   readonly description: string;
 }
 
@@ -28,6 +47,7 @@ export function assertKey(key: string): void {
 }
 
 function storeError(err: unknown): CollectorError {
+  if (err instanceof CollectorError) return err; // e.g. an invalid key: internal, not an outage
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EIO' || code === 'EACCES') {
     return new CollectorError('COL_ERR_STORE_UNAVAILABLE', `evidence store write failed (${code})`, { cause: err });
@@ -44,9 +64,44 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Group commit for folder entries: writers that linked a file while a folder fsync was running
+ * share the next one, so a batch of envelopes costs one folder fsync, not one each. A waiter is
+ * released only by an fsync that started after its link, so no entry is acknowledged undurable.
+ */
+class DirSyncer {
+  readonly #dirs = new Map<string, { running: Promise<void>; next: Promise<void> | null }>();
+
+  sync(dir: string): Promise<void> {
+    const d = this.#dirs.get(dir);
+    if (d === undefined) return this.#start(dir);
+    d.next ??= d.running.catch(() => undefined).then(() => {
+      d.next = null;
+      return this.#start(dir);
+    });
+    return d.next;
+  }
+
+  #start(dir: string): Promise<void> {
+    const running = fsyncDir(dir).finally(() => {
+      const cur = this.#dirs.get(dir);
+      if (cur?.running === running && cur.next === null) this.#dirs.delete(dir);
+    });
+    const entry = this.#dirs.get(dir);
+    if (entry === undefined) this.#dirs.set(dir, { running, next: null });
+    else entry.running = running;
+    return running;
+  }
+}
+
 export class FsEvidenceStore implements EvidenceStore {
   readonly root: string;
   readonly description: string;
+  readonly #dirSync = new DirSyncer();
+  /** Folders known to exist durably: most writes land in today's folder of a known agent. */
+  readonly #knownDirs = new Set<string>();
+  /** Folders being created, so that concurrent writers all wait until the folder is durable. */
+  readonly #creating = new Map<string, Promise<void>>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -63,11 +118,12 @@ export class FsEvidenceStore implements EvidenceStore {
     const dir = path.dirname(final);
     const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
     try {
-      const firstCreated = await mkdir(dir, { recursive: true });
+      await this.#ensureDir(dir);
       const fh = await open(tmp, 'wx', 0o644);
       try {
         await fh.writeFile(bytes);
-        await fh.sync();
+        // The data and the size are what must survive; fdatasync skips timestamps.
+        await fh.datasync();
       } finally {
         await fh.close();
       }
@@ -80,27 +136,45 @@ export class FsEvidenceStore implements EvidenceStore {
         created = false;
       }
       await unlink(tmp);
-      await fsyncDir(dir);
-      if (firstCreated !== undefined) {
-        // New folders must reach the disk too: fsync each parent up to the first one that existed.
-        const top = path.dirname(firstCreated);
-        for (let d = path.dirname(dir); ; d = path.dirname(d)) {
-          await fsyncDir(d);
-          if (d === top || d === path.dirname(d)) break;
-        }
-      }
+      await this.#dirSync.sync(dir);
       return created ? 'created' : 'exists';
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
+      // The folder went away underneath us (removed by hand): forget it, so the next write recreates it.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#knownDirs.delete(dir);
       throw storeError(err);
     }
+  }
+
+  /** Creates `dir` and makes every new folder entry durable, once, however many writers ask. */
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#knownDirs.has(dir)) return;
+    let pending = this.#creating.get(dir);
+    if (pending === undefined) {
+      pending = (async () => {
+        const firstCreated = await mkdir(dir, { recursive: true });
+        if (firstCreated !== undefined) {
+          // New folders must reach the disk too: fsync each parent up to the first one that existed.
+          const top = path.dirname(firstCreated);
+          for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+            await fsyncDir(d);
+            if (d === top || d === path.dirname(d)) break;
+          }
+        }
+        this.#knownDirs.add(dir);
+      })().finally(() => this.#creating.delete(dir));
+      this.#creating.set(dir, pending);
+    }
+    await pending;
   }
 
   async get(key: string): Promise<Buffer | null> {
     try {
       return await readFile(this.#path(key));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      const code = (err as NodeJS.ErrnoException).code;
+      // ENOTDIR: a parent of the key is a file, so the key cannot exist.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
       throw storeError(err);
     }
   }
@@ -116,10 +190,17 @@ export class FsEvidenceStore implements EvidenceStore {
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
       throw storeError(err);
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Order by the full key, as S3 lists: a folder sorts as "name/", so "acme-2/…" comes before "acme/…".
+    const sortName = (e: { name: string; isDirectory(): boolean }) => (e.isDirectory() ? `${e.name}/` : e.name);
+    entries.sort((a, b) => {
+      const x = sortName(a);
+      const y = sortName(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
     for (const e of entries) {
       if (e.name.startsWith('.tmp-')) continue;
       if (e.isDirectory()) yield* this.#walk(path.join(dir, e.name), `${keyPrefix}${e.name}/`);
