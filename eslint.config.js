@@ -1,4 +1,5 @@
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -16,6 +17,11 @@ export default tseslint.config(
         { name: 'child_process', message: 'Only checks/host-io.ts runs commands (see CONVENTIONS.md).' },
       ] }],
     },
+  },
+  {
+    // Benchmarks and scripts are plain ESM JavaScript run by Node.
+    files: ['**/*.mjs', '**/*.js'],
+    languageOptions: { globals: { ...globals.node } },
   },
   {
     files: ['checks/host-io.ts', 'test/**/*.ts', 'collector/demo.ts'],

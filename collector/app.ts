@@ -3,6 +3,7 @@
 // surface is a handful of routes, so a router of our own costs less than a framework's body parsing.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { handleAdmin, type AdminDeps } from './admin.js';
 import { RESULTS_CONTENT_TYPES, type IngestOutcome, type Policy } from './contract.js';
 import { enroll, type EnrollDeps } from './enroll.js';
 import { CollectorError, isCollectorError } from './errors.js';
@@ -17,11 +18,15 @@ export interface AppDeps {
   ingestor: Ingestor;
   metrics: Metrics;
   enroll: EnrollDeps;
-  policy: () => Policy;
+  admin: AdminDeps;
+  /** The effective policy for an agent (its vendor's), or the defaults for an unknown one. */
+  policyFor: (agentId: string | null) => Promise<Policy>;
   log: Logger;
   bodyLimitBytes?: number;
   /** False until the state is rebuilt from the store. */
   started: () => boolean;
+  /** Why ingest is refused (a failed store preflight), or null. */
+  ingestRefused?: () => string | null;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -41,10 +46,16 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   if (Number.isFinite(declared) && declared > limit) throw new CollectorError('COL_ERR_TOO_LARGE');
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new CollectorError('COL_ERR_TOO_LARGE');
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw new CollectorError('COL_ERR_TOO_LARGE');
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (isCollectorError(err)) throw err;
+    // The client hung up before sending all it announced: a truncated body, not a server fault.
+    throw new CollectorError('COL_ERR_MALFORMED', 'the request body ended early');
   }
   return Buffer.concat(chunks);
 }
@@ -77,16 +88,14 @@ export function buildApp(deps: AppDeps): Handler {
       send(res, 200, { results: [await deps.ingestor.ingest(body)] });
       return;
     }
-    // A batch: one envelope per line, in order. A rejected line does not stop the others, but a
-    // store failure does: nothing after it is acknowledged, and the agent sends the batch again.
+    // A batch: one envelope per line, in order. A rejected line does not stop the others; a store
+    // failure or the rate limit fails the whole request, and the agent sends it again.
+    const results = await deps.ingestor.ingestMany([...splitLines(body)]);
     const outcomes: IngestOutcome[] = [];
-    for (const line of splitLines(body)) {
-      try {
-        outcomes.push(await deps.ingestor.ingest(line));
-      } catch (err) {
-        if (!isCollectorError(err) || err.status >= 500) throw err;
-        outcomes.push({ seq: null, outcome: 'rejected', error: { code: err.code, message: err.message } });
-      }
+    for (const r of results) {
+      if (!isCollectorError(r)) outcomes.push(r);
+      else if (r.status >= 500 || r.code === 'COL_ERR_RATE_LIMITED') throw r;
+      else outcomes.push({ seq: null, outcome: 'rejected', error: { code: r.code, message: r.message } });
     }
     send(res, 200, { results: outcomes });
   }
@@ -99,6 +108,8 @@ export function buildApp(deps: AppDeps): Handler {
         return send(res, 200, { status: 'ok' });
       case 'GET /readyz': {
         if (!deps.started()) return send(res, 503, { status: 'starting' });
+        const refused = deps.ingestRefused?.() ?? null;
+        if (refused !== null) return send(res, 503, { status: refused });
         try {
           await deps.store.ping();
           return send(res, 200, { status: 'ready', store: deps.store.description });
@@ -107,9 +118,9 @@ export function buildApp(deps: AppDeps): Handler {
         }
       }
       case 'GET /metrics':
-        return send(res, 200, await deps.metrics.registry.metrics(), deps.metrics.registry.contentType);
+        return send(res, 200, await deps.metrics.render(), deps.metrics.registry.contentType);
       case 'GET /v1/policy':
-        return send(res, 200, deps.policy());
+        return send(res, 200, await deps.policyFor(url.searchParams.get('agent')));
       case 'POST /v1/enroll': {
         const body = await readBody(req, 64 * 1024);
         try {
@@ -122,10 +133,23 @@ export function buildApp(deps: AppDeps): Handler {
           throw err;
         }
       }
-      case 'POST /v1/results':
+      case 'POST /v1/results': {
         if (!deps.started()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting');
-        return results(req, res);
+        const refused = deps.ingestRefused?.() ?? null;
+        if (refused !== null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', refused);
+        const t0 = performance.now();
+        try {
+          await results(req, res);
+          deps.metrics.ingestDuration.observe({ outcome: 'answered' }, (performance.now() - t0) / 1000);
+        } catch (err) {
+          deps.metrics.ingestDuration.observe({ outcome: 'refused' }, (performance.now() - t0) / 1000);
+          throw err;
+        }
+        return;
+      }
       default: {
+        const answer = await handleAdmin(deps.admin, req.method ?? 'GET', url, req.headers.authorization, () => readBody(req, 1024 * 1024));
+        if (answer !== null) return send(res, answer.status, answer.body);
         const known = ['/healthz', '/readyz', '/metrics', '/v1/policy', '/v1/enroll', '/v1/results'];
         throw new CollectorError(known.includes(url.pathname) ? 'COL_ERR_METHOD' : 'COL_ERR_NOT_FOUND');
       }
@@ -139,6 +163,7 @@ export function buildApp(deps: AppDeps): Handler {
         if (isCollectorError(err)) {
           if (err.status >= 500) log.error({ err, code: err.code }, 'request failed');
           else log.info({ code: err.code, path: req.url }, 'request rejected');
+          if (err.code === 'COL_ERR_RATE_LIMITED' && !res.headersSent) res.setHeader('retry-after', '1');
           if (!res.headersSent) sendError(res, err);
         } else {
           log.error({ err }, 'unexpected error');

@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // vcm-collector: verify, judge and store signed results from vcm agents, and expose metrics.
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AGENT_VERSION } from '../agent/version.js';
+import { createAdminToken, type AgentDetail, type AgentSummary } from './admin.js';
 import { vendorSchema } from './contract.js';
 import { runDemo } from './demo.js';
-import { CollectorError, isCollectorError } from './errors.js';
+import { COLLECTOR_ERRORS, CollectorError, isCollectorError, type CollectorErrorCode } from './errors.js';
+import { loadOrInitPolicy, readPolicyVersion, validatePolicyDocument, writeNextPolicy } from './policy.js';
 import { DEFAULT_LISTEN, parseCollectorConfig, startCollector } from './server.js';
 import { FsEvidenceStore } from './store.js';
-import { createToken } from './tokens.js';
+import { createToken, listTokens, revokeToken, type TokenInfo } from './tokens.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const defaultDataDir = process.env.VCM_DATA_DIR ?? './data';
@@ -16,6 +19,12 @@ function duration(value: string): number {
   const m = /^(\d+)([smhd])$/.exec(value);
   if (m === null) throw new InvalidArgumentError('expected a duration like 30m, 24h or 7d');
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+function rateLimit(value: string): { perSecond: number; burst: number } {
+  const m = /^(\d+(?:\.\d+)?)\/(\d+)$/.exec(value);
+  if (m === null || Number(m[1]) <= 0 || Number(m[2]) < 1) throw new InvalidArgumentError('expected RATE/BURST, e.g. 20/500');
+  return { perSecond: Number(m[1]), burst: Number(m[2]) };
 }
 
 function positiveInt(value: string): number {
@@ -40,16 +49,27 @@ program
   .description('Serve enrollment, ingest, policy, /metrics, /healthz and /readyz.')
   .option('--data-dir <dir>', 'the filesystem evidence store (evidence/, keys/, policy/, tokens/)', defaultDataDir)
   .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
+  .option('--s3-config <file>', 'keep evidence in S3: a JSON file of S3 settings (see README); --data-dir then holds only the collector key')
+  .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key for --tls-cert')
   .option('--allow-plain-http', 'allow plain HTTP on a non-loopback address (TLS terminated in front)')
+  .addOption(new Option('--rate-limit <rate/burst>', 'per-agent envelopes per second, and burst').argParser(rateLimit).default({ perSecond: 20, burst: 500 }, '20/500'))
+  .addOption(new Option('--per-host-series <which>', 'per-host metric series for all hosts, or only non-passing ones (large fleets)').choices(['all', 'non-passing']).default('all'))
   .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('info'))
-  .action(async (opts: { dataDir: string; listen: string; allowPlainHttp?: boolean; logLevel: string }) => {
+  .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; logLevel: string }) => {
+    if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new CollectorError('COL_ERR_CONFIG', '--tls-cert and --tls-key go together');
     const config = parseCollectorConfig({
       dataDir: opts.dataDir,
       listen: opts.listen,
+      ...(opts.tlsCert === undefined || opts.tlsKey === undefined ? {} : { tls: { certFile: opts.tlsCert, keyFile: opts.tlsKey } }),
       allowPlainHttp: opts.allowPlainHttp === true,
+      perHostSeries: opts.perHostSeries,
+      rateLimit: opts.rateLimit,
+      ...(opts.s3Config === undefined ? {} : { s3: JSON.parse(await readFile(opts.s3Config, 'utf8')) as unknown }),
       logLevel: opts.logLevel as 'info',
     });
     const running = await startCollector(config);
+    // SIGTERM lets requests in flight finish their durable writes before the process exits.
     const shutdown = () => {
       void running.close().then(() => process.exit(0));
     };
@@ -57,18 +77,179 @@ program
     process.once('SIGINT', shutdown);
   });
 
-const token = program.command('token').description('Enrollment tokens.');
-token
+/** Where admin commands act: the store itself (--data-dir), or a running collector's admin API. */
+interface Target {
+  dataDir?: string;
+  collector?: string;
+  adminTokenFile?: string;
+}
+
+function targetOptions(cmd: Command, local = true): Command {
+  if (local) {
+    cmd
+      .option('--data-dir <dir>', 'act on this store directly (the same store a running `serve` uses)')
+      .option('--collector <url>', 'act through a running collector\'s admin API instead (with an admin token)');
+  } else {
+    cmd.option('--collector <url>', 'the collector whose admin API to use', 'http://127.0.0.1:8470');
+  }
+  return cmd
+    .option('--admin-token-file <file>', 'file holding the admin bearer token (or VCM_ADMIN_TOKEN)')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'));
+}
+
+async function api(t: Target, method: string, pathname: string, body?: unknown): Promise<unknown> {
+  const token = t.adminTokenFile === undefined ? process.env.VCM_ADMIN_TOKEN : (await readFile(t.adminTokenFile, 'utf8')).trim();
+  if (token === undefined || token === '') throw new CollectorError('COL_ERR_UNAUTHORIZED', 'give --admin-token-file or VCM_ADMIN_TOKEN');
+  const res = await fetch(new URL(pathname, t.collector), {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  }).catch((err: unknown) => {
+    throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `cannot reach ${t.collector}: ${(err as Error).message}`);
+  });
+  const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+  if (!res.ok) {
+    const code = json.error?.code;
+    throw new CollectorError(code !== undefined && code in COLLECTOR_ERRORS ? (code as CollectorErrorCode) : 'COL_ERR_INTERNAL', json.error?.message ?? `HTTP ${res.status}`);
+  }
+  return json;
+}
+
+async function localStore(t: Target): Promise<FsEvidenceStore> {
+  const store = new FsEvidenceStore(t.dataDir ?? defaultDataDir);
+  await store.ping();
+  return store;
+}
+
+function print(format: string, value: unknown, table: () => string[][]): void {
+  if (format === 'json') {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    return;
+  }
+  const rows = table();
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+}
+
+const token = program.command('token').alias('tokens').description('Enrollment tokens: create, list, revoke.');
+targetOptions(
+  token
+    .command('create')
+    .description('Create an enrollment token for a vendor and print only the token.')
+    .requiredOption('--vendor <name>', 'the vendor whose agents this token enrolls', vendor)
+    .option('--ttl <duration>', 'how long the token stays valid (e.g. 30m, 24h, 7d)', duration, 24 * 3600)
+    .option('--uses <n>', 'how many enrollments the token allows', positiveInt, 1),
+).action(async (opts: Target & { vendor: string; ttl: number; uses: number }) => {
+  const value =
+    opts.collector === undefined
+      ? (await createToken(await localStore(opts), { vendor: opts.vendor, ttlSeconds: opts.ttl, uses: opts.uses })).token
+      : ((await api(opts, 'POST', '/v1/admin/tokens', { vendor: opts.vendor, ttlSeconds: opts.ttl, uses: opts.uses })) as { token: string }).token;
+  process.stdout.write(`${value}\n`);
+});
+targetOptions(token.command('list').description('List enrollment tokens (by hash: the tokens themselves are never stored).')).action(
+  async (opts: Target & { format: string }) => {
+    const tokens =
+      opts.collector === undefined ? await listTokens(await localStore(opts)) : ((await api(opts, 'GET', '/v1/admin/tokens')) as { tokens: TokenInfo[] }).tokens;
+    print(opts.format, tokens, () => [
+      ['ID', 'VENDOR', 'STATE', 'USED', 'EXPIRES'],
+      ...tokens.map((t) => [t.id.slice(0, 16), t.vendor, t.state, `${t.used}/${t.uses}`, t.expiresAt]),
+    ]);
+  },
+);
+targetOptions(token.command('revoke').description('Revoke an enrollment token by its id (or a unique prefix of 8+ characters).').argument('<id>')).action(
+  async (id: string, opts: Target & { format: string }) => {
+    const t = opts.collector === undefined ? await revokeToken(await localStore(opts), id) : ((await api(opts, 'POST', `/v1/admin/tokens/${id}/revoke`)) as TokenInfo);
+    print(opts.format, t, () => [[`revoked ${t.id.slice(0, 16)} (${t.vendor})`]]);
+  },
+);
+
+const agents = program.command('agents').alias('agent').description('Enrolled agents: list, show, revoke (through the admin API of a running collector).');
+const remote = (cmd: Command) => targetOptions(cmd, false);
+remote(agents.command('list').description('List agents.').option('--vendor <name>', 'only this vendor', vendor)).action(
+  async (opts: Target & { vendor?: string; format: string }) => {
+    const q = opts.vendor === undefined ? '' : `?vendor=${encodeURIComponent(opts.vendor)}`;
+    const list = ((await api(opts, 'GET', `/v1/admin/agents${q}`)) as { agents: AgentSummary[] }).agents;
+    print(opts.format, list, () => [
+      ['AGENT', 'VENDOR', 'HOST', 'OS', 'SEQ', 'LAST SEEN', 'REVOKED'],
+      ...list.map((a) => [a.agentId.slice(0, 16), a.vendor, a.host, a.os, String(a.headSeq), a.lastSeenAt ?? '-', a.revoked?.revokedAt ?? '-']),
+    ]);
+  },
+);
+remote(agents.command('show').description('Show one agent: key, chain head, latest verdicts.').argument('<agent-id>')).action(
+  async (id: string, opts: Target & { format: string }) => {
+    const a = (await api(opts, 'GET', `/v1/admin/agents/${id}`)) as AgentDetail;
+    print(opts.format, a, () => [
+      ['agent', a.agentId],
+      ['vendor', a.vendor],
+      ['host', `${a.host} (${a.os}, agent ${a.agentVersion})`],
+      ['enrolled', a.enrolledAt],
+      ['revoked', a.revoked === null ? '-' : `${a.revoked.revokedAt} after seq ${a.revoked.afterSeq}: ${a.revoked.reason}`],
+      ['chain head', String(a.headSeq)],
+      ...a.latest.map((r) => [r.check, `${r.verdict} (agent: ${r.agentStatus}) at ${r.collectedAt}, policy v${r.policyVersion}`]),
+    ]);
+  },
+);
+remote(
+  agents
+    .command('revoke')
+    .description('Revoke an agent: results it signed after the current chain head are refused.')
+    .argument('<agent-id>')
+    .requiredOption('--reason <text>', 'why (kept with the revocation)'),
+).action(async (id: string, opts: Target & { reason: string; format: string }) => {
+  const a = (await api(opts, 'POST', `/v1/admin/agents/${id}/revoke`, { reason: opts.reason })) as AgentDetail;
+  print(opts.format, a, () => [[`revoked ${a.agentId} (${a.host}) after seq ${a.revoked?.afterSeq ?? 0}`]]);
+});
+
+const policy = program.command('policy').description('The policy: show the current version, set a new one, validate a file.');
+targetOptions(policy.command('show').description('Print the current policy document.').option('--version <n>', 'an older version', positiveInt)).action(
+  async (opts: Target & { version?: number }) => {
+    let doc: unknown;
+    if (opts.collector !== undefined) doc = await api(opts, 'GET', opts.version === undefined ? '/v1/admin/policy' : `/v1/admin/policy/versions/${opts.version}`);
+    else {
+      const store = await localStore(opts);
+      doc = opts.version === undefined ? await loadOrInitPolicy(store) : await readPolicyVersion(store, opts.version);
+      if (doc === null) throw new CollectorError('COL_ERR_NOT_FOUND', 'no such policy version');
+    }
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  },
+);
+targetOptions(policy.command('set').description('Write FILE as the next policy version (old versions are kept).').argument('<file>')).action(
+  async (file: string, opts: Target) => {
+    const raw = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    const doc = (opts.collector === undefined ? await writeNextPolicy(await localStore(opts), raw) : await api(opts, 'PUT', '/v1/admin/policy', raw)) as { version: number };
+    process.stdout.write(`policy version ${doc.version} written\n`);
+  },
+);
+policy
+  .command('validate')
+  .description('Check a policy file offline, including every check setting.')
+  .argument('<file>')
+  .action(async (file: string) => {
+    const raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    validatePolicyDocument({ version: 1, createdAt: new Date().toISOString(), ...raw });
+    process.stdout.write(`${file}: valid\n`);
+  });
+
+program
+  .command('admin-token')
+  .description('Admin and auditor bearer tokens for the admin API.')
   .command('create')
-  .description('Create a one-time enrollment token for a vendor and print only the token.')
-  .requiredOption('--vendor <name>', 'the vendor whose agents this token enrolls', vendor)
-  .option('--data-dir <dir>', 'the same store a running `serve` uses', defaultDataDir)
-  .option('--ttl <duration>', 'how long the token stays valid (e.g. 30m, 24h, 7d)', duration, 24 * 3600)
-  .option('--uses <n>', 'how many enrollments the token allows', positiveInt, 1)
-  .action(async (opts: { vendor: string; dataDir: string; ttl: number; uses: number }) => {
+  .description('Bootstrap: create an admin or auditor bearer token on the store and print only the token.')
+  .addOption(new Option('--role <role>', 'admin manages; auditor reads').choices(['admin', 'auditor']).makeOptionMandatory())
+  .requiredOption('--name <name>', 'who or what holds it (kept in audit records)')
+  .option('--vendor <name...>', 'auditor: the vendors it may read (default: all)')
+  .option('--ttl <duration>', 'expiry (default: none)', duration)
+  .option('--data-dir <dir>', 'the store', defaultDataDir)
+  .action(async (opts: { role: 'admin' | 'auditor'; name: string; vendor?: string[]; ttl?: number; dataDir: string }) => {
     const store = new FsEvidenceStore(opts.dataDir);
     await store.ping();
-    const { token: value } = await createToken(store, { vendor: opts.vendor, ttlSeconds: opts.ttl, uses: opts.uses });
+    for (const v of opts.vendor ?? []) vendor(v);
+    const value = await createAdminToken(store, {
+      name: opts.name,
+      role: opts.role,
+      ...(opts.vendor === undefined ? {} : { vendors: opts.vendor }),
+      ...(opts.ttl === undefined ? {} : { ttlSeconds: opts.ttl }),
+    });
     process.stdout.write(`${value}\n`);
   });
 

@@ -8,6 +8,8 @@ export const PAYLOAD_TYPE_STATEMENT = 'application/vnd.in-toto+json';
 export const PAYLOAD_TYPE_ENROLL = 'application/vnd.vcm.enroll.v1+json';
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const PREDICATE_TYPE_FINDING = 'https://vcm.dev/attestation/finding/v1';
+/** A signed record that the agent's spool overflowed and dropped results: loss is itself evidence. */
+export const PREDICATE_TYPE_SPOOL_DROP = 'https://vcm.dev/attestation/spool-drop/v1';
 
 /** Hosts may drift; results from further in the future than this are refused. */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
@@ -45,15 +47,21 @@ export function strictBase64(text: string): Buffer | null {
   return buf.toString('base64') === text ? buf : null;
 }
 
+/**
+ * The one byte form of a one-signature envelope: compact JSON in fixed member order. Agents send
+ * it and the collector accepts nothing else, so the stored bytes (which the chain hashes) follow
+ * from the signed content alone.
+ */
+export function canonicalEnvelope(e: Envelope): Buffer {
+  const sig = e.signatures[0];
+  if (sig === undefined || e.signatures.length !== 1) throw new Error('a canonical envelope has exactly one signature');
+  return Buffer.from(JSON.stringify({ payloadType: e.payloadType, payload: e.payload, signatures: [{ keyid: sig.keyid, sig: sig.sig }] }), 'utf8');
+}
+
 /** Signs `payload` and returns the envelope as the exact bytes to send and store. */
 export function signEnvelope(payloadType: string, payload: Buffer, key: KeyObject, keyid: string): Buffer {
   const sig = edSign(null, pae(payloadType, payload), key);
-  const envelope: Envelope = {
-    payloadType,
-    payload: payload.toString('base64'),
-    signatures: [{ keyid, sig: sig.toString('base64') }],
-  };
-  return Buffer.from(JSON.stringify(envelope), 'utf8');
+  return canonicalEnvelope({ payloadType, payload: payload.toString('base64'), signatures: [{ keyid, sig: sig.toString('base64') }] });
 }
 
 /** True when one signature on the envelope verifies under `publicKey`. */
@@ -112,42 +120,91 @@ export const hostSchema = z
   .strict();
 export type HostInfo = z.infer<typeof hostSchema>;
 
-export const findingPredicateSchema = z
+/** Things that happened to the agent itself since its last envelope (e.g. a watchdog restart). */
+export const agentEventSchema = z
   .object({
-    agentId: agentIdSchema,
-    agentVersion: z.string().max(64),
-    host: hostSchema,
-    /** Per-agent sequence number, from 1. */
-    seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-    /** SHA-256 (hex) of the previous envelope's exact bytes; null for seq 1. */
-    prev: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
-    collectedAt: z.iso.datetime({ offset: false }),
-    policyVersion: z.number().int().min(0).nullable(),
-    finding: findingSchema,
+    type: z.enum(['watchdog_restart', 'spool_quarantine', 'started']),
+    at: z.iso.datetime({ offset: false }),
+    detail: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
   })
   .strict();
+export type AgentEvent = z.infer<typeof agentEventSchema>;
+
+/** What every predicate shares: who signed, where in the chain, when. */
+const chainLinkShape = {
+  agentId: agentIdSchema,
+  agentVersion: z.string().max(64),
+  host: hostSchema,
+  /** Per-agent sequence number, from 1. */
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** SHA-256 (hex) of the previous envelope's exact bytes; null for seq 1. */
+  prev: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  collectedAt: z.iso.datetime({ offset: false }),
+  policyVersion: z.number().int().min(0).nullable(),
+  events: z.array(agentEventSchema).max(100).optional(),
+};
+
+export const findingPredicateSchema = z.object({ ...chainLinkShape, finding: findingSchema }).strict();
 export type FindingPredicate = z.infer<typeof findingPredicateSchema>;
+
+export const spoolDropPredicateSchema = z
+  .object({
+    ...chainLinkShape,
+    dropped: z
+      .object({
+        count: z.number().int().min(1),
+        /** The dropped results' own sequence numbers: the collector sees them as a gap. */
+        firstSeq: z.number().int().min(1),
+        lastSeq: z.number().int().min(1),
+        checks: z.array(z.enum(CHECK_IDS)),
+        from: z.iso.datetime({ offset: false }),
+        to: z.iso.datetime({ offset: false }),
+        reason: z.enum(['spool_full_bytes', 'spool_full_count']),
+      })
+      .strict(),
+  })
+  .strict();
+export type SpoolDropPredicate = z.infer<typeof spoolDropPredicateSchema>;
+
+const subjectSchema = z
+  .array(z.object({ name: z.string(), digest: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict() }).strict())
+  .length(1);
 
 export const statementSchema = z
   .object({
     _type: z.literal(STATEMENT_TYPE),
-    subject: z
-      .array(z.object({ name: z.string(), digest: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict() }).strict())
-      .length(1),
+    subject: subjectSchema,
     predicateType: z.literal(PREDICATE_TYPE_FINDING),
     predicate: findingPredicateSchema,
   })
   .strict();
 export type Statement = z.infer<typeof statementSchema>;
 
+export const spoolDropStatementSchema = z
+  .object({
+    _type: z.literal(STATEMENT_TYPE),
+    subject: subjectSchema,
+    predicateType: z.literal(PREDICATE_TYPE_SPOOL_DROP),
+    predicate: spoolDropPredicateSchema,
+  })
+  .strict();
+export type SpoolDropStatement = z.infer<typeof spoolDropStatementSchema>;
+
+/** Every statement an agent may sign, told apart by predicateType. */
+export const anyStatementSchema = z.discriminatedUnion('predicateType', [statementSchema, spoolDropStatementSchema]);
+export type AnyStatement = z.infer<typeof anyStatementSchema>;
+
+function subjectFor(agentId: string) {
+  return [{ name: `vcm-agent:${agentId}`, digest: { sha256: agentId } }];
+}
+
 /** The in-toto subject is the host's key: the statement is about that machine. */
 export function buildStatement(predicate: FindingPredicate): Statement {
-  return {
-    _type: STATEMENT_TYPE,
-    subject: [{ name: `vcm-agent:${predicate.agentId}`, digest: { sha256: predicate.agentId } }],
-    predicateType: PREDICATE_TYPE_FINDING,
-    predicate,
-  };
+  return { _type: STATEMENT_TYPE, subject: subjectFor(predicate.agentId), predicateType: PREDICATE_TYPE_FINDING, predicate };
+}
+
+export function buildSpoolDropStatement(predicate: SpoolDropPredicate): SpoolDropStatement {
+  return { _type: STATEMENT_TYPE, subject: subjectFor(predicate.agentId), predicateType: PREDICATE_TYPE_SPOOL_DROP, predicate };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,6 +244,7 @@ export const checkPolicySchema = z
   })
   .strict();
 
+/** The policy one vendor's agents get: which checks, how often, with which settings. */
 export const policySchema = z
   .object({
     version: z.number().int().min(1),
@@ -197,6 +255,40 @@ export const policySchema = z
   })
   .strict();
 export type Policy = z.infer<typeof policySchema>;
+
+/** A justified, approved and expiring waiver of failures: vendor, host pattern and check. */
+export const exceptionSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+    vendor: vendorSchema,
+    /** Host names it covers: a glob where `*` matches any run of characters. */
+    hosts: z.string().min(1).max(253).default('*'),
+    check: z.enum(CHECK_IDS),
+    justification: z.string().min(10).max(2000),
+    approver: z.string().min(1).max(200),
+    expires: z.iso.datetime({ offset: false }),
+  })
+  .strict();
+export type PolicyException = z.infer<typeof exceptionSchema>;
+
+/** The customer's policy document at the collector: defaults, per-vendor overrides, exceptions. */
+export const policyDocumentSchema = policySchema
+  .extend({
+    vendors: z
+      .record(
+        vendorSchema,
+        z
+          .object({
+            freshnessSeconds: z.number().int().min(60).optional(),
+            checks: z.partialRecord(z.enum(CHECK_IDS), checkPolicySchema.partial()).default({}),
+          })
+          .strict(),
+      )
+      .default({}),
+    exceptions: z.array(exceptionSchema).default([]),
+  })
+  .strict();
+export type PolicyDocument = z.infer<typeof policyDocumentSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Results

@@ -12,6 +12,7 @@ import {
   type Policy,
 } from './contract.js';
 import { CollectorError } from './errors.js';
+import { StrictJsonError, parseStrictJson } from './strict-json.js';
 import type { AgentRegistry } from './registry.js';
 import type { EvidenceStore } from './store.js';
 import { consumeToken } from './tokens.js';
@@ -19,16 +20,17 @@ import { consumeToken } from './tokens.js';
 export interface EnrollDeps {
   store: EvidenceStore;
   registry: AgentRegistry;
-  policy: () => Policy;
+  /** The effective policy for a vendor's agents. */
+  policyFor: (vendor: string) => Policy;
   collectorPublicKeyPem: string;
   now: () => Date;
 }
 
 function json(bytes: Buffer): unknown {
   try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new CollectorError('COL_ERR_MALFORMED', 'the body is not JSON');
+    return parseStrictJson(bytes);
+  } catch (err) {
+    throw new CollectorError('COL_ERR_MALFORMED', err instanceof StrictJsonError ? `the body is not strict JSON: ${err.message}` : 'the body is not JSON');
   }
 }
 
@@ -71,5 +73,5 @@ export async function enroll(deps: EnrollDeps, body: Buffer, authorization: stri
     revokedAt: null,
   });
   if (!registered) throw new CollectorError('COL_ERR_AGENT_EXISTS');
-  return { agentId, vendor: tokenRecord.vendor, collectorPublicKey: deps.collectorPublicKeyPem, policy: deps.policy() };
+  return { agentId, vendor: tokenRecord.vendor, collectorPublicKey: deps.collectorPublicKeyPem, policy: deps.policyFor(tokenRecord.vendor) };
 }

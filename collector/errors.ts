@@ -14,6 +14,11 @@ export const COLLECTOR_ERRORS = {
   COL_ERR_FUTURE: { status: 422, reason: 'future', message: 'the collection time is in the future beyond the allowed skew' },
   COL_ERR_TOKEN_INVALID: { status: 401, reason: 'token_invalid', message: 'the enrollment token is unknown, used or expired' },
   COL_ERR_AGENT_EXISTS: { status: 409, reason: 'agent_exists', message: 'this key is already enrolled' },
+  COL_ERR_RATE_LIMITED: { status: 429, reason: 'rate_limited', message: 'this agent sends faster than its rate limit' },
+  COL_ERR_UNAUTHORIZED: { status: 401, reason: 'unauthorized', message: 'an admin or auditor bearer token is required' },
+  COL_ERR_FORBIDDEN: { status: 403, reason: 'forbidden', message: 'this token\'s role or vendor scope does not allow that' },
+  COL_ERR_POLICY_INVALID: { status: 422, reason: 'policy_invalid', message: 'the policy document is invalid' },
+  COL_ERR_POLICY_CONFLICT: { status: 409, reason: 'policy_conflict', message: 'another policy version was written first' },
   COL_ERR_STORE_UNAVAILABLE: { status: 503, reason: 'store_unavailable', message: 'the evidence store cannot take writes now' },
   COL_ERR_NOT_FOUND: { status: 404, reason: 'not_found', message: 'no such endpoint' },
   COL_ERR_METHOD: { status: 405, reason: 'method', message: 'method not allowed' },
@@ -57,4 +62,5 @@ export const INGEST_REJECT_REASONS = [
   'replay',
   'chain_broken',
   'future',
+  'rate_limited',
 ] as const;

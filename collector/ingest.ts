@@ -5,21 +5,25 @@ import {
   DEFAULT_CLOCK_SKEW_SECONDS,
   PAYLOAD_TYPE_STATEMENT,
   PREDICATE_TYPE_FINDING,
+  PREDICATE_TYPE_SPOOL_DROP,
   STATEMENT_TYPE,
+  anyStatementSchema,
+  canonicalEnvelope,
   envelopeSchema,
   evidenceKey,
   sha256Hex,
-  statementSchema,
   strictBase64,
   verifyEnvelope,
   type Envelope,
+  type AnyStatement,
   type IngestOutcome,
-  type Policy,
+  type PolicyDocument,
 } from './contract.js';
 import { CollectorError } from './errors.js';
+import { StrictJsonError, parseStrictJson } from './strict-json.js';
 import type { Metrics } from './metrics.js';
-import type { AgentRegistry } from './registry.js';
-import { judge, type CollectorState } from './state.js';
+import type { AgentRegistry, RegisteredAgent } from './registry.js';
+import { judge, type CollectorState, type StoredLink } from './state.js';
 import type { EvidenceStore } from './store.js';
 
 export interface IngestDeps {
@@ -27,116 +31,208 @@ export interface IngestDeps {
   registry: AgentRegistry;
   state: CollectorState;
   metrics: Metrics;
-  policy: () => Policy;
+  policy: () => PolicyDocument;
   now: () => Date;
   log: Logger;
   clockSkewSeconds?: number;
+  /** Envelopes per second each agent may send, with a burst allowance; undefined = unlimited. */
+  rateLimit?: { perSecond: number; burst: number };
+}
+
+/** A token bucket per agent: refilled by the clock, so an idle agent is never short. */
+class RateLimiter {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    readonly perSecond: number,
+    readonly burst: number,
+  ) {}
+
+  take(agentId: string, nowMs: number): boolean {
+    const b = this.#buckets.get(agentId) ?? { tokens: this.burst, at: nowMs };
+    b.tokens = Math.min(this.burst, b.tokens + ((nowMs - b.at) / 1000) * this.perSecond);
+    b.at = nowMs;
+    const ok = b.tokens >= 1;
+    if (ok) b.tokens -= 1;
+    this.#buckets.set(agentId, b);
+    return ok;
+  }
 }
 
 function parseJson(bytes: Buffer): unknown {
   try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new CollectorError('COL_ERR_MALFORMED', 'the body is not JSON');
+    return parseStrictJson(bytes);
+  } catch (err) {
+    throw new CollectorError('COL_ERR_MALFORMED', err instanceof StrictJsonError ? `the body is not strict JSON: ${err.message}` : 'the body is not JSON');
   }
+}
+
+interface Verified {
+  bytes: Buffer;
+  hash: string;
+  agent: RegisteredAgent;
+  predicate: AnyStatement['predicate'];
 }
 
 export class Ingestor {
   readonly #deps: IngestDeps;
   /** One ingest at a time per agent, so that chain checks and writes never interleave. */
   readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #limiter: RateLimiter | undefined;
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
+    this.#limiter = deps.rateLimit === undefined ? undefined : new RateLimiter(deps.rateLimit.perSecond, deps.rateLimit.burst);
   }
 
+  /** One envelope: its outcome, or a CollectorError for a rejection (4xx) or a store failure (5xx). */
   async ingest(bytes: Buffer): Promise<IngestOutcome> {
-    const { metrics } = this.#deps;
-    try {
-      const outcome = await this.#ingest(bytes);
-      metrics.envelopes.inc({ outcome: outcome.outcome });
-      return outcome;
-    } catch (err) {
-      if (err instanceof CollectorError && err.status < 500) {
-        metrics.envelopes.inc({ outcome: 'rejected' });
-        metrics.rejected.inc({ reason: err.reason });
-      }
-      throw err;
-    }
+    const [result] = await this.ingestMany([bytes]);
+    if (result instanceof CollectorError) throw result;
+    return result!;
   }
 
-  async #ingest(bytes: Buffer): Promise<IngestOutcome> {
+  /**
+   * A batch, answered per envelope in order. Every envelope is verified first; then each agent's
+   * envelopes are chain-checked under one lock and written together, so that a batch costs one
+   * folder fsync instead of one per envelope. A store failure rejects the whole call (503):
+   * nothing in it is acknowledged, and the agent sends it again.
+   */
+  async ingestMany(lines: readonly Buffer[]): Promise<(IngestOutcome | CollectorError)[]> {
+    const { metrics } = this.#deps;
+    const results: (IngestOutcome | CollectorError)[] = new Array(lines.length);
+    const groups = new Map<string, { index: number; v: Verified }[]>();
+    for (const [index, bytes] of lines.entries()) {
+      try {
+        const v = await this.#verify(bytes);
+        let group = groups.get(v.agent.record.agentId);
+        if (group === undefined) groups.set(v.agent.record.agentId, (group = []));
+        group.push({ index, v });
+      } catch (err) {
+        if (!(err instanceof CollectorError)) throw err;
+        results[index] = err;
+      }
+    }
+    await Promise.all([...groups].map(([agentId, group]) => this.#serialized(agentId, () => this.#commit(group, results))));
+    for (const r of results) {
+      if (r instanceof CollectorError) {
+        metrics.envelopes.inc({ outcome: 'rejected' });
+        metrics.rejected.inc({ reason: r.reason });
+      } else {
+        metrics.envelopes.inc({ outcome: r.outcome });
+      }
+    }
+    return results;
+  }
+
+  /** Everything that can be decided from the bytes and the registry alone. */
+  async #verify(bytes: Buffer): Promise<Verified> {
     const parsed = envelopeSchema.safeParse(parseJson(bytes));
     if (!parsed.success) throw new CollectorError('COL_ERR_MALFORMED', 'the body is not a DSSE envelope');
     const envelope: Envelope = parsed.data;
+    // The signature covers only the payload, but the chain hashes the stored bytes: so the only
+    // bytes accepted are the canonical form of a one-signature envelope, and a relay cannot make
+    // different bytes (white space, member order, escapes, extra signatures) of the same result.
+    if (envelope.signatures.length !== 1 || !bytes.equals(canonicalEnvelope(envelope))) {
+      throw new CollectorError('COL_ERR_MALFORMED', 'the envelope is not in canonical form (one signature, compact JSON, fixed member order)');
+    }
     const keyid = envelope.signatures[0]?.keyid ?? '';
     // The keyid only says which registered key to try; the signature decides.
     const agent = await this.#deps.registry.get(keyid);
     if (agent === undefined) throw new CollectorError('COL_ERR_UNKNOWN_AGENT');
     if (!verifyEnvelope(envelope, agent.key)) throw new CollectorError('COL_ERR_BAD_SIGNATURE');
-    if (envelope.signatures.some((s) => s.keyid !== keyid)) {
-      throw new CollectorError('COL_ERR_BAD_SIGNATURE', 'every signature must name the same key');
+    // Counted after verification, so that nobody can spend another agent's allowance.
+    if (this.#limiter !== undefined && !this.#limiter.take(agent.record.agentId, performance.now())) {
+      throw new CollectorError('COL_ERR_RATE_LIMITED');
     }
-    if (agent.record.revokedAt !== null) throw new CollectorError('COL_ERR_REVOKED');
     if (envelope.payloadType !== PAYLOAD_TYPE_STATEMENT) throw new CollectorError('COL_ERR_UNKNOWN_TYPE', 'unknown payloadType');
 
     const statementJson = parseJson(strictBase64(envelope.payload) ?? Buffer.alloc(0)) as Record<string, unknown> | null;
-    if (statementJson?._type !== STATEMENT_TYPE || statementJson.predicateType !== PREDICATE_TYPE_FINDING) {
+    const predicateType = statementJson?.predicateType;
+    if (statementJson?._type !== STATEMENT_TYPE || (predicateType !== PREDICATE_TYPE_FINDING && predicateType !== PREDICATE_TYPE_SPOOL_DROP)) {
       throw new CollectorError('COL_ERR_UNKNOWN_TYPE', 'unknown statement or predicate type');
     }
-    const statement = statementSchema.safeParse(statementJson);
+    const statement = anyStatementSchema.safeParse(statementJson);
     if (!statement.success) {
       throw new CollectorError('COL_ERR_SCHEMA', statement.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     }
     const predicate = statement.data.predicate;
-    if (predicate.agentId !== agent.record.agentId || predicate.finding.collectedAt !== predicate.collectedAt) {
+    const finding = 'finding' in predicate ? predicate.finding : null;
+    if (predicate.agentId !== agent.record.agentId || (finding !== null && finding.collectedAt !== predicate.collectedAt)) {
       throw new CollectorError('COL_ERR_SCHEMA', 'the statement names another agent, or its times disagree');
     }
-    const now = this.#deps.now();
+    // Results the agent signed before its revocation point still count (late delivery is normal).
+    if (agent.revocation !== null && predicate.seq > agent.revocation.afterSeq) throw new CollectorError('COL_ERR_REVOKED');
     const skew = (this.#deps.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
-    if (Date.parse(predicate.collectedAt) > now.getTime() + skew) throw new CollectorError('COL_ERR_FUTURE');
+    if (Date.parse(predicate.collectedAt) > this.#deps.now().getTime() + skew) throw new CollectorError('COL_ERR_FUTURE');
+    return { bytes, hash: sha256Hex(bytes), agent, predicate };
+  }
 
-    return this.#serialized(agent.record.agentId, async () => {
-      const hash = sha256Hex(bytes);
-      const a = this.#deps.state.agent(agent.record.agentId);
-      const existing = a.links.get(predicate.seq);
+  /** Chain checks for one agent's envelopes (under its lock), then their writes, together. */
+  async #commit(group: { index: number; v: Verified }[], results: (IngestOutcome | CollectorError)[]): Promise<void> {
+    const { state, store, metrics, log } = this.#deps;
+    const agentId = group[0]!.v.agent.record.agentId;
+    const a = state.agent(agentId);
+    // Links accepted earlier in this same batch count as stored for the checks that follow.
+    const pending = new Map<number, StoredLink>();
+    const linkAt = (seq: number) => a.links.get(seq) ?? pending.get(seq);
+    const writes: { index: number; v: Verified; key: string; gap: boolean }[] = [];
+    for (const { index, v } of group) {
+      const { seq, prev } = v.predicate;
+      const existing = linkAt(seq);
       if (existing !== undefined) {
-        if (existing.hash === hash) return { seq: predicate.seq, outcome: 'duplicate', key: existing.key };
-        this.#deps.log.warn({ agentId: agent.record.agentId, seq: predicate.seq }, 'sequence number reused with other content');
-        throw new CollectorError('COL_ERR_REPLAY');
+        if (existing.hash === v.hash) results[index] = { seq, outcome: 'duplicate', key: existing.key };
+        else {
+          log.warn({ agentId, seq }, 'sequence number reused with other content');
+          results[index] = new CollectorError('COL_ERR_REPLAY');
+        }
+        continue;
       }
-      const before = a.links.get(predicate.seq - 1);
-      if (before !== undefined && predicate.prev !== before.hash) throw new CollectorError('COL_ERR_CHAIN_BROKEN');
-      if (predicate.seq === 1 && predicate.prev !== null) throw new CollectorError('COL_ERR_CHAIN_BROKEN', 'the first result has no predecessor');
-      const gap = before === undefined && predicate.seq > 1 && predicate.seq > a.headSeq;
+      const before = linkAt(seq - 1);
+      if ((before !== undefined && prev !== before.hash) || (seq === 1 && prev !== null)) {
+        results[index] = new CollectorError('COL_ERR_CHAIN_BROKEN', seq === 1 ? 'the first result has no predecessor' : undefined);
+        continue;
+      }
+      const head = Math.max(a.headSeq, ...pending.keys());
+      const key = evidenceKey({ vendor: v.agent.record.vendor, collectedAt: v.predicate.collectedAt, agentId, seq, sha256: v.hash });
+      pending.set(seq, { hash: v.hash, key });
+      writes.push({ index, v, key, gap: before === undefined && seq > 1 && seq > head });
+    }
+    if (writes.length === 0) return;
 
-      const key = evidenceKey({
-        vendor: agent.record.vendor,
-        collectedAt: predicate.collectedAt,
-        agentId: agent.record.agentId,
-        seq: predicate.seq,
-        sha256: hash,
-      });
-      const stopTimer = this.#deps.metrics.writeDuration.startTimer();
-      let put;
-      try {
-        put = await this.#deps.store.putIfAbsent(key, bytes);
-      } catch (err) {
-        this.#deps.metrics.storeErrors.inc();
-        throw err;
-      } finally {
-        stopTimer();
+    const stopTimer = metrics.writeDuration.startTimer();
+    let puts;
+    try {
+      puts = await Promise.all(writes.map((w) => store.putIfAbsent(w.key, w.v.bytes)));
+    } catch (err) {
+      metrics.storeErrors.inc();
+      throw err;
+    } finally {
+      stopTimer();
+    }
+    const now = this.#deps.now().getTime();
+    const policy = this.#deps.policy();
+    for (const [i, w] of writes.entries()) {
+      const { seq } = w.v.predicate;
+      state.recordStored(agentId, seq, { hash: w.v.hash, key: w.key });
+      if (puts[i] === 'exists') {
+        results[w.index] = { seq, outcome: 'duplicate', key: w.key };
+        continue;
       }
-      this.#deps.state.recordStored(agent.record.agentId, predicate.seq, { hash, key });
-      if (put === 'exists') return { seq: predicate.seq, outcome: 'duplicate', key };
-      if (gap) {
-        this.#deps.metrics.chainGaps.inc({ vendor: agent.record.vendor });
-        this.#deps.log.warn({ agentId: agent.record.agentId, seq: predicate.seq, headSeq: a.headSeq }, 'gap in evidence chain');
+      if (w.gap) {
+        metrics.chainGaps.inc({ vendor: w.v.agent.record.vendor });
+        log.warn({ agentId, seq }, 'gap in evidence chain');
       }
-      const policy = this.#deps.policy();
-      this.#deps.state.recordResult(agent.record.agentId, predicate, judge(predicate, policy), policy.version, now.getTime());
-      return { seq: predicate.seq, outcome: 'accepted', key };
-    });
+      const predicate = w.v.predicate;
+      if ('dropped' in predicate) {
+        // The agent lost results to a full spool and says so, signed: count it, alert on it.
+        metrics.spoolDropped.inc({ vendor: w.v.agent.record.vendor }, predicate.dropped.count);
+        log.warn({ agentId, dropped: predicate.dropped }, 'agent reports dropped results');
+        state.recordSeen(agentId, now);
+      } else {
+        state.recordResult(agentId, predicate, judge(predicate, policy, w.v.agent.record.vendor), policy.version, now);
+      }
+      results[w.index] = { seq, outcome: 'accepted', key: w.key };
+    }
   }
 
   async #serialized<T>(agentId: string, work: () => Promise<T>): Promise<T> {

@@ -1,17 +1,109 @@
 // The customer's policy: policy/<version>.json, each version written once, the highest one current.
-import { policySchema, type Policy } from './contract.js';
+// Agents get the effective policy of their vendor; exceptions stay at the collector.
+import { checkById } from '../checks/index.js';
+import type { CheckId } from '../checks/types.js';
+import {
+  policyDocumentSchema,
+  policySchema,
+  type Policy,
+  type PolicyDocument,
+  type PolicyException,
+} from './contract.js';
+import { CollectorError } from './errors.js';
 import type { EvidenceStore } from './store.js';
 
-export function defaultPolicy(now: Date = new Date()): Policy {
-  return policySchema.parse({
+export function defaultPolicyDocument(now: Date = new Date()): PolicyDocument {
+  return policyDocumentSchema.parse({
     version: 1,
     createdAt: now.toISOString(),
     freshnessSeconds: 7200,
+    // The five host controls run everywhere; sso_coverage needs Okta access, so a vendor's
+    // policy turns it on for the one agent that has it.
     checks: {
+      vpn: { enabled: true, intervalSeconds: 900, config: {} },
       disk_encryption: { enabled: true, intervalSeconds: 3600, config: {} },
+      usb_policy: { enabled: true, intervalSeconds: 3600, config: {} },
+      credential_age: { enabled: true, intervalSeconds: 86400, config: {} },
+      sso_coverage: { enabled: false, intervalSeconds: 3600, config: {} },
       open_ports: { enabled: true, intervalSeconds: 900, config: {} },
     },
   });
+}
+
+const effectiveCache = new WeakMap<PolicyDocument, Map<string | null, Policy>>();
+
+/** What one vendor's agents get: defaults with the vendor's overrides, no exceptions. */
+export function effectivePolicy(doc: PolicyDocument, vendor: string | null): Policy {
+  // Documents are frozen once loaded, so the result for a vendor never changes: compute it once.
+  let byVendor = effectiveCache.get(doc);
+  if (byVendor === undefined) effectiveCache.set(doc, (byVendor = new Map()));
+  let policy = byVendor.get(vendor);
+  if (policy === undefined) byVendor.set(vendor, (policy = Object.freeze(computeEffective(doc, vendor))));
+  return policy;
+}
+
+function computeEffective(doc: PolicyDocument, vendor: string | null): Policy {
+  const override = vendor === null ? undefined : doc.vendors[vendor];
+  const checks: Policy['checks'] = {};
+  const ids = new Set([...Object.keys(doc.checks), ...Object.keys(override?.checks ?? {})]) as Set<CheckId>;
+  for (const id of ids) {
+    const base = doc.checks[id] ?? { enabled: false, intervalSeconds: 900, config: {} };
+    const o = override?.checks[id];
+    checks[id] = {
+      enabled: o?.enabled ?? base.enabled,
+      intervalSeconds: o?.intervalSeconds ?? base.intervalSeconds,
+      config: o?.config ?? base.config,
+    };
+  }
+  return policySchema.parse({
+    version: doc.version,
+    createdAt: doc.createdAt,
+    freshnessSeconds: override?.freshnessSeconds ?? doc.freshnessSeconds,
+    checks,
+  });
+}
+
+function globToRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
+  return new RegExp(`^${escaped}$`, 'i');
+}
+
+/** The unexpired exception covering this vendor, host and check, if any. */
+export function activeException(doc: PolicyDocument, vendor: string, host: string, check: CheckId, now: Date): PolicyException | undefined {
+  return doc.exceptions.find(
+    (e) => e.vendor === vendor && e.check === check && Date.parse(e.expires) > now.getTime() && globToRegExp(e.hosts).test(host),
+  );
+}
+
+/**
+ * Validates a policy document as an operator wrote it: the schema, and every check config against
+ * that check's own schema, so that a typo in an allow-list is refused here, not judged as unknown.
+ */
+export function validatePolicyDocument(raw: unknown): PolicyDocument {
+  const parsed = policyDocumentSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new CollectorError('COL_ERR_POLICY_INVALID', parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  const doc = parsed.data;
+  const configs: [string, CheckId, unknown][] = [];
+  for (const [id, c] of Object.entries(doc.checks)) configs.push(['checks', id as CheckId, c?.config]);
+  for (const [vendor, v] of Object.entries(doc.vendors)) {
+    for (const [id, c] of Object.entries(v.checks)) if (c?.config !== undefined) configs.push([`vendors.${vendor}.checks`, id as CheckId, c.config]);
+  }
+  for (const [where, id, config] of configs) {
+    const check = checkById(id);
+    const result = check?.configSchema.safeParse(config ?? {});
+    if (result !== undefined && !result.success) {
+      const issue = result.error.issues[0];
+      throw new CollectorError('COL_ERR_POLICY_INVALID', `${where}.${id}.config.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+    }
+  }
+  const ids = new Set<string>();
+  for (const e of doc.exceptions) {
+    if (ids.has(e.id)) throw new CollectorError('COL_ERR_POLICY_INVALID', `exceptions: duplicate id ${e.id}`);
+    ids.add(e.id);
+  }
+  return doc;
 }
 
 export async function latestPolicyVersion(store: EvidenceStore): Promise<number | null> {
@@ -23,15 +115,35 @@ export async function latestPolicyVersion(store: EvidenceStore): Promise<number 
   return latest;
 }
 
-/** Loads the current policy, writing the default as version 1 on a new store. */
-export async function loadOrInitPolicy(store: EvidenceStore, now: Date = new Date()): Promise<Policy> {
+export async function readPolicyVersion(store: EvidenceStore, version: number): Promise<PolicyDocument | null> {
+  const raw = await store.get(`policy/${version}.json`);
+  return raw === null ? null : Object.freeze(policyDocumentSchema.parse(JSON.parse(raw.toString('utf8'))));
+}
+
+/** Writes `raw` as the next version. Old versions are never overwritten: a race loses cleanly. */
+export async function writeNextPolicy(store: EvidenceStore, raw: unknown, now: Date = new Date()): Promise<PolicyDocument> {
+  const body = validatePolicyDocument({ ...(raw as object), version: 1, createdAt: now.toISOString() });
+  const version = ((await latestPolicyVersion(store)) ?? 0) + 1;
+  const doc = { ...body, version, createdAt: now.toISOString() };
+  if ((await store.putIfAbsent(`policy/${version}.json`, Buffer.from(`${JSON.stringify(doc, null, 2)}\n`))) === 'exists') {
+    throw new CollectorError('COL_ERR_POLICY_CONFLICT', `policy version ${version} was written by someone else first; retry`);
+  }
+  return doc;
+}
+
+/**
+ * Loads the current policy, writing the default as version 1 on a new store. With `write: false`
+ * (a store that failed its preflight takes no writes) the default is used without being stored.
+ */
+export async function loadOrInitPolicy(store: EvidenceStore, now: Date = new Date(), opts: { write?: boolean } = {}): Promise<PolicyDocument> {
   const version = await latestPolicyVersion(store);
+  if (version === null && opts.write === false) return Object.freeze(defaultPolicyDocument(now));
   if (version === null) {
-    const policy = defaultPolicy(now);
-    await store.putIfAbsent('policy/1.json', Buffer.from(`${JSON.stringify(policy, null, 2)}\n`));
+    const doc = defaultPolicyDocument(now);
+    await store.putIfAbsent('policy/1.json', Buffer.from(`${JSON.stringify(doc, null, 2)}\n`));
     return loadOrInitPolicy(store, now);
   }
-  const raw = await store.get(`policy/${version}.json`);
-  if (raw === null) throw new Error(`policy/${version}.json vanished`);
-  return Object.freeze(policySchema.parse(JSON.parse(raw.toString('utf8'))));
+  const doc = await readPolicyVersion(store, version);
+  if (doc === null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `policy/${version}.json vanished`);
+  return doc;
 }

@@ -1,19 +1,27 @@
 // Wires the collector together and listens. Configuration is validated once, then frozen.
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { buildApp, DEFAULT_BODY_LIMIT_BYTES } from './app.js';
-import { DEFAULT_CLOCK_SKEW_SECONDS, type Policy } from './contract.js';
+import { DEFAULT_CLOCK_SKEW_SECONDS, type PolicyDocument } from './contract.js';
 import { CollectorError } from './errors.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { Ingestor } from './ingest.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { loadOrInitPolicy } from './policy.js';
+import { effectivePolicy, loadOrInitPolicy, readPolicyVersion, writeNextPolicy } from './policy.js';
 import { AgentRegistry } from './registry.js';
 import { CollectorState } from './state.js';
 import { FsEvidenceStore, type EvidenceStore } from './store.js';
+
+/** The S3 SDK is loaded only when S3 is configured: the filesystem default never pays for it. */
+async function s3Store(settings: unknown): Promise<EvidenceStore> {
+  const { S3EvidenceStore, parseS3StoreConfig } = await import('./s3-store.js');
+  return new S3EvidenceStore(parseS3StoreConfig(settings));
+}
 
 export const DEFAULT_LISTEN = '127.0.0.1:8470';
 
@@ -32,11 +40,23 @@ export const collectorConfigSchema = z
   .object({
     dataDir: z.string().min(1).default('./data'),
     listen: listenSchema.prefault(DEFAULT_LISTEN),
+    /** PEM certificate and key: serve HTTPS. */
+    tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
     /** Plain HTTP beyond loopback only when the operator says so (TLS terminated in front). */
     allowPlainHttp: z.boolean().default(false),
     bodyLimitBytes: z.number().int().min(1024).default(DEFAULT_BODY_LIMIT_BYTES),
     clockSkewSeconds: z.number().int().min(0).default(DEFAULT_CLOCK_SKEW_SECONDS),
+    /** Per-agent envelopes per second and burst; a backlog drains at this pace. */
+    rateLimit: z.object({ perSecond: z.number().positive(), burst: z.number().int().min(1) }).strict().default({ perSecond: 20, burst: 500 }),
+    /** 'non-passing' keeps per-host metric series only for hosts that are not passing. */
+    perHostSeries: z.enum(['all', 'non-passing']).default('all'),
+    /** How often a running collector looks for a policy version written by another process. */
+    policyRefreshSeconds: z.number().int().min(1).default(30),
+    /** How long a shutdown waits for requests in flight before closing their connections. */
+    shutdownGraceSeconds: z.number().int().min(0).default(25),
     keyFile: z.string().optional(),
+    /** Evidence in S3 instead of the filesystem store (see collector/s3-store.ts for the settings). */
+    s3: z.unknown().optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();
@@ -54,10 +74,10 @@ export function parseCollectorConfig(input: CollectorConfigInput): CollectorConf
   if (!parsed.success) {
     throw new CollectorError('COL_ERR_CONFIG', parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; '));
   }
-  if (!isLoopback(parsed.data.listen.host) && !parsed.data.allowPlainHttp) {
+  if (parsed.data.tls === undefined && !isLoopback(parsed.data.listen.host) && !parsed.data.allowPlainHttp) {
     throw new CollectorError(
       'COL_ERR_CONFIG',
-      `refusing plain HTTP on ${parsed.data.listen.host}: listen on loopback, or pass --allow-plain-http when TLS is terminated in front`,
+      `refusing plain HTTP on ${parsed.data.listen.host}: give --tls-cert and --tls-key, listen on loopback, or pass --allow-plain-http when TLS is terminated in front`,
     );
   }
   return Object.freeze(parsed.data);
@@ -67,7 +87,7 @@ export function createLogger(level: string): Logger {
   return pino({
     level,
     base: { service: 'vcm-collector' },
-    redact: { paths: ['req.headers.authorization', 'token', '*.token'], censor: '[redacted]' },
+    redact: { paths: ['req.headers.authorization', 'token', '*.token', 'authorization'], censor: '[redacted]' },
   });
 }
 
@@ -78,32 +98,104 @@ export interface RunningCollector {
   metrics: Metrics;
   state: CollectorState;
   registry: AgentRegistry;
+  policy: () => PolicyDocument;
+  /** Stops taking requests, lets those in flight finish (their writes included), then closes. */
   close(): Promise<void>;
 }
 
-export async function startCollector(config: CollectorConfig, opts: { log?: Logger; now?: () => Date } = {}): Promise<RunningCollector> {
+export async function startCollector(
+  config: CollectorConfig,
+  opts: { log?: Logger; now?: () => Date; store?: EvidenceStore } = {},
+): Promise<RunningCollector> {
   const log = opts.log ?? createLogger(config.logLevel);
   const now = opts.now ?? (() => new Date());
-  const store = new FsEvidenceStore(config.dataDir);
+  const store: EvidenceStore = opts.store ?? (config.s3 === undefined ? new FsEvidenceStore(config.dataDir) : await s3Store(config.s3));
   await store.ping();
+  // A store that fails its preflight (S3 without versioning or Object Lock when lock is required)
+  // serves reads, but ingest is refused until it is fixed: evidence must not land unprotected.
+  const preflight = (await store.preflight?.()) ?? null;
+  if (preflight !== null && !preflight.ok) log.error({ problems: preflight.problems }, 'evidence store preflight failed; ingest is refused');
+  const writable = preflight === null || preflight.ok;
+  let policy: PolicyDocument = await loadOrInitPolicy(store, now(), { write: writable });
   const identity = await loadOrCreateIdentity(config.keyFile ?? path.join(config.dataDir, 'secrets', 'collector-ed25519.pem'));
-  let policy: Policy = await loadOrInitPolicy(store, now());
+
   const registry = new AgentRegistry(store);
   const state = new CollectorState();
-  const metrics = createMetrics({ state, registry, policy: () => policy, now });
-  const ingestor = new Ingestor({ store, registry, state, metrics, policy: () => policy, now, log: log.child({ component: 'ingest' }), clockSkewSeconds: config.clockSkewSeconds });
+  const metrics = createMetrics({ state, registry, policy: () => policy, now }, { perHostSeries: config.perHostSeries });
+  metrics.preflightOk.set(preflight === null || preflight.ok ? 1 : 0);
+  const ingestor = new Ingestor({
+    store,
+    registry,
+    state,
+    metrics,
+    policy: () => policy,
+    now,
+    log: log.child({ component: 'ingest' }),
+    clockSkewSeconds: config.clockSkewSeconds,
+    rateLimit: config.rateLimit,
+  });
+  const refreshPolicy = async () => {
+    const latest = await loadOrInitPolicy(store, now(), { write: writable });
+    if (latest.version !== policy.version) {
+      policy = latest;
+      log.info({ policyVersion: policy.version }, 'policy changed');
+    }
+  };
   let started = false;
-  const handler = buildApp({
+  const app = buildApp({
     store,
     ingestor,
     metrics,
-    policy: () => policy,
     log,
     bodyLimitBytes: config.bodyLimitBytes,
     started: () => started,
-    enroll: { store, registry, policy: () => policy, collectorPublicKeyPem: identity.publicKeyPem, now },
+    ingestRefused: () => (preflight === null || preflight.ok ? null : `evidence store preflight failed: ${preflight.problems.map((p) => p.message).join('; ')}`),
+    policyFor: async (agentId) => {
+      const agent = agentId === null ? undefined : await registry.get(agentId);
+      return effectivePolicy(policy, agent?.record.vendor ?? null);
+    },
+    enroll: { store, registry, policyFor: (vendor) => effectivePolicy(policy, vendor), collectorPublicKeyPem: identity.publicKeyPem, now },
+    admin: {
+      store,
+      registry,
+      state,
+      now,
+      policy: () => policy,
+      readPolicy: (version) => readPolicyVersion(store, version),
+      setPolicy: async (raw) => {
+        const doc = await writeNextPolicy(store, raw, now());
+        await refreshPolicy();
+        return doc;
+      },
+    },
   });
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 30_000 }, handler);
+
+  // Requests in flight, so that a shutdown can wait for their writes to be acknowledged.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+    app(req, res);
+  };
+  const serverOpts = { keepAliveTimeout: 65_000, requestTimeout: 30_000 };
+  const server: Server =
+    config.tls === undefined
+      ? createHttpServer(serverOpts, handler)
+      : createHttpsServer({ ...serverOpts, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, handler);
+  // Requests Node's parser refuses (a body cut short, a malformed head) get our error shape too.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(new CollectorError('COL_ERR_MALFORMED', 'the request could not be read').toBody());
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    log.info({ code: err.code }, 'request could not be read');
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {
@@ -113,14 +205,20 @@ export async function startCollector(config: CollectorConfig, opts: { log?: Logg
   });
   // Listen first so that /healthz answers while the state is rebuilt; ingest waits for it.
   await registry.load();
-  await state.rebuild(store, policy);
-  policy = await loadOrInitPolicy(store, now());
+  await state.rebuild(store, policy, (id) => registry.all().find((a) => a.record.agentId === id)?.record.vendor);
   started = true;
+  const timer = setInterval(() => {
+    refreshPolicy().catch((err: unknown) => log.warn({ err }, 'policy refresh failed'));
+  }, config.policyRefreshSeconds * 1000);
+  timer.unref();
+
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-  const url = `http://${host}:${port}`;
+  const url = `${config.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
   log.info({ url, store: store.description, agents: registry.all().length, policyVersion: policy.version }, 'collector ready');
+
+  let closing: Promise<void> | undefined;
   return {
     url,
     server,
@@ -128,10 +226,21 @@ export async function startCollector(config: CollectorConfig, opts: { log?: Logg
     metrics,
     state,
     registry,
+    policy: () => policy,
     close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
+      (closing ??= (async () => {
+        clearInterval(timer);
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-      }),
+        if (inFlight > 0) {
+          await Promise.race([
+            new Promise<void>((resolve) => (drained = resolve)),
+            new Promise<void>((resolve) => setTimeout(resolve, config.shutdownGraceSeconds * 1000).unref()),
+          ]);
+        }
+        server.closeAllConnections();
+        await closed;
+        log.info('collector stopped');
+      })()),
   };
 }

@@ -1,6 +1,8 @@
 // Derived state: chain heads and the latest verdict per host and control. Everything here can be
 // rebuilt from the store at start, so it is never the only copy of anything.
 import { checkById } from '../checks/index.js';
+import { ssoMetricSamples, type MetricSample } from '../checks/sso_coverage/metrics.js';
+import { factsSchema as ssoFactsSchema } from '../checks/sso_coverage/schema.js';
 import { evaluateFacts } from '../checks/runner.js';
 import type { CheckId, Evaluation, Reason, Status } from '../checks/types.js';
 import {
@@ -9,8 +11,9 @@ import {
   statementSchema,
   strictBase64,
   type FindingPredicate,
-  type Policy,
+  type PolicyDocument,
 } from './contract.js';
+import { effectivePolicy } from './policy.js';
 import type { EvidenceStore } from './store.js';
 
 export interface StoredLink {
@@ -35,10 +38,12 @@ export interface AgentState {
   headSeq: number;
   latest: Map<CheckId, LatestResult>;
   lastSeenMs: number | null;
+  /** Counts from the latest sso_coverage facts this agent sent (never a person: counts only). */
+  sso: { seq: number; samples: MetricSample[] } | null;
 }
 
-/** Judges a finding under the policy: the agent's facts count, not its verdict. */
-export function judge(predicate: FindingPredicate, policy: Policy): Evaluation {
+/** Judges a finding under the vendor's policy: the agent's facts count, not its verdict. */
+export function judge(predicate: FindingPredicate, doc: PolicyDocument, vendor: string): Evaluation {
   const { finding } = predicate;
   const check = checkById(finding.check);
   if (check === undefined) {
@@ -48,7 +53,7 @@ export function judge(predicate: FindingPredicate, policy: Policy): Evaluation {
     // The agent could not collect: its reason is the whole story.
     return { status: 'unknown', reasons: finding.reasons.length > 0 ? finding.reasons : [{ code: 'CHK_ERR_INTERNAL', message: 'no facts' }] };
   }
-  return evaluateFacts(check, finding.facts, policy.checks[finding.check]?.config);
+  return evaluateFacts(check, finding.facts, effectivePolicy(doc, vendor).checks[finding.check]?.config);
 }
 
 export class CollectorState {
@@ -57,7 +62,7 @@ export class CollectorState {
   agent(agentId: string): AgentState {
     let a = this.agents.get(agentId);
     if (a === undefined) {
-      a = { links: new Map(), headSeq: 0, latest: new Map(), lastSeenMs: null };
+      a = { links: new Map(), headSeq: 0, latest: new Map(), lastSeenMs: null, sso: null };
       this.agents.set(agentId, a);
     }
     return a;
@@ -85,11 +90,21 @@ export class CollectorState {
         policyVersion,
       });
     }
+    if (predicate.finding.check === 'sso_coverage' && (a.sso === null || a.sso.seq < predicate.seq)) {
+      const facts = ssoFactsSchema.safeParse(predicate.finding.facts);
+      // Facts that do not parse give no counts rather than wrong ones; the verdict says unknown.
+      a.sso = facts.success ? { seq: predicate.seq, samples: ssoMetricSamples(facts.data) } : { seq: predicate.seq, samples: [] };
+    }
+    this.recordSeen(agentId, receivedAtMs);
+  }
+
+  recordSeen(agentId: string, receivedAtMs: number): void {
+    const a = this.agent(agentId);
     a.lastSeenMs = Math.max(a.lastSeenMs ?? 0, receivedAtMs);
   }
 
   /** Rebuilds chains and latest verdicts from the evidence in the store. */
-  async rebuild(store: EvidenceStore, policy: Policy): Promise<void> {
+  async rebuild(store: EvidenceStore, policy: PolicyDocument, vendorOf: (agentId: string) => string | undefined): Promise<void> {
     for await (const key of store.list('evidence/')) {
       const parts = key.split('/');
       const agentPart = parts[3];
@@ -105,8 +120,9 @@ export class CollectorState {
         const raw = link === undefined ? null : await store.get(link.key);
         const predicate = raw === null ? null : decodeStoredPredicate(raw);
         if (predicate === null) continue;
-        if (!a.latest.has(predicate.finding.check)) {
-          this.recordResult(agentId, predicate, judge(predicate, policy), policy.version, Date.parse(predicate.collectedAt));
+        const vendor = vendorOf(agentId);
+        if (vendor !== undefined && !a.latest.has(predicate.finding.check)) {
+          this.recordResult(agentId, predicate, judge(predicate, policy, vendor), policy.version, Date.parse(predicate.collectedAt));
         }
       }
     }
@@ -119,7 +135,9 @@ export function decodeStoredPredicate(raw: Buffer): FindingPredicate | null {
     const env = envelopeSchema.parse(JSON.parse(raw.toString('utf8')));
     const payload = strictBase64(env.payload);
     if (payload === null) return null;
-    return statementSchema.parse(JSON.parse(payload.toString('utf8'))).predicate;
+    const parsed = statementSchema.safeParse(JSON.parse(payload.toString('utf8')));
+    // Spool-drop records are chain links, not results.
+    return parsed.success ? parsed.data.predicate : null;
   } catch {
     return null;
   }

@@ -47,9 +47,63 @@ export async function consumeToken(store: EvidenceStore, token: string, now: Dat
   if (raw === null) throw invalid;
   const record = tokenRecordSchema.parse(JSON.parse(raw.toString('utf8')));
   if (Date.parse(record.expiresAt) <= now.getTime()) throw invalid;
+  if ((await store.get(`tokens/${hash}.revoked`)) !== null) throw invalid;
   for (let use = 1; use <= record.uses; use++) {
     const marker = Buffer.from(`${JSON.stringify({ usedAt: now.toISOString() })}\n`);
     if ((await store.putIfAbsent(`tokens/${hash}.use-${use}`, marker)) === 'created') return record;
   }
   throw invalid;
+}
+
+export interface TokenInfo {
+  /** The SHA-256 of the token: safe to show, and the handle for revoking it. */
+  id: string;
+  vendor: string;
+  createdAt: string;
+  expiresAt: string;
+  uses: number;
+  used: number;
+  revoked: boolean;
+  state: 'usable' | 'used' | 'expired' | 'revoked';
+}
+
+export async function listTokens(store: EvidenceStore, now: Date = new Date()): Promise<TokenInfo[]> {
+  const byId = new Map<string, { record?: TokenRecord; used: number; revoked: boolean }>();
+  const entry = (id: string) => {
+    let e = byId.get(id);
+    if (e === undefined) byId.set(id, (e = { used: 0, revoked: false }));
+    return e;
+  };
+  for await (const key of store.list('tokens/')) {
+    const m = /^tokens\/([0-9a-f]{64})\.(json|use-\d+|revoked)$/.exec(key);
+    if (m?.[1] === undefined) continue;
+    const e = entry(m[1]);
+    if (m[2] === 'json') {
+      const raw = await store.get(key);
+      if (raw !== null) e.record = tokenRecordSchema.parse(JSON.parse(raw.toString('utf8')));
+    } else if (m[2] === 'revoked') e.revoked = true;
+    else e.used++;
+  }
+  const out: TokenInfo[] = [];
+  for (const [id, e] of byId) {
+    if (e.record === undefined) continue;
+    const expired = Date.parse(e.record.expiresAt) <= now.getTime();
+    const state = e.revoked ? 'revoked' : e.used >= e.record.uses ? 'used' : expired ? 'expired' : 'usable';
+    out.push({ id, vendor: e.record.vendor, createdAt: e.record.createdAt, expiresAt: e.record.expiresAt, uses: e.record.uses, used: e.used, revoked: e.revoked, state });
+  }
+  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+}
+
+/** Finds a token by its id or a unique prefix of at least 8 characters. */
+export async function findToken(store: EvidenceStore, idOrPrefix: string): Promise<TokenInfo> {
+  if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new CollectorError('COL_ERR_NOT_FOUND', 'token ids are at least 8 hex characters');
+  const matches = (await listTokens(store)).filter((t) => t.id.startsWith(idOrPrefix));
+  if (matches.length !== 1) throw new CollectorError('COL_ERR_NOT_FOUND', matches.length === 0 ? 'no such token' : 'that prefix names several tokens');
+  return matches[0]!;
+}
+
+export async function revokeToken(store: EvidenceStore, idOrPrefix: string, now: Date = new Date()): Promise<TokenInfo> {
+  const token = await findToken(store, idOrPrefix);
+  await store.putIfAbsent(`tokens/${token.id}.revoked`, Buffer.from(`${JSON.stringify({ revokedAt: now.toISOString() })}\n`));
+  return findToken(store, token.id);
 }

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../collector/contract.js';
 import { parseCollectorConfig, startCollector, type RunningCollector } from '../../collector/server.js';
 import { createToken } from '../../collector/tokens.js';
-import { chain, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
+import { chain, dropEnvelope, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
 import { sample, tempDir } from '../helpers/processes.js';
 
 let data: Awaited<ReturnType<typeof tempDir>>;
@@ -94,6 +94,17 @@ describe('POST /v1/results', () => {
     expect(await metric('vcm_evidence_chain_gaps_total{vendor="acme"}')).toBe(1);
     expect((await post(envs[1]!)).json.results?.[0]?.outcome).toBe('accepted');
     expect(await evidenceCount()).toBe(3);
+  });
+
+  it('stores a signed spool-drop record, counts the dropped results, and sees the gap it explains', async () => {
+    const envs = chain(agent, 3);
+    await post(envs[0]!);
+    // Results 2 and 3 were dropped from the agent's full spool; record 4 says so.
+    const drop = dropEnvelope(agent, 4, sha256Hex(envs[2]!), 2, 3);
+    expect((await post(drop)).json.results?.[0]?.outcome).toBe('accepted');
+    expect(await metric('vcm_agent_spool_dropped_total{vendor="acme"}')).toBe(2);
+    expect(await metric('vcm_evidence_chain_gaps_total{vendor="acme"}')).toBe(1);
+    expect(await evidenceCount()).toBe(2);
   });
 
   it('refuses results from the future beyond the clock skew, and accepts late ones', async () => {

@@ -5,6 +5,7 @@ import {
   PAYLOAD_TYPE_ENROLL,
   PAYLOAD_TYPE_STATEMENT,
   agentIdFor,
+  buildSpoolDropStatement,
   buildStatement,
   sha256Hex,
   signEnvelope,
@@ -88,4 +89,27 @@ export function chain(agent: TestAgent, n: number, f: (seq: number) => Finding =
     prev = sha256Hex(bytes);
   }
   return out;
+}
+
+/** A signed spool-drop record: results `firstSeq..lastSeq` were dropped before delivery. */
+export function dropEnvelope(agent: TestAgent, seq: number, prev: string | null, firstSeq: number, lastSeq: number): Buffer {
+  const statement = buildSpoolDropStatement({
+    agentId: agent.agentId,
+    agentVersion: '0.1.0',
+    host: { hostname: agent.hostname, os: 'linux', arch: 'x64' },
+    seq,
+    prev,
+    collectedAt: '2026-11-22T10:30:00.000Z',
+    policyVersion: 1,
+    dropped: {
+      count: lastSeq - firstSeq + 1,
+      firstSeq,
+      lastSeq,
+      checks: ['open_ports'],
+      from: '2026-11-22T10:00:00.000Z',
+      to: '2026-11-22T10:20:00.000Z',
+      reason: 'spool_full_count',
+    },
+  });
+  return signEnvelope(PAYLOAD_TYPE_STATEMENT, Buffer.from(JSON.stringify(statement)), agent.key, agent.agentId);
 }

@@ -1,0 +1,220 @@
+// The admin and auditor API: bearer tokens with roles. `admin` manages tokens, agents and the
+// policy; `auditor` reads, and only the vendors its token names. The CLI uses the same functions
+// directly on a local store, or this API remotely.
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { CheckId } from '../checks/types.js';
+import { sha256Hex, vendorSchema, type PolicyDocument } from './contract.js';
+import { CollectorError } from './errors.js';
+import type { AgentRegistry, RegisteredAgent } from './registry.js';
+import type { CollectorState } from './state.js';
+import type { EvidenceStore } from './store.js';
+import { createToken, listTokens, revokeToken } from './tokens.js';
+
+export const ADMIN_TOKEN_PREFIX = 'vcm_at_';
+const ADMIN_TOKEN_RE = /^vcm_at_[A-Za-z0-9_-]{43}$/;
+
+const adminTokenSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    role: z.enum(['admin', 'auditor']),
+    /** Vendors an auditor may read; null means every vendor (admins always see all). */
+    vendors: z.array(vendorSchema).nullable(),
+    createdAt: z.iso.datetime({ offset: false }),
+    expiresAt: z.iso.datetime({ offset: false }).nullable(),
+  })
+  .strict();
+export type Principal = z.infer<typeof adminTokenSchema>;
+
+export async function createAdminToken(
+  store: EvidenceStore,
+  opts: { name: string; role: 'admin' | 'auditor'; vendors?: string[]; ttlSeconds?: number; now?: Date },
+): Promise<string> {
+  const now = opts.now ?? new Date();
+  const record = adminTokenSchema.parse({
+    name: opts.name,
+    role: opts.role,
+    vendors: opts.role === 'auditor' && opts.vendors !== undefined && opts.vendors.length > 0 ? opts.vendors : null,
+    createdAt: now.toISOString(),
+    expiresAt: opts.ttlSeconds === undefined ? null : new Date(now.getTime() + opts.ttlSeconds * 1000).toISOString(),
+  });
+  const token = `${ADMIN_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+  await store.putIfAbsent(`admin/tokens/${sha256Hex(token)}.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
+  return token;
+}
+
+export async function authenticate(store: EvidenceStore, authorization: string | undefined, now: Date): Promise<Principal> {
+  const m = /^Bearer (\S+)$/.exec(authorization ?? '');
+  const token = m?.[1];
+  if (token === undefined || !ADMIN_TOKEN_RE.test(token)) throw new CollectorError('COL_ERR_UNAUTHORIZED');
+  const hash = sha256Hex(token);
+  const raw = await store.get(`admin/tokens/${hash}.json`);
+  if (raw === null) throw new CollectorError('COL_ERR_UNAUTHORIZED');
+  const principal = adminTokenSchema.parse(JSON.parse(raw.toString('utf8')));
+  if (principal.expiresAt !== null && Date.parse(principal.expiresAt) <= now.getTime()) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the token has expired');
+  if ((await store.get(`admin/tokens/${hash}.revoked`)) !== null) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the token is revoked');
+  return principal;
+}
+
+export function canRead(p: Principal, vendor: string): boolean {
+  return p.role === 'admin' || p.vendors === null || p.vendors.includes(vendor);
+}
+
+function requireAdmin(p: Principal): void {
+  if (p.role !== 'admin') throw new CollectorError('COL_ERR_FORBIDDEN', 'this needs an admin token');
+}
+
+export interface AgentSummary {
+  agentId: string;
+  vendor: string;
+  host: string;
+  os: string;
+  agentVersion: string;
+  enrolledAt: string;
+  revoked: { revokedAt: string; afterSeq: number; reason: string } | null;
+  headSeq: number;
+  lastSeenAt: string | null;
+}
+
+export interface AgentDetail extends AgentSummary {
+  publicKey: string;
+  latest: { check: CheckId; seq: number; verdict: string; agentStatus: string; collectedAt: string; policyVersion: number; reasons: { code: string; subject?: string }[] }[];
+}
+
+export function summarize(a: RegisteredAgent, state: CollectorState): AgentSummary {
+  const s = state.agents.get(a.record.agentId);
+  return {
+    agentId: a.record.agentId,
+    vendor: a.record.vendor,
+    host: a.record.host.hostname,
+    os: a.record.host.os,
+    agentVersion: a.record.agentVersion,
+    enrolledAt: a.record.enrolledAt,
+    revoked: a.revocation === null ? null : { revokedAt: a.revocation.revokedAt, afterSeq: a.revocation.afterSeq, reason: a.revocation.reason },
+    headSeq: s?.headSeq ?? 0,
+    lastSeenAt: s?.lastSeenMs === null || s?.lastSeenMs === undefined ? null : new Date(s.lastSeenMs).toISOString(),
+  };
+}
+
+export function detail(a: RegisteredAgent, state: CollectorState): AgentDetail {
+  const s = state.agents.get(a.record.agentId);
+  return {
+    ...summarize(a, state),
+    publicKey: a.record.publicKey,
+    latest: [...(s?.latest.values() ?? [])]
+      .sort((x, y) => x.check.localeCompare(y.check))
+      .map((r) => ({
+        check: r.check,
+        seq: r.seq,
+        verdict: r.verdict,
+        agentStatus: r.agentStatus,
+        collectedAt: new Date(r.collectedAtMs).toISOString(),
+        policyVersion: r.policyVersion,
+        reasons: r.reasons.map((x) => (x.subject === undefined ? { code: x.code } : { code: x.code, subject: x.subject })),
+      })),
+  };
+}
+
+export interface AdminDeps {
+  store: EvidenceStore;
+  registry: AgentRegistry;
+  state: CollectorState;
+  policy: () => PolicyDocument;
+  setPolicy: (raw: unknown) => Promise<PolicyDocument>;
+  readPolicy: (version: number) => Promise<PolicyDocument | null>;
+  now: () => Date;
+}
+
+export interface AdminAnswer {
+  status: number;
+  body: unknown;
+}
+
+function jsonBody(body: Buffer): Record<string, unknown> {
+  try {
+    const v = JSON.parse(body.toString('utf8') || '{}') as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new CollectorError('COL_ERR_MALFORMED', 'the body must be a JSON object');
+}
+
+const createTokenBody = z
+  .object({ vendor: vendorSchema, ttlSeconds: z.number().int().min(60).max(30 * 86400).default(86400), uses: z.number().int().min(1).max(10_000).default(1) })
+  .strict();
+
+/** Routes /v1/admin/…; null when the path is not an admin path. */
+export async function handleAdmin(deps: AdminDeps, method: string, url: URL, authorization: string | undefined, body: () => Promise<Buffer>): Promise<AdminAnswer | null> {
+  const path = url.pathname;
+  if (!path.startsWith('/v1/admin/')) return null;
+  const who = await authenticate(deps.store, authorization, deps.now());
+  const parts = path.slice('/v1/admin/'.length).split('/');
+  const route = `${method} ${parts.map((p, i) => (i === 1 && parts[0] !== 'policy' ? ':id' : p)).join('/')}`;
+  const id = parts[1] ?? '';
+
+  const agentFor = async (): Promise<RegisteredAgent> => {
+    const a = await deps.registry.get(id);
+    if (a === undefined || !canRead(who, a.record.vendor)) throw new CollectorError('COL_ERR_NOT_FOUND', 'no such agent');
+    return a;
+  };
+
+  switch (route) {
+    case 'GET tokens': {
+      requireAdmin(who);
+      return { status: 200, body: { tokens: await listTokens(deps.store, deps.now()) } };
+    }
+    case 'POST tokens': {
+      requireAdmin(who);
+      const parsed = createTokenBody.safeParse(jsonBody(await body()));
+      if (!parsed.success) throw new CollectorError('COL_ERR_SCHEMA', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      const { token, record } = await createToken(deps.store, { vendor: parsed.data.vendor, ttlSeconds: parsed.data.ttlSeconds, uses: parsed.data.uses, now: deps.now() });
+      return { status: 201, body: { token, id: sha256Hex(token), ...record } };
+    }
+    case 'POST tokens/:id/revoke': {
+      requireAdmin(who);
+      return { status: 200, body: await revokeToken(deps.store, id, deps.now()) };
+    }
+    case 'GET agents': {
+      const vendor = url.searchParams.get('vendor');
+      const agents = deps.registry
+        .all()
+        .filter((a) => canRead(who, a.record.vendor) && (vendor === null || a.record.vendor === vendor))
+        .map((a) => summarize(a, deps.state))
+        .sort((x, y) => x.vendor.localeCompare(y.vendor) || x.host.localeCompare(y.host) || x.agentId.localeCompare(y.agentId));
+      return { status: 200, body: { agents } };
+    }
+    case 'GET agents/:id':
+      return { status: 200, body: detail(await agentFor(), deps.state) };
+    case 'POST agents/:id/revoke': {
+      requireAdmin(who);
+      const agent = await agentFor();
+      const reason = jsonBody(await body()).reason;
+      // Everything the agent signed up to what is stored now stays valid; anything later is refused.
+      const revoked = await deps.registry.revoke(agent.record.agentId, {
+        revokedAt: deps.now().toISOString(),
+        afterSeq: deps.state.agents.get(agent.record.agentId)?.headSeq ?? 0,
+        reason: typeof reason === 'string' ? reason.slice(0, 500) : '',
+        by: who.name,
+      });
+      return { status: 200, body: detail(revoked!, deps.state) };
+    }
+    case 'GET policy': {
+      const doc = deps.policy();
+      return { status: 200, body: who.role === 'admin' ? doc : { ...doc, exceptions: doc.exceptions.filter((e) => canRead(who, e.vendor)) } };
+    }
+    case 'PUT policy': {
+      requireAdmin(who);
+      return { status: 201, body: await deps.setPolicy(jsonBody(await body())) };
+    }
+    default: {
+      const m = /^GET policy\/versions\/(\d+)$/.exec(route);
+      if (m?.[1] !== undefined) {
+        const doc = await deps.readPolicy(Number(m[1]));
+        if (doc === null) throw new CollectorError('COL_ERR_NOT_FOUND', 'no such policy version');
+        return { status: 200, body: doc };
+      }
+      throw new CollectorError('COL_ERR_NOT_FOUND');
+    }
+  }
+}

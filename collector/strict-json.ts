@@ -1,0 +1,120 @@
+// Strict JSON for signed bodies: JSON.parse keeps the last of duplicate keys and ignores
+// surrounding white space, so two different byte strings could carry one meaning to one reader
+// and another meaning to a different one. This scanner refuses duplicate keys, a byte-order mark,
+// and anything after the value, then hands the text to JSON.parse.
+
+export class StrictJsonError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(`${message} at byte ${offset}`);
+    this.name = 'StrictJsonError';
+  }
+}
+
+const MAX_DEPTH = 64;
+
+export function parseStrictJson(bytes: Buffer): unknown {
+  const text = bytes.toString('utf8');
+  // Invalid UTF-8 decodes to U+FFFD; refuse it rather than verify one text and parse another.
+  if (text.includes('\uFFFD') && !Buffer.from(text, 'utf8').equals(bytes)) throw new StrictJsonError('invalid UTF-8', 0);
+  let i = 0;
+
+  const ws = () => {
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+      else break;
+    }
+  };
+
+  const string = (): string => {
+    const start = i;
+    i++; // opening quote
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return JSON.parse(text.slice(start, i)) as string;
+      }
+      if (c === 0x5c) i += 2;
+      else if (c < 0x20) throw new StrictJsonError('control character in string', i);
+      else i++;
+    }
+    throw new StrictJsonError('unterminated string', start);
+  };
+
+  const value = (depth: number): void => {
+    if (depth > MAX_DEPTH) throw new StrictJsonError('nested too deeply', i);
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const keys = new Set<string>();
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') throw new StrictJsonError('expected a key', i);
+        const keyAt = i;
+        const key = string();
+        if (keys.has(key)) throw new StrictJsonError(`duplicate key ${JSON.stringify(key)}`, keyAt);
+        keys.add(key);
+        ws();
+        if (text[i] !== ':') throw new StrictJsonError('expected ":"', i);
+        i++;
+        value(depth + 1);
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return;
+        }
+        throw new StrictJsonError('expected "," or "}"', i);
+      }
+    }
+    if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value(depth + 1);
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return;
+        }
+        throw new StrictJsonError('expected "," or "]"', i);
+      }
+    }
+    if (c === '"') {
+      string();
+      return;
+    }
+    // Numbers and literals: JSON.parse below validates their exact grammar.
+    const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+    if (m === null) throw new StrictJsonError('unexpected token', i);
+    i += m[0].length;
+  };
+
+  if (text.charCodeAt(0) === 0xfeff) throw new StrictJsonError('byte-order mark', 0);
+  // The stored bytes are the signed bytes: no padding around the value either.
+  if (/^\s/.test(text)) throw new StrictJsonError('white space before the JSON value', 0);
+  value(0);
+  if (i !== text.length) throw new StrictJsonError('trailing bytes after the JSON value', i);
+  return JSON.parse(text);
+}

@@ -1,0 +1,219 @@
+// The admin and auditor API, revocation from a chain point, policy versions, vendor overrides,
+// exceptions (waived, and back to fail on expiry), and the per-agent rate limit.
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createAdminToken } from '../../collector/admin.js';
+import { sha256Hex } from '../../collector/contract.js';
+import { parseCollectorConfig, startCollector, type CollectorConfigInput, type RunningCollector } from '../../collector/server.js';
+import { createToken } from '../../collector/tokens.js';
+import { chain, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
+import { sample, tempDir } from '../helpers/processes.js';
+
+let data: Awaited<ReturnType<typeof tempDir>>;
+let collector: RunningCollector;
+let clock: Date;
+let admin: string;
+
+async function start(extra: Partial<CollectorConfigInput> = {}): Promise<RunningCollector> {
+  return startCollector(parseCollectorConfig({ dataDir: data.dir, listen: '127.0.0.1:0', ...extra }), { log: pino({ level: 'silent' }), now: () => clock });
+}
+
+async function call(method: string, path: string, token: string | undefined, body?: unknown) {
+  const res = await fetch(`${collector.url}${path}`, {
+    method,
+    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> & { error?: { code: string } } };
+}
+
+async function post(body: Buffer, contentType = 'application/json') {
+  const res = await fetch(`${collector.url}/v1/results`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  return { status: res.status, headers: res.headers, json: (await res.json()) as { error?: { code: string }; results?: { outcome: string }[] } };
+}
+
+async function metrics(): Promise<string> {
+  return (await fetch(`${collector.url}/metrics`)).text();
+}
+
+const wildcardSsh = () =>
+  finding({
+    collectedAt: '2026-11-22T11:59:00.000Z',
+    facts: {
+      listeners: [{ protocol: 'tcp', family: 'ipv4', address: '0.0.0.0', port: 22, scope: 'wildcard', uid: 0, inode: 1, process: { pid: 1, name: 'sshd' }, processState: 'resolved' }],
+      missingSources: [],
+      processScan: { pids: 1, denied: 0, vanished: 0 },
+    },
+  });
+
+beforeEach(async () => {
+  clock = new Date('2026-11-22T12:00:00Z');
+  data = await tempDir('admin');
+  collector = await start();
+  admin = await createAdminToken(collector.store, { name: 'ops', role: 'admin' });
+});
+
+afterEach(async () => {
+  await collector.close();
+  await data.cleanup();
+});
+
+describe('admin API authentication and roles', () => {
+  it('refuses requests without a valid bearer token', async () => {
+    expect((await call('GET', '/v1/admin/agents', undefined)).json.error?.code).toBe('COL_ERR_UNAUTHORIZED');
+    expect((await call('GET', '/v1/admin/agents', `vcm_at_${'x'.repeat(43)}`)).status).toBe(401);
+    const { token: enrollment } = await createToken(collector.store, { vendor: 'acme' });
+    expect((await call('GET', '/v1/admin/agents', enrollment)).status).toBe(401);
+  });
+
+  it('refuses expired admin tokens', async () => {
+    const old = await createAdminToken(collector.store, { name: 'old', role: 'admin', ttlSeconds: 60, now: new Date('2026-11-22T11:00:00Z') });
+    expect((await call('GET', '/v1/admin/agents', old)).json.error?.code).toBe('COL_ERR_UNAUTHORIZED');
+  });
+
+  it('lets an auditor read only its vendors, and change nothing', async () => {
+    await enrollTestAgent(collector.url, collector.store, 'acme', 'a1');
+    const other = await enrollTestAgent(collector.url, collector.store, 'globex', 'g1');
+    const auditor = await createAdminToken(collector.store, { name: 'auditor-acme', role: 'auditor', vendors: ['acme'] });
+    const list = await call('GET', '/v1/admin/agents', auditor);
+    expect((list.json.agents as { vendor: string }[]).map((a) => a.vendor)).toEqual(['acme']);
+    expect((await call('GET', `/v1/admin/agents/${other.agentId}`, auditor)).status).toBe(404);
+    expect((await call('POST', `/v1/admin/agents/${other.agentId}/revoke`, auditor, { reason: 'x' })).json.error?.code).toBe('COL_ERR_FORBIDDEN');
+    expect((await call('GET', '/v1/admin/tokens', auditor)).json.error?.code).toBe('COL_ERR_FORBIDDEN');
+    expect((await call('PUT', '/v1/admin/policy', auditor, {})).json.error?.code).toBe('COL_ERR_FORBIDDEN');
+    const all = await call('GET', '/v1/admin/agents', admin);
+    expect((all.json.agents as unknown[]).length).toBe(2);
+  });
+});
+
+describe('enrollment tokens over the admin API', () => {
+  it('creates, lists (by hash only) and revokes tokens; a revoked token cannot enroll', async () => {
+    const created = await call('POST', '/v1/admin/tokens', admin, { vendor: 'acme', ttlSeconds: 3600, uses: 2 });
+    expect(created.status).toBe(201);
+    const token = created.json.token as string;
+    expect(created.json.id).toBe(sha256Hex(token));
+    const listed = (await call('GET', '/v1/admin/tokens', admin)).json.tokens as { id: string; state: string; uses: number }[];
+    expect(listed).toEqual([expect.objectContaining({ id: sha256Hex(token), state: 'usable', uses: 2 })]);
+    expect(JSON.stringify(listed)).not.toContain(token);
+    const revoked = await call('POST', `/v1/admin/tokens/${sha256Hex(token).slice(0, 10)}/revoke`, admin);
+    expect(revoked.json.state).toBe('revoked');
+    const k = newKey();
+    const res = await fetch(`${collector.url}/v1/enroll`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: enrollBody(k, token) });
+    expect(res.status).toBe(401);
+  });
+
+  it('refuses a bad vendor name and an unknown token id with stable codes', async () => {
+    expect((await call('POST', '/v1/admin/tokens', admin, { vendor: 'Not A Vendor' })).json.error?.code).toBe('COL_ERR_SCHEMA');
+    expect((await call('POST', `/v1/admin/tokens/${'0'.repeat(16)}/revoke`, admin)).json.error?.code).toBe('COL_ERR_NOT_FOUND');
+  });
+});
+
+describe('agent revocation', () => {
+  let agent: TestAgent;
+  beforeEach(async () => {
+    agent = await enrollTestAgent(collector.url, collector.store, 'acme', 'laptop-7');
+  });
+
+  it('takes effect from the chain head: later results are refused, earlier late ones still count, series disappear', async () => {
+    const envs = chain(agent, 4);
+    await post(envs[0]!);
+    await post(envs[2]!); // seq 2 is still in the agent's spool: a gap for now
+    expect(sample(await metrics(), 'vcm_agent_info{vendor="acme",host="laptop-7",agent_id="' + agent.agentId + '",os="linux",version="0.1.0"}')).toBe(1);
+    const revoked = await call('POST', `/v1/admin/agents/${agent.agentId}/revoke`, admin, { reason: 'laptop stolen' });
+    expect(revoked.json.revoked).toMatchObject({ afterSeq: 3, reason: 'laptop stolen' });
+    expect((await post(envs[3]!)).json.error?.code).toBe('COL_ERR_REVOKED');
+    // Signed before the revocation point, delivered late: accepted.
+    expect((await post(envs[1]!)).json.results?.[0]?.outcome).toBe('accepted');
+    const m = await metrics();
+    expect(m).not.toContain('host="laptop-7"');
+    expect(sample(m, 'vcm_ingest_rejected_total{reason="revoked"}')).toBe(1);
+  });
+
+  it('survives a restart', async () => {
+    await call('POST', `/v1/admin/agents/${agent.agentId}/revoke`, admin, { reason: 'decommissioned' });
+    await collector.close();
+    collector = await start();
+    expect((await post(chain(agent, 1)[0]!)).json.error?.code).toBe('COL_ERR_REVOKED');
+    const shown = await call('GET', `/v1/admin/agents/${agent.agentId}`, admin);
+    expect(shown.json.revoked).toMatchObject({ reason: 'decommissioned', afterSeq: 0 });
+  });
+});
+
+describe('policy versions, vendor overrides and exceptions', () => {
+  let agent: TestAgent;
+  beforeEach(async () => {
+    agent = await enrollTestAgent(collector.url, collector.store, 'acme', 'build-01');
+  });
+
+  it('writes each change as a new version, keeps the old ones, and refuses invalid documents', async () => {
+    const current = (await call('GET', '/v1/admin/policy', admin)).json;
+    expect(current.version).toBe(1);
+    const bad = await call('PUT', '/v1/admin/policy', admin, { ...current, checks: { open_ports: { config: { allow: [{ protocol: 'tcp', port: 99999 }] } } } });
+    expect(bad.status).toBe(422);
+    expect(bad.json.error?.code).toBe('COL_ERR_POLICY_INVALID');
+    const next = await call('PUT', '/v1/admin/policy', admin, { ...current, freshnessSeconds: 600 });
+    expect(next.json.version).toBe(2);
+    expect((await call('GET', '/v1/admin/policy/versions/1', admin)).json.freshnessSeconds).toBe(7200);
+    expect((await call('GET', '/v1/admin/policy', admin)).json.freshnessSeconds).toBe(600);
+  });
+
+  it('serves each agent its vendor effective policy, and judges with it', async () => {
+    const current = (await call('GET', '/v1/admin/policy', admin)).json;
+    await call('PUT', '/v1/admin/policy', admin, {
+      ...current,
+      vendors: { acme: { checks: { open_ports: { config: { allow: [{ protocol: 'tcp', port: 22, process: 'sshd' }] } } } } },
+    });
+    const forAgent = (await (await fetch(`${collector.url}/v1/policy?agent=${agent.agentId}`)).json()) as { version: number; checks: { open_ports: { config: unknown } } };
+    expect(forAgent.version).toBe(2);
+    expect(forAgent.checks.open_ports.config).toEqual({ allow: [{ protocol: 'tcp', port: 22, process: 'sshd' }] });
+    const defaults = (await (await fetch(`${collector.url}/v1/policy`)).json()) as { checks: { open_ports: { config: unknown } } };
+    expect(defaults.checks.open_ports.config).toEqual({});
+    await post(chain(agent, 1, wildcardSsh)[0]!);
+    expect(sample(await metrics(), 'vcm_control_state{vendor="acme",host="build-01",control="open_ports",state="pass"}')).toBe(1);
+  });
+
+  it('waives a failure under an unexpired exception, and shows it failing again once it expires', async () => {
+    const current = (await call('GET', '/v1/admin/policy', admin)).json;
+    const put = await call('PUT', '/v1/admin/policy', admin, {
+      ...current,
+      exceptions: [
+        { id: 'EX-1', vendor: 'acme', hosts: 'build-*', check: 'open_ports', justification: 'build agents expose ssh for CI until the bastion lands', approver: 'ciso@example.com', expires: '2026-11-22T13:00:00.000Z' },
+      ],
+    });
+    expect(put.status).toBe(201);
+    await post(chain(agent, 1, wildcardSsh)[0]!);
+    expect(sample(await metrics(), 'vcm_control_state{vendor="acme",host="build-01",control="open_ports",state="waived"}')).toBe(1);
+    clock = new Date('2026-11-22T13:00:01Z');
+    const after = await metrics();
+    expect(sample(after, 'vcm_control_state{vendor="acme",host="build-01",control="open_ports",state="fail"}')).toBe(1);
+    expect(sample(after, 'vcm_control_hosts{vendor="acme",control="open_ports",state="waived"}')).toBe(0);
+  });
+
+  it('refuses an exception without a real justification', async () => {
+    const current = (await call('GET', '/v1/admin/policy', admin)).json;
+    const res = await call('PUT', '/v1/admin/policy', admin, {
+      ...current,
+      exceptions: [{ id: 'EX-2', vendor: 'acme', check: 'vpn', justification: 'ok', approver: 'x', expires: '2027-01-01T00:00:00.000Z' }],
+    });
+    expect(res.json.error?.code).toBe('COL_ERR_POLICY_INVALID');
+  });
+});
+
+describe('per-agent rate limit', () => {
+  it('answers 429 with Retry-After past the burst, and stops a batch there without rejecting its lines', async () => {
+    await collector.close();
+    collector = await start({ rateLimit: { perSecond: 0.001, burst: 3 } });
+    const agent = await enrollTestAgent(collector.url, collector.store);
+    const envs = chain(agent, 5);
+    for (const e of envs.slice(0, 3)) expect((await post(e)).status).toBe(200);
+    const limited = await post(envs[3]!);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBe('1');
+    expect(limited.json.error?.code).toBe('COL_ERR_RATE_LIMITED');
+    const batch = await post(Buffer.concat([envs[3]!, Buffer.from('\n'), envs[4]!]), 'application/x-ndjson');
+    expect(batch.status).toBe(429);
+    // Another agent has its own allowance.
+    const other = await enrollTestAgent(collector.url, collector.store, 'acme', 'host-2');
+    expect((await post(resultEnvelope(other, 1, null))).status).toBe(200);
+  });
+});
