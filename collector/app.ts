@@ -117,8 +117,27 @@ export function buildApp(deps: AppDeps): Handler {
           return send(res, 503, { status: 'store unavailable' });
         }
       }
-      case 'GET /metrics':
-        return send(res, 200, await deps.metrics.render(), deps.metrics.registry.contentType);
+      case 'GET /metrics': {
+        // Streamed: at 100,000 hosts the exposition is over 100 MB, never held as one string.
+        res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' });
+        for await (const chunk of deps.metrics.chunks()) {
+          if (res.destroyed) return;
+          if (!res.write(chunk)) {
+            // Wait for the client to read, or to go away.
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                res.off('drain', done);
+                res.off('close', done);
+                resolve();
+              };
+              res.once('drain', done);
+              res.once('close', done);
+            });
+          }
+        }
+        res.end();
+        return;
+      }
       case 'GET /v1/policy':
         return send(res, 200, await deps.policyFor(url.searchParams.get('agent')));
       case 'POST /v1/enroll': {

@@ -2,7 +2,7 @@
 // scrape time from the state, so staleness follows the clock, not the last ingest.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CheckId } from '../checks/types.js';
-import type { Policy, PolicyDocument } from './contract.js';
+import type { PolicyDocument } from './contract.js';
 import { INGEST_REJECT_REASONS } from './errors.js';
 import { SSO_METRICS, type MetricSample } from '../checks/sso_coverage/metrics.js';
 import { activeException, effectivePolicy } from './policy.js';
@@ -23,47 +23,79 @@ export interface Metrics {
   spoolDropped: Counter<'vendor'>;
   ingestDuration: Histogram<'outcome'>;
   preflightOk: Gauge;
-  /** The Prometheus text exposition, computed from the state at this moment. */
+  /** The Prometheus text exposition, computed from the state at this moment, in chunks. */
+  chunks(): AsyncIterable<string>;
+  /** The same, as one string (for tests and small fleets). */
   render(): Promise<string>;
 }
 
-interface StateRow {
-  vendor: string;
-  host: string;
-  control: CheckId;
-  state: ControlState;
-  collectedAtMs: number | null;
-}
 
 /** Label values escaped as the Prometheus text format requires. */
 function esc(value: string): string {
   return /["\\\n]/.test(value) ? value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : value;
 }
 
+/** One agent's per-host series, rendered once and reused until something they show changes. */
+interface AgentRender {
+  version: number;
+  doc: PolicyDocument;
+  /** The first moment a row would change by the clock alone (turning stale, an exception expiring). */
+  validUntil: number;
+  /** vendor \0 control \0 state, one per row, for vcm_control_hosts. */
+  rows: string[];
+  state: string;
+  lastResult: string;
+  seen: string;
+  info: string;
+}
+
 /** States as a scrape sees them: stale by the clock, waived by unexpired exceptions. */
-function currentStates(src: MetricsSources, agents: readonly RegisteredAgent[]): StateRow[] {
-  const doc = src.policy();
-  const now = src.now();
+function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDocument, now: Date, nonPassingOnly: boolean): AgentRender {
+  const { record } = agent;
+  const a = src.state.agents.get(record.agentId);
+  const policy = effectivePolicy(doc, record.vendor);
+  const freshnessMs = policy.freshnessSeconds * 1000;
   const nowMs = now.getTime();
-  const byVendor = new Map<string, Policy>();
-  const rows: StateRow[] = [];
-  for (const { record } of agents) {
-    let policy = byVendor.get(record.vendor);
-    if (policy === undefined) byVendor.set(record.vendor, (policy = effectivePolicy(doc, record.vendor)));
-    const freshnessMs = policy.freshnessSeconds * 1000;
-    const latest = src.state.agents.get(record.agentId)?.latest;
-    const host = record.host.hostname;
-    for (const [control, c] of Object.entries(policy.checks) as [CheckId, { enabled: boolean }][]) {
-      // A required control that never reported is stale, not absent.
-      if (c.enabled && latest?.has(control) !== true) rows.push({ vendor: record.vendor, host, control, state: 'stale', collectedAtMs: null });
-    }
-    for (const r of latest?.values() ?? []) {
-      let state: ControlState = nowMs - r.collectedAtMs > freshnessMs ? 'stale' : r.verdict;
-      if (state === 'fail' && activeException(doc, record.vendor, host, r.check, now) !== undefined) state = 'waived';
-      rows.push({ vendor: record.vendor, host, control: r.check, state, collectedAtMs: r.collectedAtMs });
-    }
+  const vendor = esc(record.vendor);
+  const host = esc(record.host.hostname);
+  const rows: string[] = [];
+  const state: string[] = [];
+  const lastResult: string[] = [];
+  let validUntil = Number.POSITIVE_INFINITY;
+  const add = (control: CheckId, st: ControlState, collectedAtMs: number | null) => {
+    rows.push(`${record.vendor}\u0000${control}\u0000${st}`);
+    if (nonPassingOnly && st === 'pass') return;
+    state.push(`vcm_control_state{vendor="${vendor}",host="${host}",control="${control}",state="${st}"} 1\n`);
+    if (collectedAtMs !== null) lastResult.push(`vcm_control_last_result_timestamp_seconds{vendor="${vendor}",host="${host}",control="${control}"} ${collectedAtMs / 1000}\n`);
+  };
+  for (const [control, c] of Object.entries(policy.checks) as [CheckId, { enabled: boolean }][]) {
+    // A required control that never reported is stale, not absent.
+    if (c.enabled && a?.latest.has(control) !== true) add(control, 'stale', null);
   }
-  return rows;
+  for (const r of a?.latest.values() ?? []) {
+    const staleAt = r.collectedAtMs + freshnessMs;
+    let st: ControlState = nowMs > staleAt ? 'stale' : r.verdict;
+    if (st !== 'stale') validUntil = Math.min(validUntil, staleAt + 1);
+    if (st === 'fail') {
+      const exception = activeException(doc, record.vendor, record.host.hostname, r.check, now);
+      if (exception !== undefined) {
+        st = 'waived';
+        validUntil = Math.min(validUntil, Date.parse(exception.expires));
+      }
+    }
+    add(r.check, st, r.collectedAtMs);
+  }
+  const seenMs = a?.lastSeenMs;
+  return {
+    version: a?.version ?? -1,
+    doc,
+    validUntil,
+    rows,
+    state: state.join(''),
+    lastResult: lastResult.join(''),
+    seen: seenMs === null || seenMs === undefined ? '' : `vcm_agent_last_seen_timestamp_seconds{vendor="${vendor}",host="${host}"} ${seenMs / 1000}\n`,
+    info: `vcm_agent_info{vendor="${vendor}",host="${host}",agent_id="${record.agentId}",os="${record.host.os}",version="${esc(record.agentVersion)}"} 1\n`,
+  };
 }
 
 export interface MetricsSources {
@@ -150,12 +182,28 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
 
   const live = () => src.registry.all().filter((a) => a.record.revokedAt === null);
 
-  // One snapshot per scrape: every gauge below reads it, so 100,000 hosts are walked once.
-  let snapshot: StateRow[] = [];
+  // Rendered series per agent, reused across scrapes until the agent's state, the policy or the
+  // clock (a result turning stale, an exception expiring) changes them: at 100,000 hosts a scrape
+  // then mostly copies strings instead of formatting over a million series.
+  let cache = new Map<string, AgentRender>();
+  let current: AgentRender[] = [];
   const refresh = () => {
-    snapshot = currentStates(src, live());
+    const doc = src.policy();
+    const now = src.now();
+    const next = new Map<string, AgentRender>();
+    current = [];
+    for (const agent of live()) {
+      const id = agent.record.agentId;
+      let r = cache.get(id);
+      const version = src.state.agents.get(id)?.version ?? -1;
+      if (r === undefined || r.version !== version || r.doc !== doc || now.getTime() >= r.validUntil) {
+        r = renderAgent(src, agent, doc, now, opts.perHostSeries === 'non-passing');
+      }
+      next.set(id, r);
+      current.push(r);
+    }
+    cache = next;
   };
-  const perHost = (row: StateRow) => opts.perHostSeries !== 'non-passing' || row.state !== 'pass';
 
   new Gauge({
     name: 'vcm_control_hosts',
@@ -165,11 +213,14 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     collect() {
       this.reset();
       const counts = new Map<string, Record<ControlState, number>>();
-      for (const r of snapshot) {
-        const k = `${r.vendor}\u0000${r.control}`;
-        let c = counts.get(k);
-        if (c === undefined) counts.set(k, (c = { pass: 0, fail: 0, unknown: 0, waived: 0, stale: 0 }));
-        c[r.state]++;
+      for (const r of current) {
+        for (const row of r.rows) {
+          const cut = row.lastIndexOf('\u0000');
+          const k = row.slice(0, cut);
+          let c = counts.get(k);
+          if (c === undefined) counts.set(k, (c = { pass: 0, fail: 0, unknown: 0, waived: 0, stale: 0 }));
+          c[row.slice(cut + 1) as ControlState]++;
+        }
       }
       for (const [k, c] of counts) {
         const [vendor, control] = k.split('\u0000') as [string, string];
@@ -178,55 +229,64 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     },
   });
 
-  // The per-host families are written as text directly: at 100,000 hosts they hold over a million
-  // series, which prom-client's per-label-set bookkeeping cannot render within a scrape's budget.
-  const perHostText = (): string => {
-    const out: string[] = [];
-    const family = (name: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    family('vcm_control_state', 'The current state of each host and control (1 for the state it is in).');
-    for (const r of snapshot) {
-      if (perHost(r)) out.push(`vcm_control_state{vendor="${esc(r.vendor)}",host="${esc(r.host)}",control="${r.control}",state="${r.state}"} 1`);
-    }
-    family('vcm_control_last_result_timestamp_seconds', 'Collection time of the latest result per host and control.');
-    for (const r of snapshot) {
-      if (r.collectedAtMs !== null && perHost(r)) {
-        out.push(`vcm_control_last_result_timestamp_seconds{vendor="${esc(r.vendor)}",host="${esc(r.host)}",control="${r.control}"} ${r.collectedAtMs / 1000}`);
+  const header = (name: string, help: string) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n`;
+
+  /** The per-host families, and vcm_sso_*, in chunks of about a megabyte. */
+  function* perHostChunks(): Generator<string> {
+    const families: [keyof AgentRender & ('state' | 'lastResult' | 'seen' | 'info'), string, string][] = [
+      ['state', 'vcm_control_state', 'The current state of each host and control (1 for the state it is in).'],
+      ['lastResult', 'vcm_control_last_result_timestamp_seconds', 'Collection time of the latest result per host and control.'],
+      ['seen', 'vcm_agent_last_seen_timestamp_seconds', 'When the collector last accepted a result from the host.'],
+      ['info', 'vcm_agent_info', 'Enrolled agents (1 each).'],
+    ];
+    for (const [field, name, help] of families) {
+      let chunk = [header(name, help)];
+      let size = 0;
+      for (const r of current) {
+        const text = r[field];
+        if (text === '') continue;
+        chunk.push(text);
+        size += text.length;
+        if (size >= 1 << 20) {
+          yield chunk.join('');
+          chunk = [];
+          size = 0;
+        }
       }
+      yield chunk.join('');
     }
-    const agents = live();
-    family('vcm_agent_last_seen_timestamp_seconds', 'When the collector last accepted a result from the host.');
-    for (const { record } of agents) {
-      const seen = src.state.agents.get(record.agentId)?.lastSeenMs;
-      if (seen !== null && seen !== undefined) out.push(`vcm_agent_last_seen_timestamp_seconds{vendor="${esc(record.vendor)}",host="${esc(record.host.hostname)}"} ${seen / 1000}`);
-    }
-    family('vcm_agent_info', 'Enrolled agents (1 each).');
-    for (const { record } of agents) {
-      out.push(
-        `vcm_agent_info{vendor="${esc(record.vendor)}",host="${esc(record.host.hostname)}",agent_id="${record.agentId}",os="${record.host.os}",version="${esc(record.agentVersion)}"} 1`,
-      );
-    }
-    // vcm_sso_*: per vendor, the counts from the newest sso_coverage result of its agents.
-    const ssoByVendor = new Map<string, { seq: number; at: number; samples: MetricSample[] }>();
-    for (const { record } of agents) {
+    yield ssoText();
+  }
+
+  // vcm_sso_*: per vendor, the counts from the newest sso_coverage result of its agents.
+  const ssoText = (): string => {
+    const out: string[] = [];
+    const ssoByVendor = new Map<string, { at: number; samples: MetricSample[] }>();
+    for (const { record } of live()) {
       const a = src.state.agents.get(record.agentId);
-      const at = a?.latest.get('sso_coverage')?.collectedAtMs ?? 0;
       if (a?.sso === null || a?.sso === undefined) continue;
+      const at = a.latest.get('sso_coverage')?.collectedAtMs ?? 0;
       const prior = ssoByVendor.get(record.vendor);
-      if (prior === undefined || prior.at < at) ssoByVendor.set(record.vendor, { seq: a.sso.seq, at, samples: a.sso.samples });
+      if (prior === undefined || prior.at < at) ssoByVendor.set(record.vendor, { at, samples: a.sso.samples });
     }
     for (const [name, meta] of Object.entries(SSO_METRICS)) {
-      family(name, `${meta.help}.`);
+      out.push(header(name, `${meta.help}.`));
       for (const [vendor, { samples }] of ssoByVendor) {
         for (const sample of samples) {
           if (sample.name !== name) continue;
           const labels = Object.entries(sample.labels).map(([k, v]) => `,${k}="${esc(String(v))}"`).join('');
-          out.push(`${name}{vendor="${esc(vendor)}"${labels}} ${sample.value}`);
+          out.push(`${name}{vendor="${esc(vendor)}"${labels}} ${sample.value}\n`);
         }
       }
     }
-    out.push('');
-    return out.join('\n');
+    return out.join('');
   };
+
+  async function* metricsChunks(): AsyncGenerator<string> {
+    refresh();
+    yield `${await registry.metrics()}\n`;
+    yield* perHostChunks();
+  }
 
   return {
     registry,
@@ -239,9 +299,11 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     spoolDropped,
     ingestDuration,
     preflightOk,
+    chunks: metricsChunks,
     render: async () => {
-      refresh();
-      return `${await registry.metrics()}\n${perHostText()}`;
+      const parts: string[] = [];
+      for await (const c of metricsChunks()) parts.push(c);
+      return parts.join('');
     },
   };
 }

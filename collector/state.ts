@@ -40,6 +40,8 @@ export interface AgentState {
   lastSeenMs: number | null;
   /** Counts from the latest sso_coverage facts this agent sent (never a person: counts only). */
   sso: { seq: number; samples: MetricSample[] } | null;
+  /** Bumped whenever something a metric shows changes, so rendered series can be reused. */
+  version: number;
 }
 
 /** Judges a finding under the vendor's policy: the agent's facts count, not its verdict. */
@@ -62,7 +64,7 @@ export class CollectorState {
   agent(agentId: string): AgentState {
     let a = this.agents.get(agentId);
     if (a === undefined) {
-      a = { links: new Map(), headSeq: 0, latest: new Map(), lastSeenMs: null, sso: null };
+      a = { links: new Map(), headSeq: 0, latest: new Map(), lastSeenMs: null, sso: null, version: 0 };
       this.agents.set(agentId, a);
     }
     return a;
@@ -101,6 +103,7 @@ export class CollectorState {
   recordSeen(agentId: string, receivedAtMs: number): void {
     const a = this.agent(agentId);
     a.lastSeenMs = Math.max(a.lastSeenMs ?? 0, receivedAtMs);
+    a.version++;
   }
 
   /** Rebuilds chains and latest verdicts from the evidence in the store. */

@@ -111,7 +111,8 @@ function line(name, value, unit, target, ok, extra = '') {
 }
 
 const dir = await mkdtemp(path.join(tmpdir(), 'vcm-bench-ingest-'));
-const child = spawn(process.execPath, [dist('collector/cli.js'), 'serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--rate-limit', '100000/100000', '--log-level', 'info'], {
+// BENCH_COLLECTOR_NODE_FLAGS passes Node flags to the collector, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+const child = spawn(process.execPath, [...(process.env.BENCH_COLLECTOR_NODE_FLAGS ?? '').split(' ').filter(Boolean), dist('collector/cli.js'), 'serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--rate-limit', '100000/100000', '--log-level', 'info'], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 try {

@@ -3,6 +3,7 @@
 // loads them; their latest results are put in the state directly (sending 600,000 signed envelopes
 // would measure ingest, which collector-ingest.bench.mjs does). Baselines from this run: the same
 // process with no agents, and a scrape of it.
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,16 +24,22 @@ const rssMiB = () => {
   return process.memoryUsage().rss / 2 ** 20;
 };
 
-async function scrape(url, runs = 3) {
-  const times = [];
-  let bytes = 0;
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const text = await (await fetch(`${url}/metrics`)).text();
-    times.push(performance.now() - t0);
-    bytes = text.length;
-  }
-  return { ms: Math.max(...times), bytes };
+/** One scrape from another process, as Prometheus does: curl's total time and the bytes it read. */
+function curlScrape(url) {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-s', '-o', '/dev/null', '-w', '%{time_total} %{size_download} %{http_code}', `${url}/metrics`], (err, out) => {
+      if (err) return reject(err);
+      const [t, size, code] = out.trim().split(' ');
+      if (code !== '200') return reject(new Error(`HTTP ${code}`));
+      resolve({ ms: Number(t) * 1000, bytes: Number(size) });
+    });
+  });
+}
+
+async function scrape(url) {
+  const cold = await curlScrape(url);
+  const warm = [await curlScrape(url), await curlScrape(url)];
+  return { cold, warm: { ms: Math.max(...warm.map((w) => w.ms)), bytes: warm[0].bytes } };
 }
 
 function line(name, value, unit, target, ok, extra = '') {
@@ -92,13 +99,11 @@ try {
     }
   }
   const rss = rssMiB();
-  const tr = performance.now();
-  await collector.metrics.render();
-  console.log(`render alone: ${(performance.now() - tr).toFixed(0)} ms`);
   const s = await scrape(collector.url);
   const rssAfterScrape = rssMiB();
-  line('RSS with 100k agents x 6 controls', rssAfterScrape, 'MiB', '<= 1024', rssAfterScrape <= 1024, `(${(rssAfterScrape / baseRss).toFixed(2)}x the empty collector's ${baseRss.toFixed(0)} MiB; ${rss.toFixed(0)} MiB before the scrape)`);
-  line('one /metrics scrape', s.ms, 'ms', '<= 2000', s.ms <= 2000, `(${(s.bytes / 2 ** 20).toFixed(1)} MiB of text; empty collector scrape ${baseScrape.ms.toFixed(1)} ms)`);
+  line('RSS with 100k agents x 6 controls', rssAfterScrape, 'MiB', '<= 1024', rssAfterScrape <= 1024, `(${(rssAfterScrape / baseRss).toFixed(2)}x the empty collector's ${baseRss.toFixed(0)} MiB; ${rss.toFixed(0)} MiB before any scrape)`);
+  line('first /metrics scrape (renders every host)', s.cold.ms, 'ms', '<= 2000', s.cold.ms <= 2000, `(${(s.cold.bytes / 2 ** 20).toFixed(1)} MiB; empty collector ${baseScrape.cold.ms.toFixed(1)} ms)`);
+  line('later /metrics scrape (rendered hosts reused)', s.warm.ms, 'ms', '<= 2000', s.warm.ms <= 2000, `(${(s.warm.ms / s.cold.ms).toFixed(2)}x the first)`);
   await collector.close();
 
   const lean = await startCollector(
@@ -112,7 +117,7 @@ try {
     }
   }
   const l = await scrape(lean.url);
-  line('scrape, per-host series non-passing only', l.ms, 'ms', '<= 2000', l.ms <= 2000, `(${(l.bytes / 2 ** 20).toFixed(1)} MiB of text)`);
+  line('first scrape, per-host series non-passing only', l.cold.ms, 'ms', '<= 2000', l.cold.ms <= 2000, `(${(l.cold.bytes / 2 ** 20).toFixed(1)} MiB; later ${l.warm.ms.toFixed(0)} ms)`);
   await lean.close();
 } finally {
   await rm(dir, { recursive: true, force: true });
