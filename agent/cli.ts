@@ -1,29 +1,27 @@
 #!/usr/bin/env node
 // vcm-agent: observe this host's controls, sign the findings, deliver them to the collector.
+// Each command imports what it needs when it runs: `check` never loads the HTTP client, `status`
+// never loads the checks, and the daemon never loads the fixture recorder or the enrollment code.
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import pino, { type Logger } from 'pino';
-import { CHECKS, allowListFor, checkById } from '../checks/index.js';
-import { RealHostIO, currentPlatform } from '../checks/host-io.js';
-import { RecordingHostIO } from '../checks/replay.js';
-import { runChecks } from '../checks/runner.js';
-import { PLATFORMS, type AnyCheck } from '../checks/types.js';
-import { assertDelivered, runOnce, type Delivery } from './cycle.js';
-import { enrollAgent } from './enroll.js';
+import type { Logger } from 'pino';
+import type { AnyCheck } from '../checks/types.js';
+import { LOG_LEVELS, defaultConfigFile, loadConfig, type ConfigFlags } from './config.js';
 import { AgentError, isAgentError } from './errors.js';
-import { findingsTable } from './format.js';
-import { Spool } from './spool.js';
 import { StateDir, defaultStateDir } from './state.js';
 import { AGENT_VERSION } from './version.js';
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
 /** One-shot commands log to stderr, so that stdout stays the table or the JSON a script reads. */
-function logger(level: string, dest: 1 | 2): Logger {
-  return pino({ level, base: { service: 'vcm-agent' }, redact: ['token', '*.token'] }, pino.destination({ fd: dest, sync: true }));
+async function logger(level: string, dest: 1 | 2): Promise<Logger> {
+  const { default: pino } = await import('pino');
+  return pino(
+    { level, base: { service: 'vcm-agent' }, redact: { paths: ['token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' } },
+    pino.destination({ fd: dest, sync: true }),
+  );
 }
 
-function selectChecks(ids: readonly string[]): AnyCheck[] {
+async function selectChecks(ids: readonly string[]): Promise<AnyCheck[]> {
+  const { CHECKS, checkById } = await import('../checks/index.js');
   if (ids.length === 0) return [...CHECKS];
   return ids.map((id) => {
     const check = checkById(id);
@@ -34,7 +32,8 @@ function selectChecks(ids: readonly string[]): AnyCheck[] {
   });
 }
 
-function listSources(checks: readonly AnyCheck[]): string {
+async function listSources(checks: readonly AnyCheck[]): Promise<string> {
+  const { PLATFORMS } = await import('../checks/types.js');
   const lines: string[] = [];
   for (const check of checks) {
     lines.push(`${check.id} (${check.title})`);
@@ -54,6 +53,25 @@ function listSources(checks: readonly AnyCheck[]): string {
   return lines.join('\n');
 }
 
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of seconds ≥ 1');
+  return n;
+}
+
+const CHECK_IDS_HELP = 'vpn, disk_encryption, usb_policy, credential_age, sso_coverage, open_ports';
+const configOption = () => new Option('--config <file>', `the agent's config file (JSON; default ${defaultConfigFile()}, or VCM_CONFIG)`);
+const stateDirOption = () => new Option('--state-dir <dir>', `where the key, enrollment, chain and spool live (default ${defaultStateDir()}, or VCM_STATE_DIR)`);
+const logLevelOption = () => new Option('--log-level <level>', 'log level (default: the config\'s, else info)').choices(LOG_LEVELS);
+
+function flags(opts: ConfigFlags & Record<string, unknown>): ConfigFlags {
+  const out: ConfigFlags = {};
+  for (const k of ['config', 'stateDir', 'root', 'caFile', 'logLevel', 'interval'] as const) {
+    if (opts[k] !== undefined) (out as Record<string, unknown>)[k] = opts[k];
+  }
+  return out;
+}
+
 const program = new Command('vcm-agent')
   .description('Observe this host\'s security controls, sign the findings, and deliver them to a vcm collector.')
   .version(AGENT_VERSION)
@@ -62,7 +80,7 @@ const program = new Command('vcm-agent')
 program
   .command('check')
   .description('Run checks locally and print the findings. Nothing is sent.')
-  .argument('[ids...]', `checks to run (default: all): ${CHECKS.map((c) => c.id).join(', ')}`)
+  .argument('[ids...]', `checks to run (default: all): ${CHECK_IDS_HELP}`)
   .option('--root <dir>', 'host root prefix: read /proc, /sys and /etc under it (a container mounts the host at /host)', '/')
   .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
   .option('--state-dir <dir>', 'use the policy cached by an enrolled agent for check settings')
@@ -70,17 +88,23 @@ program
   .option('--record <dir>', 'also record every call into DIR as a replayable fixture (manifest.json and raw/)')
   .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('warn'))
   .action(async (ids: string[], opts: { root: string; format: string; stateDir?: string; listSources?: boolean; record?: string }) => {
-    const checks = selectChecks(ids);
+    const checks = await selectChecks(ids);
     if (opts.listSources === true) {
-      process.stdout.write(`${listSources(checks)}\n`);
+      process.stdout.write(`${await listSources(checks)}\n`);
       return;
     }
+    const [{ allowListFor }, { RealHostIO, currentPlatform }, { runChecks }, { findingsTable }] = await Promise.all([
+      import('../checks/index.js'),
+      import('../checks/host-io.js'),
+      import('../checks/runner.js'),
+      import('./format.js'),
+    ]);
     const policy = opts.stateDir === undefined ? null : await new StateDir(opts.stateDir).policy();
     const real = new RealHostIO({ root: opts.root, allowedCommands: allowListFor(checks, currentPlatform()) });
-    const io = opts.record === undefined ? real : new RecordingHostIO(real);
+    const recording = opts.record === undefined ? null : new (await import('../checks/replay.js')).RecordingHostIO(real);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));
-    const findings = await runChecks(checks, { io, configs });
-    if (io instanceof RecordingHostIO && opts.record !== undefined) await io.save(opts.record);
+    const findings = await runChecks(checks, { io: recording ?? real, configs });
+    if (recording !== null && opts.record !== undefined) await recording.save(opts.record);
     process.stdout.write(opts.format === 'json' ? `${JSON.stringify(findings, null, 2)}\n` : `${findingsTable(findings)}\n`);
   });
 
@@ -96,110 +120,194 @@ program
   .requiredOption('--collector <url>', 'collector URL (https://…; plain http only to loopback)')
   .option('--token <token>', 'one-time enrollment token (or --token-file, or VCM_ENROLL_TOKEN)')
   .option('--token-file <file>', 'read the token from a file')
-  .option('--state-dir <dir>', 'where the key, enrollment, chain and spool live', defaultStateDir())
+  .addOption(stateDirOption())
+  .addOption(configOption())
   .option('--hostname <name>', 'the host name to register (default: this machine\'s)')
   .option('--ca-file <file>', 'PEM CA bundle to pin for an https collector')
-  .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('warn'))
-  .action(async (opts: { collector: string; token?: string; tokenFile?: string; stateDir: string; hostname?: string; caFile?: string }) => {
-    const identity = await enrollAgent(new StateDir(opts.stateDir), {
+  .addOption(logLevelOption())
+  .action(async (opts: { collector: string; token?: string; tokenFile?: string; stateDir?: string; config?: string; hostname?: string; caFile?: string }) => {
+    const { config } = loadConfig(flags(opts));
+    const [{ enrollAgent }, { httpOptions }] = await Promise.all([import('./enroll.js'), import('./cycle.js')]);
+    const identity = await enrollAgent(new StateDir(config.stateDir), {
       collectorUrl: opts.collector,
       token: await tokenFrom(opts),
       ...(opts.hostname === undefined ? {} : { hostname: opts.hostname }),
-      http: opts.caFile === undefined ? {} : { caFile: opts.caFile },
+      http: httpOptions(config),
     });
     process.stdout.write(`enrolled ${identity.host.hostname} as agent ${identity.agentId} for vendor ${identity.vendor} at ${identity.collectorUrl}\n`);
   });
 
-function positiveSeconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of seconds ≥ 1');
-  return n;
-}
-
-function sentColumn(deliveries: readonly Delivery[]) {
-  const bySeq = new Map(deliveries.map((d) => [d.seq, d.outcome]));
-  return (seq: number) => bySeq.get(seq) ?? 'kept';
-}
-
 program
   .command('run')
-  .description('Run the enabled checks, sign and spool each finding, and deliver the spool to the collector.')
+  .description('Run the checks the policy enables on their schedule, sign and spool each finding, and deliver the spool (the daemon). With --once: one cycle, then exit.')
   .option('--once', 'run one cycle and exit (non-zero when a result was not acknowledged)')
-  .option('--state-dir <dir>', 'the enrolled state directory', defaultStateDir())
-  .option('--root <dir>', 'host root prefix', '/')
+  .option('--check-config', 'print the effective configuration (secrets redacted) and exit; non-zero if it is invalid')
+  .addOption(configOption())
+  .addOption(stateDirOption())
+  .option('--root <dir>', 'host root prefix (default /)')
   .option('--ca-file <file>', 'PEM CA bundle to pin for an https collector')
-  .option('--interval <seconds>', 'without --once: seconds between cycles (default: the shortest interval in the policy)', positiveSeconds)
-  .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('info'))
-  .action(async (opts: { once?: boolean; stateDir: string; root: string; caFile?: string; interval?: number; logLevel: string }) => {
-    const state = new StateDir(opts.stateDir);
-    const http = opts.caFile === undefined ? {} : { caFile: opts.caFile };
-    if (opts.once === true) {
-      const result = await runOnce(state, { root: opts.root, http, log: logger(opts.logLevel === 'info' ? 'warn' : opts.logLevel, 2) });
-      const sent = sentColumn(result.deliveries);
-      const bySeq = new Map(result.findings.map((f) => [f.finding, f.seq]));
-      process.stdout.write(`${findingsTable(result.findings.map((f) => f.finding), (f) => sent(bySeq.get(f) ?? 0))}\n`);
-      assertDelivered(result);
+  .option('--interval <seconds>', 'run every enabled check every N seconds instead of the policy\'s interval (testing, troubleshooting)', positiveSeconds)
+  .addOption(logLevelOption())
+  .action(async (opts: { once?: boolean; checkConfig?: boolean; config?: string; stateDir?: string; root?: string; caFile?: string; interval?: number; logLevel?: string }) => {
+    const loaded = loadConfig(flags(opts));
+    const { config } = loaded;
+    if (opts.checkConfig === true) {
+      const { describeConfig } = await import('./config.js');
+      const { report, problems } = describeConfig(loaded);
+      process.stdout.write(`${JSON.stringify({ ...report, valid: problems.length === 0, problems }, null, 2)}\n`);
+      if (problems.length > 0) throw new AgentError('AGT_ERR_CONFIG', problems.join('; '));
       return;
     }
-    const log = logger(opts.logLevel, 1);
-    let stopping = false;
-    let wake: (() => void) | undefined;
-    const stop = () => {
-      stopping = true;
-      wake?.();
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    log.info({ stateDir: state.dir }, 'agent started');
-    while (!stopping) {
+    const state = new StateDir(config.stateDir);
+    if (opts.once === true) {
+      const [{ assertDelivered, httpOptions, runOnce }, { findingsTable }, { acquireStateLock }] = await Promise.all([
+        import('./cycle.js'),
+        import('./format.js'),
+        import('./lock.js'),
+      ]);
+      await state.requireIdentity();
+      const lock = acquireStateLock(state);
       try {
-        const result = await runOnce(state, { root: opts.root, http, log });
-        log.info({ findings: result.findings.length, delivered: result.deliveries.filter((d) => d.outcome === 'accepted').length }, 'cycle done');
-      } catch (err) {
-        if (isAgentError(err) && err.code === 'AGT_ERR_NOT_ENROLLED') throw err;
-        log.error({ err }, 'cycle failed');
+        const level = opts.logLevel ?? (config.logLevel === 'info' ? 'warn' : config.logLevel);
+        const result = await runOnce(state, { root: config.root, http: httpOptions(config), log: await logger(level, 2), config });
+        const bySeq = new Map(result.deliveries.map((d) => [d.seq, d.outcome]));
+        const seqOf = new Map(result.findings.map((f) => [f.finding, f.seq]));
+        process.stdout.write(`${findingsTable(result.findings.map((f) => f.finding), (f) => bySeq.get(seqOf.get(f) ?? 0) ?? 'kept')}\n`);
+        assertDelivered(result);
+      } finally {
+        lock.release();
       }
-      const policy = await state.policy();
-      const intervals = Object.values(policy?.checks ?? {}).filter((c) => c.enabled).map((c) => c.intervalSeconds);
-      const seconds = opts.interval ?? (intervals.length > 0 ? Math.min(...intervals) : 900);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, seconds * 1000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      return;
     }
-    log.info('agent stopped');
+    const { runDaemon } = await import('./daemon.js');
+    const code = await runDaemon(loaded, await logger(config.logLevel, 1));
+    process.exit(code);
   });
+
+function since(iso: string | null | undefined): string {
+  return iso === null || iso === undefined ? '-' : iso;
+}
+
+function kib(bytes: number): string {
+  return bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
 
 program
   .command('status')
-  .description('Show the enrollment, the chain head and the spool depth.')
-  .option('--state-dir <dir>', 'the state directory', defaultStateDir())
+  .description('Show the enrollment, the daemon, the last run of each check, the spool, the last delivery and the last error.')
+  .addOption(stateDirOption())
+  .addOption(configOption())
   .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-  .action(async (opts: { stateDir: string; format: string }) => {
-    const state = new StateDir(opts.stateDir);
+  .action(async (opts: { stateDir?: string; config?: string; format: string }) => {
+    const { config } = loadConfig(flags(opts));
+    const [{ Spool }, { readStatus }, { lockHolder }] = await Promise.all([import('./spool.js'), import('./status.js'), import('./lock.js')]);
+    const state = new StateDir(config.stateDir);
     const identity = await state.identity();
     const chain = await state.chain();
-    const spool = await new Spool(state.spoolDir, state.quarantineDir).list();
-    const quarantined = await new Spool(state.quarantineDir, state.quarantineDir).list();
-    const policy = await state.policy();
+    const spool = new Spool(state.spoolDir, state.quarantineDir);
+    const entries = await spool.list({ sizes: true });
+    const quarantined = await spool.quarantined();
+    const policy = await state.policy().catch(() => null);
+    const s = await readStatus(state);
+    const holder = lockHolder(state);
+    const daemon =
+      holder !== null
+        ? { state: 'running' as const, pid: holder, since: s.daemon?.startedAt ?? null }
+        : s.daemon === null
+          ? { state: 'never started' as const, pid: null, since: null }
+          : { state: 'stopped' as const, pid: null, since: s.daemon.stoppedAt, reason: s.daemon.stopReason ?? 'crashed or killed' };
     const status = {
       enrolled: identity !== null,
-      collector: identity?.collectorUrl ?? null,
+      collector: config.collectorUrl ?? identity?.collectorUrl ?? null,
       agentId: identity?.agentId ?? null,
       vendor: identity?.vendor ?? null,
-      lastSeq: chain.seq,
-      spoolDepth: spool.length,
+      enrolledAt: identity?.enrolledAt ?? null,
+      // The spool's newest envelope is the head while it waits (chain.json follows lazily).
+      lastSeq: Math.max(chain.seq, entries.at(-1)?.seq ?? 0),
+      spoolDepth: entries.length,
+      spoolBytes: entries.reduce((n, e) => n + (e.size ?? 0), 0),
+      oldestSpooledSeq: entries[0]?.seq ?? null,
       quarantined: quarantined.length,
       policyVersion: policy?.version ?? null,
+      daemon,
+      policy: s.policy,
+      checks: s.checks,
+      delivery: s.delivery,
+      drops: s.drops,
+      watchdog: s.watchdog,
+      lastError: s.lastError,
     };
     if (opts.format === 'json') {
       process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
       return;
     }
-    for (const [k, v] of Object.entries(status)) process.stdout.write(`${k.padEnd(14)} ${v === null ? '-' : String(v)}\n`);
+    const d = s.delivery;
+    const rows: [string, string][] = [
+      ['enrolled to', identity === null ? 'not enrolled (run vcm-agent enroll)' : `${status.collector} (vendor ${identity.vendor}, since ${identity.enrolledAt})`],
+      ['agent id', identity?.agentId ?? '-'],
+      ['state dir', state.dir],
+      [
+        'daemon',
+        daemon.state === 'running'
+          ? `running (pid ${daemon.pid}, since ${since(daemon.since)})`
+          : daemon.state === 'stopped'
+            ? `stopped (${daemon.reason}${daemon.since === null ? '' : `, at ${daemon.since}`})`
+            : 'never started',
+      ],
+      ['policy', policy === null ? '-' : `version ${policy.version}${s.policy.fetchedAt === null ? '' : `, fetched ${s.policy.fetchedAt}`}${s.policy.lastFetchError === null ? '' : ` (last fetch failed: ${s.policy.lastFetchError})`}`],
+      ['chain head', `seq ${status.lastSeq}`],
+      ['spool', `${entries.length} waiting (${kib(status.spoolBytes)})${entries[0] === undefined ? '' : `, oldest seq ${entries[0].seq}`}; ${quarantined.length} quarantined`],
+      [
+        'last delivery',
+        d.lastAttemptAt === null
+          ? '-'
+          : `${d.lastAttemptAt} ${d.lastOutcome ?? ''}${d.lastDetail === null ? '' : `: ${d.lastDetail}`}${d.nextRetryAt === null ? '' : `; next retry ${d.nextRetryAt}`} (accepted ${d.accepted}, duplicates ${d.duplicates}, quarantined ${d.quarantined} in total)`,
+      ],
+      ['drops', s.drops.records === 0 ? 'none' : `${s.drops.results} results in ${s.drops.records} signed drop records, last ${since(s.drops.lastAt)}`],
+      ['last error', s.lastError === null ? '-' : `${s.lastError.at} ${s.lastError.code}: ${s.lastError.message}`],
+    ];
+    if (s.watchdog.lastRestartAt !== null) rows.push(['watchdog', `restarted ${s.watchdog.lastRestartAt} (${s.watchdog.reason ?? ''})`]);
+    const out = rows.map(([k, v]) => `${k.padEnd(14)} ${v}`);
+    const checks = Object.entries(s.checks);
+    if (checks.length > 0) {
+      out.push('', `${'CHECK'.padEnd(16)} ${'STATUS'.padEnd(8)} ${'LAST RUN'.padEnd(24)}  ${'SEQ'.padEnd(6)} NEXT RUN`);
+      for (const [id, c] of checks) {
+        out.push(`${id.padEnd(16)} ${c.lastStatus.toUpperCase().padEnd(8)} ${c.lastRunAt.padEnd(24)}  ${String(c.lastSeq ?? '-').padEnd(6)} ${since(c.nextRunAt)}`);
+      }
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+  });
+
+program
+  .command('uninstall')
+  .description('Remove the agent\'s state (key, enrollment, chain, spool, status) and its config file; keep only what you ask to keep. Stop and remove the service first.')
+  .addOption(stateDirOption())
+  .addOption(configOption())
+  .option('--keep-spool', 'keep spool/, quarantine/, chain.json and events.json (undelivered evidence)')
+  .option('--keep-key', 'keep agent-ed25519.pem and identity.json (the host key and its enrollment)')
+  .option('--keep-config', 'keep the config file')
+  .option('--dry-run', 'print what would be removed and kept, and change nothing')
+  .action(async (opts: { stateDir?: string; config?: string; keepSpool?: boolean; keepKey?: boolean; keepConfig?: boolean; dryRun?: boolean }) => {
+    const loaded = loadConfig(flags(opts));
+    const { uninstall, serviceRemovalHint } = await import('./uninstall.js');
+    const plan = await uninstall(new StateDir(loaded.config.stateDir), {
+      keepSpool: opts.keepSpool === true,
+      keepKey: opts.keepKey === true,
+      keepConfig: opts.keepConfig === true,
+      configFile: loaded.file,
+      dryRun: opts.dryRun === true,
+    });
+    const verb = opts.dryRun === true ? 'would remove' : 'removed';
+    const lines = [
+      ...plan.remove.map((p) => `${verb}  ${p}`),
+      ...plan.keep.map((p) => `kept     ${p}`),
+      ...plan.foreign.map((p) => `left     ${p} (not created by vcm-agent)`),
+    ];
+    if (lines.length === 0) lines.push('nothing to remove');
+    const hint = serviceRemovalHint();
+    if (hint.length > 0) lines.push('', 'the service definition is removed with:', ...hint.map((h) => `  ${h}`));
+    lines.push('', 'revoke this agent at the collector too, so that its key is refused from now on.');
+    process.stdout.write(`${lines.join('\n')}\n`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

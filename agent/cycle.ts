@@ -1,36 +1,29 @@
-// One agent cycle: observe, sign each finding into the chain, spool it durably, then deliver.
+// One agent cycle (`run --once`): refresh the policy, observe, sign each finding into the chain,
+// spool it durably, then deliver. The daemon (daemon.ts) uses the same parts on a schedule.
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CHECKS, allowListFor } from '../checks/index.js';
 import { RealHostIO, currentPlatform } from '../checks/host-io.js';
 import { runChecks } from '../checks/runner.js';
-import type { Finding } from '../checks/types.js';
-import {
-  PAYLOAD_TYPE_STATEMENT,
-  buildStatement,
-  policySchema,
-  resultsResponseSchema,
-  sha256Hex,
-  signEnvelope,
-  type IngestOutcome,
-  type Policy,
-} from '../collector/contract.js';
+import type { AnyCheck, Finding } from '../checks/types.js';
+import { policySchema, type Policy } from '../collector/contract.js';
+import type { AgentConfig } from './config.js';
+import { deliveryPass, type Delivery, type PassResult } from './delivery.js';
 import { AgentError } from './errors.js';
-import { CollectorClient, describeError, type HttpOptions } from './http.js';
-import { Spool } from './spool.js';
-import type { ChainHead, Identity, StateDir } from './state.js';
-import { AGENT_VERSION } from './version.js';
+import { CollectorClient, errorOf, type HttpOptions } from './http.js';
+import { Ledger, spoolForDelivery } from './ledger.js';
+import type { Spool } from './spool.js';
+import type { Identity, StateDir } from './state.js';
+import { StatusFile } from './status.js';
+
+export type { Delivery } from './delivery.js';
 
 export interface CycleOptions {
   root?: string;
   http?: HttpOptions;
   log: Logger;
-}
-
-export interface Delivery {
-  seq: number;
-  outcome: IngestOutcome['outcome'] | 'kept' | 'quarantined';
-  detail?: string;
+  /** Spool bounds and batch limits; defaults when absent. */
+  config?: Pick<AgentConfig, 'spool' | 'delivery' | 'collectorUrl'>;
 }
 
 export interface CycleResult {
@@ -39,29 +32,53 @@ export interface CycleResult {
   policyVersion: number | null;
 }
 
-/** Fetches the current policy, falling back to the cached one when the collector is away. */
-async function refreshPolicy(state: StateDir, client: CollectorClient, log: Logger): Promise<Policy | null> {
+export function httpOptions(config: Pick<AgentConfig, 'caFile' | 'tls' | 'delivery'>): HttpOptions {
+  return {
+    ...(config.caFile === undefined ? {} : { caFile: config.caFile }),
+    ...(config.tls === undefined ? {} : { certFile: config.tls.certFile, keyFile: config.tls.keyFile }),
+    keepAliveTimeoutMs: config.delivery.keepAliveSeconds * 1000,
+    timeoutMs: config.delivery.timeoutSeconds * 1000,
+  };
+}
+
+export interface PolicyFetch {
+  policy: Policy | null;
+  /** True when the collector answered with a policy that differs from the cached one. */
+  changed: boolean;
+  error: string | null;
+}
+
+/**
+ * Fetches this agent's policy (its vendor's effective policy: `?agent=<id>`) and caches it; falls
+ * back to the cached one when the collector is away.
+ */
+export async function refreshPolicy(state: StateDir, client: CollectorClient, agentId: string, log: Logger, signal?: AbortSignal): Promise<PolicyFetch> {
+  const cached = await state.policy().catch(() => null);
+  let error: string;
   try {
-    const res = await client.send('GET', '/v1/policy');
+    const res = await client.send('GET', `/v1/policy?agent=${encodeURIComponent(agentId)}`, undefined, {}, signal);
     if (res.status === 200) {
       const policy = policySchema.parse(JSON.parse(res.body.toString('utf8')));
-      await state.writePolicy(policy);
-      return policy;
+      const changed = JSON.stringify(policy) !== JSON.stringify(cached);
+      if (changed) await state.writePolicy(policy);
+      return { policy, changed, error: null };
     }
-    log.warn({ status: res.status }, 'policy fetch refused; using the cached policy');
+    const e = errorOf(res);
+    error = `${e.code}: ${e.message}`;
+    log.warn({ status: res.status, code: e.code }, 'policy fetch refused; using the cached policy');
   } catch (err) {
-    log.warn({ err }, 'policy fetch failed; using the cached policy');
+    error = (err as Error).message;
+    log.warn({ err: error }, 'policy fetch failed; using the cached policy');
   }
-  return state.policy();
+  return { policy: cached, changed: false, error };
 }
 
-/** After a crash between spooling and writing chain.json, the spool is ahead: trust the spool. */
-async function chainHead(state: StateDir, spool: Spool): Promise<ChainHead> {
-  const chain = await state.chain();
-  const newest = await spool.newest();
-  return newest !== null && newest.seq > chain.seq ? { seq: newest.seq, head: newest.hash } : chain;
+/** The checks a policy enables (all of them when there is no policy yet). */
+export function enabledChecks(policy: Policy | null): AnyCheck[] {
+  return CHECKS.filter((c) => policy === null || policy.checks[c.id]?.enabled === true);
 }
 
+/** Compatibility: signs findings into the chain with a ledger opened for the occasion. */
 export async function signAndSpool(
   state: StateDir,
   spool: Spool,
@@ -69,74 +86,84 @@ export async function signAndSpool(
   key: KeyObject,
   findings: readonly Finding[],
   policyVersion: number | null,
+  log?: Logger,
 ): Promise<{ finding: Finding; seq: number }[]> {
-  let chain = await chainHead(state, spool);
-  const out: { finding: Finding; seq: number }[] = [];
-  for (const finding of findings) {
-    const seq = chain.seq + 1;
-    const statement = buildStatement({
-      agentId: identity.agentId,
-      agentVersion: AGENT_VERSION,
-      host: identity.host,
-      seq,
-      prev: chain.head,
-      collectedAt: finding.collectedAt,
-      policyVersion,
-      finding,
-    });
-    const bytes = signEnvelope(PAYLOAD_TYPE_STATEMENT, Buffer.from(JSON.stringify(statement)), key, identity.agentId);
-    // Spool first, then the chain head: a crash in between is repaired from the spool on restart.
-    await spool.put(seq, bytes);
-    chain = { seq, head: sha256Hex(bytes) };
-    await state.writeChain(chain);
-    out.push({ finding, seq });
-  }
-  return out;
+  const { default: pino } = await import('pino');
+  const ledger = await Ledger.open(state, identity, key, { log: log ?? pino({ level: 'silent' }), spool });
+  const { signed } = await ledger.append(findings, policyVersion);
+  await ledger.flushHead();
+  return signed;
 }
 
-/** Sends spooled envelopes in order. Acknowledged ones leave the spool; refused ones go to quarantine. */
+/** Compatibility: one delivery pass over a bare spool. */
 export async function deliver(spool: Spool, client: CollectorClient, log: Logger): Promise<Delivery[]> {
-  const deliveries: Delivery[] = [];
-  for (const entry of await spool.list()) {
-    const bytes = await spool.read(entry);
-    let res;
-    try {
-      res = await client.send('POST', '/v1/results', bytes, { 'content-type': 'application/json' });
-    } catch (err) {
-      log.warn({ err, seq: entry.seq }, 'collector unreachable; results stay in the spool');
-      deliveries.push({ seq: entry.seq, outcome: 'kept', detail: (err as Error).message });
-      break;
-    }
-    if (res.status === 200) {
-      const body = resultsResponseSchema.parse(JSON.parse(res.body.toString('utf8')));
-      await spool.remove(entry);
-      deliveries.push({ seq: entry.seq, outcome: body.results[0]?.outcome ?? 'accepted' });
-    } else if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
-      const where = await spool.quarantine(entry);
-      log.error({ seq: entry.seq, status: res.status, error: describeError(res), file: where }, 'collector refused a result; moved to quarantine');
-      deliveries.push({ seq: entry.seq, outcome: 'quarantined', detail: describeError(res) });
+  return (await deliveryPass(spoolForDelivery(spool, log), client, { log })).deliveries;
+}
+
+export async function recordPass(status: StatusFile, pass: PassResult, retryInMs: number | null, now = new Date()): Promise<void> {
+  await status.update((s) => {
+    const d = s.delivery;
+    d.lastAttemptAt = now.toISOString();
+    d.accepted += pass.accepted;
+    d.duplicates += pass.duplicates;
+    d.quarantined += pass.quarantined;
+    if (pass.stopped === null) {
+      d.lastOutcome = 'delivered';
+      d.lastSuccessAt = now.toISOString();
+      d.lastDetail = null;
+      d.nextRetryAt = null;
     } else {
-      log.warn({ seq: entry.seq, status: res.status }, 'collector not ready; results stay in the spool');
-      deliveries.push({ seq: entry.seq, outcome: 'kept', detail: describeError(res) });
-      break;
+      d.lastOutcome = pass.accepted + pass.duplicates > 0 ? 'partial' : 'kept';
+      d.lastDetail = pass.stopped.detail;
+      d.nextRetryAt = retryInMs === null ? null : new Date(now.getTime() + retryInMs).toISOString();
+      s.lastError = { at: now.toISOString(), code: 'AGT_ERR_DELIVERY', message: pass.stopped.detail };
     }
-  }
-  return deliveries;
+    if (pass.quarantined > 0) {
+      const q = pass.deliveries.find((x) => x.outcome === 'quarantined');
+      s.lastError = { at: now.toISOString(), code: 'AGT_ERR_DELIVERY', message: `quarantined seq ${q?.seq ?? '?'}: ${q?.detail ?? ''}` };
+    }
+  });
 }
 
 export async function runOnce(state: StateDir, opts: CycleOptions): Promise<CycleResult> {
   const { identity, key } = await state.requireIdentity();
-  const client = new CollectorClient(identity.collectorUrl, opts.http);
+  const client = new CollectorClient(opts.config?.collectorUrl ?? identity.collectorUrl, opts.http);
+  const status = await StatusFile.open(state);
   try {
-    const policy = await refreshPolicy(state, client, opts.log);
-    const checks = CHECKS.filter((c) => policy === null || policy.checks[c.id]?.enabled === true);
+    const { policy, error } = await refreshPolicy(state, client, identity.agentId, opts.log);
+    await status.update((s) => {
+      s.policy = { version: policy?.version ?? null, fetchedAt: error === null ? new Date().toISOString() : s.policy.fetchedAt, lastFetchError: error };
+    });
+    const checks = enabledChecks(policy);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));
     const io = new RealHostIO({ ...(opts.root === undefined ? {} : { root: opts.root }), allowedCommands: allowListFor(checks, currentPlatform()) });
     const findings = await runChecks(checks, { io, configs });
-    const spool = new Spool(state.spoolDir, state.quarantineDir);
-    const signed = await signAndSpool(state, spool, identity, key, findings, policy?.version ?? null);
-    const deliveries = await deliver(spool, client, opts.log);
-    return { findings: signed, deliveries, policyVersion: policy?.version ?? null };
+    const ledger = await Ledger.open(state, identity, key, { log: opts.log, ...(opts.config === undefined ? {} : { bounds: opts.config.spool }) });
+    const { signed, drop } = await ledger.append(findings, policy?.version ?? null);
+    await status.update((s) => {
+      for (const { finding, seq } of signed) {
+        s.checks[finding.check] = {
+          lastRunAt: finding.collectedAt,
+          lastStatus: finding.status,
+          lastSeq: seq,
+          durationMs: finding.durationMs,
+          cpuMs: null,
+          intervalSeconds: policy?.checks[finding.check]?.intervalSeconds ?? null,
+          nextRunAt: null,
+        };
+      }
+      if (drop !== null) {
+        s.drops.records++;
+        s.drops.results += drop.results;
+        s.drops.lastAt = new Date().toISOString();
+      }
+    });
+    const limits = opts.config === undefined ? {} : { maxCount: opts.config.delivery.batchMaxCount, maxBytes: opts.config.delivery.batchMaxBytes };
+    const pass = await ledger.exclusive((spool) => deliveryPass(spool, client, { log: opts.log, limits }));
+    await ledger.flushHead();
+    await recordPass(status, pass, null);
+    await status.flush();
+    return { findings: signed, deliveries: pass.deliveries, policyVersion: policy?.version ?? null };
   } finally {
     await client.close();
   }

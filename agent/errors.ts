@@ -9,6 +9,7 @@ export const AGENT_ERROR_CODES = {
   AGT_ERR_DELIVERY: 'the collector did not acknowledge every result',
   AGT_ERR_STATE: 'the state directory is damaged or unreadable',
   AGT_ERR_UNKNOWN_CHECK: 'no check has that id',
+  AGT_ERR_STATE_LOCKED: 'another vcm-agent process is using the state directory',
 } as const;
 
 export type AgentErrorCode = keyof typeof AGENT_ERROR_CODES;

@@ -1,16 +1,31 @@
-// The agent's HTTP client (undici). Plain HTTP only to loopback; HTTPS may pin a CA file.
+// The agent's HTTP client (undici 7). Plain HTTP only to loopback; HTTPS may pin a CA file and
+// present a client certificate (mTLS). undici is imported on the first request, not at start:
+// `vcm-agent check` and `status` never load it, and the daemon loads it when it first delivers.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { Agent, request, type Dispatcher } from 'undici';
+import type * as UndiciModule from 'undici';
+import type { Dispatcher } from 'undici';
 import { errorBodySchema } from '../collector/contract.js';
 import { AgentError } from './errors.js';
 
 export interface HttpOptions {
+  /** PEM CA bundle: the only roots trusted for the collector (pinning). */
   caFile?: string;
-  /** The collector keeps idle connections 65 s; we drop ours well before it does. */
+  /** mTLS: a client certificate and its key (PEM). */
+  certFile?: string;
+  keyFile?: string;
+  /**
+   * How long an idle connection is kept. The collector keeps idle connections 65 s; ours must
+   * close first, so that a request never races the server's close. Server keep-alive hints are
+   * capped at this value too.
+   */
   keepAliveTimeoutMs?: number;
   timeoutMs?: number;
 }
+
+export const DEFAULT_KEEP_ALIVE_MS = 30_000;
+/** No collector answer the agent reads is anywhere near this. */
+const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');
@@ -39,30 +54,76 @@ export interface HttpResponse {
   headers: Record<string, string | string[] | undefined>;
 }
 
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new AgentError('AGT_ERR_CONFIG', `cannot read the ${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+type Undici = typeof UndiciModule;
+let undiciModule: Promise<Undici> | undefined;
+function loadUndici(): Promise<Undici> {
+  undiciModule ??= import('undici');
+  return undiciModule;
+}
+
 export class CollectorClient {
   readonly base: URL;
-  readonly #dispatcher: Dispatcher;
-  readonly #timeoutMs: number;
+  readonly #opts: HttpOptions;
+  readonly #tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  #dispatcher: Dispatcher | undefined;
+  #closed = false;
 
   constructor(collectorUrl: string, opts: HttpOptions = {}) {
     this.base = checkCollectorUrl(collectorUrl);
-    this.#timeoutMs = opts.timeoutMs ?? 30_000;
-    this.#dispatcher = new Agent({
-      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
-      connect: opts.caFile === undefined ? {} : { ca: readFileSync(opts.caFile) },
-    });
+    this.#opts = opts;
+    if ((opts.certFile === undefined) !== (opts.keyFile === undefined)) {
+      throw new AgentError('AGT_ERR_CONFIG', 'mTLS needs both a certificate file and a key file');
+    }
+    // Read the files now, so that a bad path fails at start rather than at the first delivery.
+    this.#tls = {
+      ...(opts.caFile === undefined ? {} : { ca: readPem(opts.caFile, 'CA file') }),
+      ...(opts.certFile === undefined ? {} : { cert: readPem(opts.certFile, 'client certificate') }),
+      ...(opts.keyFile === undefined ? {} : { key: readPem(opts.keyFile, 'client key') }),
+    };
   }
 
-  async send(method: 'GET' | 'POST', pathname: string, body?: Buffer, headers: Record<string, string> = {}): Promise<HttpResponse> {
+  async #agent(): Promise<Dispatcher> {
+    if (this.#dispatcher !== undefined) return this.#dispatcher;
+    const { Agent } = await loadUndici();
+    const keepAlive = this.#opts.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_MS;
+    this.#dispatcher = new Agent({
+      keepAliveTimeout: keepAlive,
+      keepAliveMaxTimeout: keepAlive,
+      connections: 1,
+      maxResponseSize: MAX_RESPONSE_BYTES,
+      connect: { ...this.#tls, timeout: this.#opts.timeoutMs ?? 30_000 },
+    });
+    return this.#dispatcher;
+  }
+
+  async send(
+    method: 'GET' | 'POST',
+    pathname: string,
+    body?: Buffer,
+    headers: Record<string, string> = {},
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     const url = new URL(pathname, this.base);
+    if (this.#closed) throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `the client for ${url.origin} is closed`);
+    const timeoutMs = this.#opts.timeoutMs ?? 30_000;
     try {
+      const { request } = await loadUndici();
       const res = await request(url, {
         method,
         body,
         headers,
-        dispatcher: this.#dispatcher,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
+        dispatcher: await this.#agent(),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(signal === undefined ? {} : { signal }),
       });
       const chunks: Buffer[] = [];
       for await (const chunk of res.body) chunks.push(chunk as Buffer);
@@ -72,18 +133,46 @@ export class CollectorClient {
     }
   }
 
+  /** Closes idle connections; later sends fail. */
   async close(): Promise<void> {
-    await this.#dispatcher.close();
+    this.#closed = true;
+    const d = this.#dispatcher;
+    this.#dispatcher = undefined;
+    if (d !== undefined) await d.close();
+  }
+
+  /** Aborts whatever is in flight (shutdown with a deadline). */
+  async destroy(): Promise<void> {
+    this.#closed = true;
+    const d = this.#dispatcher;
+    this.#dispatcher = undefined;
+    if (d !== undefined) await d.destroy();
   }
 }
 
 /** The collector's `{ error: { code, message } }`, or a summary when the body is something else. */
 export function describeError(res: HttpResponse): string {
+  const e = errorOf(res);
+  return `${e.code}: ${e.message}`;
+}
+
+export function errorOf(res: HttpResponse): { code: string; message: string } {
   try {
     const parsed = errorBodySchema.safeParse(JSON.parse(res.body.toString('utf8')));
-    if (parsed.success) return `${parsed.data.error.code}: ${parsed.data.error.message}`;
+    if (parsed.success) return parsed.data.error;
   } catch {
     // not JSON
   }
-  return `HTTP ${res.status}`;
+  return { code: `HTTP_${res.status}`, message: `HTTP ${res.status}` };
+}
+
+/** Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date, as milliseconds from `now`. */
+export function retryAfterMs(res: Pick<HttpResponse, 'headers'>, now: Date = new Date()): number | null {
+  const raw = res.headers['retry-after'];
+  const value = (Array.isArray(raw) ? raw[0] : raw)?.trim();
+  if (value === undefined || value === '') return null;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, at - now.getTime());
 }

@@ -1,15 +1,32 @@
 // The durable spool: every signed envelope is on disk (fsynced, renamed into place) before any send.
-// Files are named by sequence number, so the spool's order is the chain's order.
-import { mkdir, readFile, readdir, rename, unlink } from 'node:fs/promises';
+// Files are named by sequence number, so the spool's order is the chain's order. Signed drop
+// records (the spool overflowed) are `<seq>.drop.dsse.json`, results `<seq>.dsse.json`.
+// There is no separate index to keep in step: the directory is the index, and every change to
+// it is fsynced before the operation returns.
+import { mkdir, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { sha256Hex } from '../collector/contract.js';
-import { fsyncDir, writeFileDurable } from './fs-util.js';
+import { fsyncDir, removeTempFiles, writeFileDurable } from './fs-util.js';
 
-const SPOOL_FILE_RE = /^(\d{12})\.dsse\.json$/;
+const SPOOL_FILE_RE = /^(\d{12})(\.drop)?\.dsse\.json$/;
+
+export type SpoolKind = 'result' | 'drop';
 
 export interface SpoolEntry {
   seq: number;
   file: string;
+  kind: SpoolKind;
+  /** Bytes on disk, when listed with sizes. */
+  size?: number;
+}
+
+async function namesIn(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }
 
 export class Spool {
@@ -18,29 +35,34 @@ export class Spool {
     readonly quarantineDir: string,
   ) {}
 
-  static fileName(seq: number): string {
-    return `${String(seq).padStart(12, '0')}.dsse.json`;
+  static fileName(seq: number, kind: SpoolKind = 'result'): string {
+    return `${String(seq).padStart(12, '0')}${kind === 'drop' ? '.drop' : ''}.dsse.json`;
   }
 
-  async put(seq: number, bytes: Buffer): Promise<void> {
+  static parseName(name: string): { seq: number; kind: SpoolKind } | null {
+    const m = SPOOL_FILE_RE.exec(name);
+    return m === null ? null : { seq: Number(m[1]), kind: m[2] === undefined ? 'result' : 'drop' };
+  }
+
+  async put(seq: number, bytes: Buffer, kind: SpoolKind = 'result'): Promise<SpoolEntry> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await writeFileDurable(path.join(this.dir, Spool.fileName(seq)), bytes, 0o600);
+    const file = path.join(this.dir, Spool.fileName(seq, kind));
+    await writeFileDurable(file, bytes, 0o600);
+    return { seq, file, kind, size: bytes.length };
   }
 
-  /** Entries in sequence order. */
-  async list(): Promise<SpoolEntry[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
+  /** Entries in sequence order; with `sizes`, each carries its size on disk. */
+  async list(opts: { sizes?: boolean } = {}): Promise<SpoolEntry[]> {
+    const entries: SpoolEntry[] = [];
+    for (const name of await namesIn(this.dir)) {
+      const parsed = Spool.parseName(name);
+      if (parsed !== null) entries.push({ ...parsed, file: path.join(this.dir, name) });
     }
-    return names
-      .map((name) => ({ name, m: SPOOL_FILE_RE.exec(name) }))
-      .filter((x): x is { name: string; m: RegExpExecArray } => x.m !== null)
-      .map(({ name, m }) => ({ seq: Number(m[1]), file: path.join(this.dir, name) }))
-      .sort((a, b) => a.seq - b.seq);
+    entries.sort((a, b) => a.seq - b.seq);
+    if (opts.sizes === true) {
+      for (const e of entries) e.size = (await stat(e.file)).size;
+    }
+    return entries;
   }
 
   read(entry: SpoolEntry): Promise<Buffer> {
@@ -56,7 +78,17 @@ export class Spool {
   }
 
   async remove(entry: SpoolEntry): Promise<void> {
-    await unlink(entry.file);
+    await this.removeMany([entry]);
+  }
+
+  /** Unlinks entries, then fsyncs the folder once. */
+  async removeMany(entries: readonly SpoolEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    for (const e of entries) {
+      await unlink(e.file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
     await fsyncDir(this.dir);
   }
 
@@ -67,5 +99,25 @@ export class Spool {
     await fsyncDir(this.quarantineDir);
     await fsyncDir(this.dir);
     return target;
+  }
+
+  /** Quarantined envelopes, oldest first. */
+  async quarantined(): Promise<SpoolEntry[]> {
+    return new Spool(this.quarantineDir, this.quarantineDir).list();
+  }
+
+  /** Keeps the newest `max` quarantined envelopes; returns the names removed. */
+  async trimQuarantine(max: number): Promise<string[]> {
+    const all = await this.quarantined();
+    const excess = all.slice(0, Math.max(0, all.length - max));
+    if (excess.length === 0) return [];
+    for (const e of excess) await unlink(e.file).catch(() => undefined);
+    await fsyncDir(this.quarantineDir);
+    return excess.map((e) => path.basename(e.file));
+  }
+
+  /** Removes temporary files a crash left in the spool; they were never acknowledged or sent. */
+  async removeTemp(): Promise<string[]> {
+    return removeTempFiles(this.dir);
   }
 }

@@ -24,8 +24,12 @@ export const chainSchema = z
   .strict();
 export type ChainHead = z.infer<typeof chainSchema>;
 
-export function defaultStateDir(): string {
-  return process.env.VCM_STATE_DIR ?? (process.platform === 'win32' ? 'C:\\ProgramData\\vcm-agent' : '/var/lib/vcm-agent');
+export function defaultStateDir(platform: NodeJS.Platform = process.platform): string {
+  const env = process.env.VCM_STATE_DIR;
+  if (env !== undefined && env !== '') return env;
+  if (platform === 'win32') return 'C:\\ProgramData\\vcm-agent\\state';
+  if (platform === 'darwin') return '/Library/Application Support/vcm-agent/state';
+  return '/var/lib/vcm-agent';
 }
 
 export class StateDir {
@@ -51,6 +55,14 @@ export class StateDir {
   }
   get quarantineDir(): string {
     return path.join(this.dir, 'quarantine');
+  }
+  /** Agent events (watchdog restarts, quarantines) waiting to ride in the next signed envelope. */
+  get eventsFile(): string {
+    return path.join(this.dir, 'events.json');
+  }
+  /** What `vcm-agent status` shows: last runs, last delivery, last error. Advisory, rebuildable. */
+  get statusFile(): string {
+    return path.join(this.dir, 'status.json');
   }
 
   async ensure(): Promise<void> {

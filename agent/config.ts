@@ -1,0 +1,339 @@
+// The agent's local configuration: a JSON file, then VCM_* environment overrides, then command-line
+// flags; validated once by a strict schema and frozen. It holds only what is local to the host.
+// Which checks run, how often, and their settings come from the collector's policy instead.
+// Secrets never live here: Okta credentials are a reference (a file path or the name of an
+// environment variable), resolved when used and never printed.
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { AgentError } from './errors.js';
+import { defaultStateDir } from './state.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function defaultConfigFile(platform: NodeJS.Platform = process.platform): string {
+  if (platform === 'win32') return 'C:\\ProgramData\\vcm-agent\\config.json';
+  if (platform === 'darwin') return '/Library/Application Support/vcm-agent/config.json';
+  return '/etc/vcm-agent/config.json';
+}
+
+const seconds = (min: number, max: number) => z.number().min(min).max(max);
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const path = z.string().min(1).max(4096);
+
+const oktaSchema = z
+  .object({
+    /** e.g. https://acme.okta.com */
+    orgUrl: z.url({ protocol: /^https$/ }),
+    /** A file holding the API token (mode 0600, readable by the agent). */
+    tokenFile: path.optional(),
+    /** The name of an environment variable holding the API token. */
+    tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+  })
+  .strict()
+  .refine((o) => (o.tokenFile === undefined) !== (o.tokenEnv === undefined), {
+    message: 'give exactly one of tokenFile or tokenEnv (a reference to the token, never the token)',
+  });
+
+export const agentConfigSchema = z
+  .object({
+    /** Where results go. Default: the URL the agent enrolled with. */
+    collectorUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** PEM CA bundle to pin for an https collector. */
+    caFile: path.optional(),
+    /** mTLS client certificate and key (PEM), when the collector asks for one. */
+    tls: z.object({ certFile: path, keyFile: path }).strict().optional(),
+    stateDir: path.default(() => defaultStateDir()),
+    /** Host root prefix: read /proc, /sys and /etc under it (a container mounts the host at /host). */
+    root: path.default('/'),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    okta: oktaSchema.optional(),
+    spool: z
+      .object({
+        maxCount: int(4, 10_000_000).default(10_000),
+        maxBytes: int(64 * 1024, 64 * 1024 ** 3).default(64 * 1024 * 1024),
+        quarantineMaxCount: int(1, 1_000_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
+    delivery: z
+      .object({
+        batchMaxCount: int(1, 1000).default(100),
+        /** The collector refuses bodies over 1 MiB by default. */
+        batchMaxBytes: int(4096, 16 * 1024 * 1024).default(512 * 1024),
+        timeoutSeconds: seconds(1, 600).default(30),
+        /** Idle connections close after this; below the collector's 65 s. */
+        keepAliveSeconds: seconds(1, 60).default(30),
+        backoffInitialSeconds: seconds(0.1, 600).default(1),
+        backoffMaxSeconds: seconds(1, 86_400).default(300),
+        /** On SIGTERM, one last delivery pass gets this long. */
+        shutdownFlushSeconds: seconds(0, 60).default(5),
+      })
+      .strict()
+      .prefault({}),
+    schedule: z
+      .object({
+        /** Random delay before each run, on top of the stable per-agent offset. */
+        jitterSeconds: seconds(0, 3600).default(30),
+        /** How often the policy is fetched from the collector. */
+        policyRefreshSeconds: int(10, 86_400).default(300),
+        /** Run every enabled check at this interval instead of the policy's (testing, troubleshooting). */
+        intervalSeconds: int(1, 7 * 86_400).optional(),
+      })
+      .strict()
+      .prefault({}),
+    watchdog: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Resident memory budget; exceeded on two samples in a row → restart. */
+        rssMaxMb: int(16, 65_536).default(200),
+        /** CPU budget, as a percentage of one core averaged over the window → restart. */
+        cpuMaxPercent: int(1, 100).default(25),
+        cpuWindowSeconds: int(5, 3600).default(120),
+        sampleSeconds: int(1, 600).default(5),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+
+type EnvType = 'string' | 'number' | 'boolean';
+
+/** Every setting can come from the environment: VCM_ + its path in upper snake case. */
+export const ENV_OVERRIDES: readonly { env: string; path: string; type: EnvType }[] = (
+  [
+    ['collectorUrl', 'string'],
+    ['caFile', 'string'],
+    ['tls.certFile', 'string'],
+    ['tls.keyFile', 'string'],
+    ['stateDir', 'string'],
+    ['root', 'string'],
+    ['logLevel', 'string'],
+    ['okta.orgUrl', 'string'],
+    ['okta.tokenFile', 'string'],
+    ['okta.tokenEnv', 'string'],
+    ['spool.maxCount', 'number'],
+    ['spool.maxBytes', 'number'],
+    ['spool.quarantineMaxCount', 'number'],
+    ['delivery.batchMaxCount', 'number'],
+    ['delivery.batchMaxBytes', 'number'],
+    ['delivery.timeoutSeconds', 'number'],
+    ['delivery.keepAliveSeconds', 'number'],
+    ['delivery.backoffInitialSeconds', 'number'],
+    ['delivery.backoffMaxSeconds', 'number'],
+    ['delivery.shutdownFlushSeconds', 'number'],
+    ['schedule.jitterSeconds', 'number'],
+    ['schedule.policyRefreshSeconds', 'number'],
+    ['schedule.intervalSeconds', 'number'],
+    ['watchdog.enabled', 'boolean'],
+    ['watchdog.rssMaxMb', 'number'],
+    ['watchdog.cpuMaxPercent', 'number'],
+    ['watchdog.cpuWindowSeconds', 'number'],
+    ['watchdog.sampleSeconds', 'number'],
+  ] as const
+).map(([p, type]) => ({ env: envName(p), path: p, type }));
+
+export function envName(configPath: string): string {
+  return `VCM_${configPath.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+/** Command-line flags that override the file and the environment. */
+export interface ConfigFlags {
+  config?: string;
+  stateDir?: string;
+  root?: string;
+  caFile?: string;
+  logLevel?: string;
+  collectorUrl?: string;
+  interval?: number;
+}
+
+export type Source = 'default' | `file ${string}` | `env ${string}` | 'flag';
+
+export interface LoadedConfig {
+  config: Readonly<AgentConfig>;
+  /** The file read, or null when the default file does not exist. */
+  file: string | null;
+  /** Where each setting that is not a default came from. */
+  sources: Record<string, Source>;
+}
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const p of parts.slice(0, -1)) {
+    const next = node[p];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[p] = {};
+    node = node[p] as Record<string, unknown>;
+  }
+  node[parts.at(-1)!] = value;
+}
+
+function leafPaths(value: unknown, prefix = ''): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return prefix === '' ? [] : [prefix];
+  return Object.entries(value).flatMap(([k, v]) => leafPaths(v, prefix === '' ? k : `${prefix}.${k}`));
+}
+
+function coerce(name: string, raw: string, type: EnvType): unknown {
+  if (type === 'string') return raw;
+  if (type === 'boolean') {
+    if (/^(true|1|yes|on)$/i.test(raw)) return true;
+    if (/^(false|0|no|off)$/i.test(raw)) return false;
+    throw new AgentError('AGT_ERR_CONFIG', `${name}: expected true or false, got ${JSON.stringify(raw)}`);
+  }
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n)) throw new AgentError('AGT_ERR_CONFIG', `${name}: expected a number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Reads the file (if any), applies the environment and the flags, validates, freezes. */
+export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const explicit = flags.config ?? (env.VCM_CONFIG === '' ? undefined : env.VCM_CONFIG);
+  const file = explicit ?? defaultConfigFile();
+  let raw: Record<string, unknown> = {};
+  let read: string | null = null;
+  let text: string | undefined;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (explicit !== undefined || code !== 'ENOENT') {
+      throw new AgentError('AGT_ERR_CONFIG', `cannot read the config file ${file}: ${(err as Error).message}`);
+    }
+  }
+  if (text !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new AgentError('AGT_ERR_CONFIG', `${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new AgentError('AGT_ERR_CONFIG', `${file} must hold a JSON object`);
+    }
+    raw = parsed as Record<string, unknown>;
+    read = file;
+  }
+  const sources: Record<string, Source> = {};
+  for (const p of leafPaths(raw)) sources[p] = `file ${file}`;
+  for (const o of ENV_OVERRIDES) {
+    const value = env[o.env];
+    if (value === undefined || value === '') continue;
+    setPath(raw, o.path, coerce(o.env, value, o.type));
+    sources[o.path] = `env ${o.env}`;
+  }
+  const flagMap: [keyof ConfigFlags, string][] = [
+    ['stateDir', 'stateDir'],
+    ['root', 'root'],
+    ['caFile', 'caFile'],
+    ['logLevel', 'logLevel'],
+    ['collectorUrl', 'collectorUrl'],
+    ['interval', 'schedule.intervalSeconds'],
+  ];
+  for (const [flag, p] of flagMap) {
+    if (flags[flag] === undefined) continue;
+    setPath(raw, p, flags[flag]);
+    sources[p] = 'flag';
+  }
+  const result = agentConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issues = result.error.issues.slice(0, 5).map((i) => {
+      const p = i.path.join('.');
+      const from = sources[p] ?? (read === null ? undefined : `file ${read}`);
+      return `${p === '' ? 'config' : p}: ${i.message}${from === undefined ? '' : ` (${from})`}`;
+    });
+    throw new AgentError('AGT_ERR_CONFIG', issues.join('; '));
+  }
+  return { config: deepFreeze(result.data), file: read, sources };
+}
+
+/** A URL without its password, for logs and --check-config. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password !== '') url.password = 'redacted';
+    return url.toString();
+  } catch {
+    return raw;
+  }
+}
+
+export interface SecretStatus {
+  reference: string;
+  state: 'present' | 'missing' | 'unreadable' | 'empty';
+}
+
+/** Says whether the Okta token reference resolves, without ever returning the token. */
+export function oktaTokenStatus(okta: NonNullable<AgentConfig['okta']>, env: NodeJS.ProcessEnv = process.env): SecretStatus {
+  if (okta.tokenEnv !== undefined) {
+    const v = env[okta.tokenEnv];
+    return { reference: `env ${okta.tokenEnv}`, state: v === undefined ? 'missing' : v.trim() === '' ? 'empty' : 'present' };
+  }
+  const file = okta.tokenFile!;
+  try {
+    return { reference: `file ${file}`, state: readFileSync(file, 'utf8').trim() === '' ? 'empty' : 'present' };
+  } catch (err) {
+    return { reference: `file ${file}`, state: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable' };
+  }
+}
+
+/** Resolves the Okta token reference; only the code that calls Okta may hold the result. */
+export function resolveOktaToken(okta: NonNullable<AgentConfig['okta']>, env: NodeJS.ProcessEnv = process.env): string {
+  const status = oktaTokenStatus(okta, env);
+  if (status.state !== 'present') throw new AgentError('AGT_ERR_CONFIG', `the Okta token (${status.reference}) is ${status.state}`);
+  return okta.tokenEnv !== undefined ? env[okta.tokenEnv]!.trim() : readFileSync(okta.tokenFile!, 'utf8').trim();
+}
+
+function fileState(file: string): string {
+  try {
+    accessSync(file, fsConstants.R_OK);
+    return 'readable';
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
+  }
+}
+
+/** What `run --check-config` prints: the effective config, redacted, and what it refers to. */
+export function describeConfig(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): { report: object; problems: string[] } {
+  const c = loaded.config;
+  const effective = JSON.parse(JSON.stringify(c)) as Record<string, unknown>;
+  if (c.collectorUrl !== undefined) effective.collectorUrl = redactUrl(c.collectorUrl);
+  const problems: string[] = [];
+  const files: Record<string, string> = {};
+  for (const [name, file] of [
+    ['caFile', c.caFile],
+    ['tls.certFile', c.tls?.certFile],
+    ['tls.keyFile', c.tls?.keyFile],
+  ] as const) {
+    if (file === undefined) continue;
+    files[name] = `${file}: ${fileState(file)}`;
+    if (fileState(file) !== 'readable') problems.push(`${name} ${file} is ${fileState(file)}`);
+  }
+  const secrets: Record<string, string> = {};
+  if (c.okta !== undefined) {
+    const s = oktaTokenStatus(c.okta, env);
+    secrets['okta.token'] = `${s.reference}: ${s.state}`;
+    if (s.state !== 'present') problems.push(`the Okta token (${s.reference}) is ${s.state}`);
+  }
+  return {
+    report: {
+      configFile: loaded.file ?? `${defaultConfigFile()} (not found: built-in defaults)`,
+      effective,
+      sources: loaded.sources,
+      files,
+      secrets,
+    },
+    problems,
+  };
+}

@@ -1,0 +1,92 @@
+// The agent imports only what it uses. A preload records every module the process resolves (CommonJS
+// through Module._resolveFilename, ESM through a module.register resolve hook), and each command
+// is checked against what it must never load.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_CLI, runCli, startCollectorProcess, tempDir, type CollectorProcess } from '../../helpers/processes.js';
+import { AgentDaemon, enroll } from './harness.js';
+
+const PRELOAD = `
+const Module = require('node:module');
+const fs = require('node:fs');
+const out = process.env.VCM_MODULE_LOG;
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function (request, parent, ...rest) {
+  const file = resolve.call(this, request, parent, ...rest);
+  fs.appendFileSync(out, file + '\\n');
+  return file;
+};
+const hook = 'import { appendFileSync } from "node:fs"; export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(' + JSON.stringify(out) + ', r.url + "\\\\n"); return r; }';
+Module.register('data:text/javascript,' + encodeURIComponent(hook));
+`;
+
+/** Packages (or our own folders) a command must not load. */
+const NEVER = ['@aws-sdk', 'prom-client', '@okta/okta-sdk-nodejs', '/dist/collector/app.js', '/dist/collector/store.js', '/dist/collector/metrics.js', '/dist/collector/ingest.js'];
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let preload: string;
+
+beforeAll(async () => {
+  dir = await tempDir('footprint');
+  preload = path.join(dir.dir, 'preload.cjs');
+  await writeFile(preload, PRELOAD);
+});
+afterAll(async () => {
+  await dir.cleanup();
+});
+
+async function modulesOf(name: string, run: (env: Record<string, string>) => Promise<unknown>): Promise<string[]> {
+  const log = path.join(dir.dir, `${name}.modules`);
+  await writeFile(log, '');
+  await run({ VCM_MODULE_LOG: log, NODE_OPTIONS: `--require ${preload}`, VCM_CONFIG: '' });
+  return [...new Set((await readFile(log, 'utf8')).split('\n').filter((l) => l !== ''))];
+}
+
+function loaded(modules: string[], what: string): string[] {
+  return modules.filter((m) => m.includes(what.startsWith('/') ? what : `/node_modules/${what}/`));
+}
+
+describe('the agent loads only what it uses', () => {
+  it('the preload sees both CommonJS and ESM loads (or this test proves nothing)', async () => {
+    const modules = await modulesOf('version', (env) => runCli(AGENT_CLI, ['--version'], { env }));
+    expect(loaded(modules, 'commander').length).toBeGreaterThan(0);
+    expect(modules.some((m) => m.endsWith('/dist/agent/cli.js'))).toBe(true);
+  });
+
+  it('vcm-agent check: no HTTP client, no logger, no S3 SDK, no prom-client', async () => {
+    const modules = await modulesOf('check', (env) => runCli(AGENT_CLI, ['check', '--format', 'json'], { env }));
+    for (const p of [...NEVER, 'undici', 'pino', 'node-cron']) expect(loaded(modules, p), p).toEqual([]);
+    expect(modules.some((m) => m.endsWith('/dist/checks/index.js'))).toBe(true);
+  });
+
+  it('vcm-agent status: no checks, no HTTP client', async () => {
+    const modules = await modulesOf('status', (env) => runCli(AGENT_CLI, ['status', '--state-dir', path.join(dir.dir, 'none')], { env }));
+    for (const p of [...NEVER, 'undici', 'node-cron', '/dist/checks/index.js']) expect(loaded(modules, p), p).toEqual([]);
+  });
+
+  describe('the daemon, through a full cycle with delivery', () => {
+    let collector: CollectorProcess;
+    beforeAll(async () => {
+      collector = await startCollectorProcess(path.join(dir.dir, 'store'));
+    });
+    afterAll(async () => {
+      await collector.stop();
+    });
+
+    it('loads undici (lazily, to deliver) but never the S3 SDK, prom-client, Okta SDK or collector internals', async () => {
+      const stateDir = path.join(dir.dir, 'agent');
+      await enroll(collector.url, path.join(dir.dir, 'store'), stateDir);
+      const modules = await modulesOf('daemon', async (env) => {
+        const daemon = new AgentDaemon(['--state-dir', stateDir], env);
+        await daemon.waitDrained();
+        expect((await daemon.stop()).code).toBe(0);
+      });
+      for (const p of NEVER) expect(loaded(modules, p), p).toEqual([]);
+      expect(loaded(modules, 'undici').length).toBeGreaterThan(0);
+      expect(loaded(modules, 'node-cron').length).toBeGreaterThan(0);
+      // Nothing the daemon does not need: enrollment, the fixture recorder, the table printer.
+      for (const p of ['/dist/agent/enroll.js', '/dist/checks/replay.js', '/dist/agent/format.js']) expect(loaded(modules, p), p).toEqual([]);
+    }, 60_000);
+  });
+});

@@ -1,0 +1,213 @@
+// The scheduler with node-cron under fake timers: no test here waits on the wall clock.
+import cron from 'node-cron';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CRON_PERIODS_SECONDS, Scheduler, cronExpression, cronPeriod, stableOffset, type RunReason } from '../../../agent/scheduler.js';
+
+const log = pino({ level: 'silent' });
+const AGENT = 'a'.repeat(64);
+const T0 = new Date('2026-11-22T10:00:00.000Z');
+
+function agentId(i: number): string {
+  return i.toString(16).padStart(64, '0');
+}
+
+describe('cron plans', () => {
+  it('rounds an interval down to a period cron can express, never up', () => {
+    expect(cronPeriod(900)).toBe(900);
+    expect(cronPeriod(901)).toBe(900);
+    expect(cronPeriod(5400)).toBe(3600);
+    expect(cronPeriod(86400 * 3)).toBe(86400);
+    expect(cronPeriod(7 * 86400)).toBe(604800);
+    expect(cronPeriod(7)).toBe(6);
+    for (let s = 1; s <= 8 * 86400; s += 997) expect(cronPeriod(s)).toBeLessThanOrEqual(s);
+  });
+
+  it('every period and offset gives a valid expression that fires exactly once per period, at the offset', () => {
+    for (const period of CRON_PERIODS_SECONDS) {
+      for (const offset of new Set([0, 1 % period, Math.floor(period / 2), period - 1])) {
+        const expr = cronExpression(period, offset);
+        expect(cron.validate(expr), `${period}/${offset}: ${expr}`).toBe(true);
+        const task = cron.createTask(expr, () => undefined, { timezone: 'Etc/UTC' });
+        const runs = task.getNextRuns(4).map((d) => d.getTime() / 1000);
+        for (let i = 1; i < runs.length; i++) expect(runs[i]! - runs[i - 1]!, `${period}/${offset}: ${expr}`).toBe(period);
+        // Weeks start on Sunday (cron day 0); 2026-11-22 is one.
+        const epoch = period === 604800 ? Date.UTC(2026, 10, 22) / 1000 : 0;
+        expect(((runs[0]! - epoch) % period + period) % period, `${period}/${offset}: ${expr}`).toBe(offset);
+        void task.destroy();
+      }
+    }
+  });
+
+  it('the offset is stable per agent and spreads 10,000 agents over the period', () => {
+    expect(stableOffset(AGENT, 900)).toBe(stableOffset(AGENT, 900));
+    const perSecond = new Map<number, number>();
+    for (let i = 0; i < 10_000; i++) {
+      const o = stableOffset(agentId(i), 900);
+      expect(o).toBeGreaterThanOrEqual(0);
+      expect(o).toBeLessThan(900);
+      perSecond.set(o, (perSecond.get(o) ?? 0) + 1);
+    }
+    // 10,000 / 900 ≈ 11 per second on average; a uniform spread keeps the busiest second small.
+    expect(Math.max(...perSecond.values())).toBeLessThan(30);
+    expect(perSecond.size).toBeGreaterThan(850);
+  });
+});
+
+describe('Scheduler (fake timers)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: T0 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function make(opts: { runMs?: number; lastRun?: (id: string) => number | undefined; jitterSeconds?: number } = {}) {
+    const runs: { id: string; reason: RunReason; at: number }[] = [];
+    let running = 0;
+    let maxConcurrent = 0;
+    const idle = vi.fn();
+    const scheduler = new Scheduler({
+      agentId: AGENT,
+      jitterSeconds: opts.jitterSeconds ?? 0,
+      cron,
+      log,
+      random: () => 0.5,
+      onIdle: idle,
+      lastRun: opts.lastRun ?? (() => Date.now()),
+      run: async (id, reason) => {
+        runs.push({ id, reason, at: Date.now() });
+        running++;
+        maxConcurrent = Math.max(maxConcurrent, running);
+        await new Promise((r) => setTimeout(r, opts.runMs ?? 10));
+        running--;
+      },
+    });
+    return { scheduler, runs, idle, maxConcurrent: () => maxConcurrent };
+  }
+
+  it('runs each check on its period at the agent\'s stable offset', async () => {
+    const { scheduler, runs } = make();
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }]);
+    const offset = stableOffset(AGENT, 900);
+    await vi.advanceTimersByTimeAsync(3 * 900_000 + 1000);
+    expect(runs.map((r) => r.reason)).toEqual(['schedule', 'schedule', 'schedule']);
+    for (const r of runs) expect(((r.at - T0.getTime()) / 1000) % 900).toBe(offset);
+    await scheduler.stop();
+  });
+
+  it('adds random jitter on top of the offset (node-cron maxRandomDelay), bounded by the setting', async () => {
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const { scheduler, runs } = make({ jitterSeconds: 30 });
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }]);
+    await vi.advanceTimersByTimeAsync(900_000 + 31_000);
+    random.mockRestore();
+    expect(runs).toHaveLength(1);
+    const late = ((runs[0]!.at - T0.getTime()) / 1000) % 900 - stableOffset(AGENT, 900);
+    expect(late).toBeGreaterThan(29);
+    expect(late).toBeLessThanOrEqual(30);
+    await scheduler.stop();
+  });
+
+  it('never runs a check twice at once, and a slow run does not queue a burst behind it', async () => {
+    // Each run takes 3.5 periods: slots arrive while it runs and must be skipped, not queued.
+    const { scheduler, runs, maxConcurrent } = make({ runMs: 3_500 });
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 1 }]);
+    await vi.advanceTimersByTimeAsync(10_000);
+    const stopping = scheduler.stop();
+    await vi.advanceTimersByTimeAsync(3_500);
+    await stopping;
+    expect(maxConcurrent()).toBe(1);
+    // About one run per 3.5 s, not one per second.
+    expect(runs.length).toBeGreaterThanOrEqual(2);
+    expect(runs.length).toBeLessThanOrEqual(4);
+  });
+
+  it('runs different checks one at a time through one queue, then reports idle once', async () => {
+    const { scheduler, runs, idle, maxConcurrent } = make({ runMs: 100 });
+    scheduler.apply(['vpn', 'disk_encryption', 'open_ports'].map((id) => ({ id, intervalSeconds: 900 })));
+    await vi.advanceTimersByTimeAsync(900_000);
+    expect(runs.map((r) => r.id)).toEqual(['vpn', 'disk_encryption', 'open_ports']);
+    expect(maxConcurrent()).toBe(1);
+    expect(idle).toHaveBeenCalledTimes(1);
+    await scheduler.stop();
+  });
+
+  it('after a suspend, the missed runs collapse into one catch-up run', async () => {
+    const { scheduler, runs } = make();
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }, { id: 'open_ports', intervalSeconds: 900 }]);
+    await vi.advanceTimersByTimeAsync(900_000);
+    expect(runs).toHaveLength(2);
+    // The machine sleeps 8 hours: the wall clock jumps, timers fire late (monotonic time stood still).
+    vi.setSystemTime(Date.now() + 8 * 3600_000);
+    await vi.advanceTimersByTimeAsync(900_000);
+    const after = runs.slice(2);
+    // 32 slots were missed per check: one catch-up run each (plus at most the next regular slot).
+    expect(after.filter((r) => r.id === 'vpn').length).toBeLessThanOrEqual(2);
+    expect(after.filter((r) => r.id === 'vpn' && r.reason === 'catch-up')).toHaveLength(1);
+    expect(after.filter((r) => r.id === 'open_ports' && r.reason === 'catch-up')).toHaveLength(1);
+    await scheduler.stop();
+  });
+
+  it('at start, runs once what is overdue (after a jitter delay), and leaves fresh checks to their slot', async () => {
+    const last: Record<string, number> = { vpn: T0.getTime() - 1000 * 1000, open_ports: T0.getTime() - 10_000 };
+    const { scheduler, runs } = make({ lastRun: (id) => last[id], jitterSeconds: 20 });
+    scheduler.apply([
+      { id: 'vpn', intervalSeconds: 900 },
+      { id: 'open_ports', intervalSeconds: 900 },
+      { id: 'disk_encryption', intervalSeconds: 3600 },
+    ]);
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(runs).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2_000); // random() = 0.5 → 10 s
+    expect(runs.map((r) => [r.id, r.reason]).sort()).toEqual([
+      ['disk_encryption', 'start'],
+      ['vpn', 'start'],
+    ]);
+    await scheduler.stop();
+  });
+
+  it('a policy change re-plans only what changed, without a restart', async () => {
+    const { scheduler, runs } = make();
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }, { id: 'open_ports', intervalSeconds: 900 }]);
+    const vpnTask = scheduler.task('vpn');
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }, { id: 'open_ports', intervalSeconds: 60 }, { id: 'usb_policy', intervalSeconds: 3600 }]);
+    expect(scheduler.task('vpn')).toBe(vpnTask);
+    expect(scheduler.plan().find((p) => p.id === 'open_ports')?.periodSeconds).toBe(60);
+    scheduler.apply([{ id: 'open_ports', intervalSeconds: 60 }]);
+    expect(scheduler.plan().map((p) => p.id)).toEqual(['open_ports']);
+    expect(vpnTask?.getStatus()).toBe('destroyed');
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(new Set(runs.map((r) => r.id))).toEqual(new Set(['open_ports']));
+    expect(runs.length).toBeGreaterThanOrEqual(9);
+    await scheduler.stop();
+  });
+
+  it('stop waits for the run in flight, drops what is queued, and plans nothing more', async () => {
+    const { scheduler, runs } = make({ runMs: 5_000 });
+    scheduler.apply(['vpn', 'disk_encryption'].map((id) => ({ id, intervalSeconds: 900 })));
+    await vi.advanceTimersByTimeAsync((stableOffset(AGENT, 900) + 1) * 1000);
+    expect(scheduler.running).toBe('vpn');
+    let stopped = false;
+    const stopping = scheduler.stop().then(() => (stopped = true));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(stopped).toBe(false);
+    await vi.advanceTimersByTimeAsync(5000);
+    await stopping;
+    expect(runs.map((r) => r.id)).toEqual(['vpn']);
+    await vi.advanceTimersByTimeAsync(3 * 900_000);
+    expect(runs).toHaveLength(1);
+  });
+
+  it('execute() on a task runs it now, through the same no-overlap queue', async () => {
+    const { scheduler, runs } = make({ runMs: 1000 });
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }]);
+    const task = scheduler.task('vpn')!;
+    const first = task.execute();
+    const second = task.execute();
+    await vi.advanceTimersByTimeAsync(1500);
+    await Promise.all([first, second]);
+    expect(runs.map((r) => r.reason)).toEqual(['schedule']);
+    await scheduler.stop();
+  });
+});
