@@ -2,10 +2,9 @@
 // present a client certificate (mTLS). undici is imported on the first request, not at start:
 // `vcm-agent check` and `status` never load it, and the daemon loads it when it first delivers.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import type * as UndiciModule from 'undici';
 import type { Dispatcher } from 'undici';
-import { errorBodySchema } from '../collector/contract.js';
+import { errorBodySchema, isLoopbackHost } from '../collector/contract.js';
 import { AgentError } from './errors.js';
 
 export interface HttpOptions {
@@ -27,12 +26,6 @@ export const DEFAULT_KEEP_ALIVE_MS = 30_000;
 /** No collector answer the agent reads is anywhere near this. */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
-function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  return h === '::1';
-}
 
 export function checkCollectorUrl(raw: string): URL {
   let url: URL;

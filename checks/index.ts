@@ -5,16 +5,12 @@ import { openPorts } from './open_ports/index.js';
 import { ssoCoverage } from './sso_coverage/index.js';
 import { usbPolicy } from './usb_policy/index.js';
 import { vpn } from './vpn/index.js';
-import type { AnyCheck, CheckId, Platform } from './types.js';
+import type { AnyCheck, Platform } from './types.js';
 
 export const CHECKS: readonly AnyCheck[] = [vpn, diskEncryption, usbPolicy, credentialAge, ssoCoverage, openPorts];
 
 export function checkById(id: string): AnyCheck | undefined {
   return CHECKS.find((c) => c.id === id);
-}
-
-export function isKnownCheckId(id: string): id is CheckId {
-  return checkById(id) !== undefined;
 }
 
 /** The exact commands the given checks declare for a platform: the HostIO allow-list. */

@@ -1,6 +1,7 @@
 // The wire contract between agent and collector: schemas, DSSE encoding, ids and storage keys.
 // It is the one collector file the agent imports, so signing and verifying cannot drift apart.
 import { createHash, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { CHECK_IDS, PLATFORMS } from '../checks/types.js';
 
@@ -73,6 +74,17 @@ export function verifyEnvelope(envelope: Envelope, publicKey: KeyObject): boolea
     const sig = strictBase64(s.sig);
     return sig !== null && sig.length === 64 && edVerify(null, message, publicKey, sig);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport
+
+/** Plain HTTP is allowed only to and on loopback: both sides apply this one rule. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1';
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,12 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { isIP } from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { buildApp, DEFAULT_BODY_LIMIT_BYTES } from './app.js';
-import { DEFAULT_CLOCK_SKEW_SECONDS, type PolicyDocument } from './contract.js';
+import { DEFAULT_CLOCK_SKEW_SECONDS, isLoopbackHost, type PolicyDocument } from './contract.js';
 import { CollectorError } from './errors.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { Ingestor } from './ingest.js';
@@ -63,18 +62,13 @@ export const collectorConfigSchema = z
 export type CollectorConfigInput = z.input<typeof collectorConfigSchema>;
 export type CollectorConfig = Readonly<z.output<typeof collectorConfigSchema>>;
 
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1';
-}
 
 export function parseCollectorConfig(input: CollectorConfigInput): CollectorConfig {
   const parsed = collectorConfigSchema.safeParse(input);
   if (!parsed.success) {
     throw new CollectorError('COL_ERR_CONFIG', parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; '));
   }
-  if (parsed.data.tls === undefined && !isLoopback(parsed.data.listen.host) && !parsed.data.allowPlainHttp) {
+  if (parsed.data.tls === undefined && !isLoopbackHost(parsed.data.listen.host) && !parsed.data.allowPlainHttp) {
     throw new CollectorError(
       'COL_ERR_CONFIG',
       `refusing plain HTTP on ${parsed.data.listen.host}: give --tls-cert and --tls-key, listen on loopback, or pass --allow-plain-http when TLS is terminated in front`,

@@ -19,6 +19,7 @@ import {
   type ScopeOptions,
 } from './linux.js';
 import { LOCAL_USERS_SCRIPT, parseLocalUsers, windowsPasswords } from './win32.js';
+import { verdict } from '../verdict.js';
 
 /** Credential kinds; each has its own maximum age. Identity-provider kinds extend this list. */
 export const CREDENTIAL_KINDS = ['password', 'ssh_private_key', 'ssh_authorized_keys', 'ssh_host_key'] as const;
@@ -440,9 +441,7 @@ export function evaluate(facts: Facts, config: Config): Evaluation {
     if (s.state !== 'unreadable' || judged.length === 0) continue;
     unknowns.push({ code: s.code ?? 'CHK_ERR_UNRESOLVED', message: `cannot read it, so ${judged.join(', ')} cannot be judged`, subject: s.path });
   }
-  if (fails.length > 0) return { status: 'fail', reasons: fails };
-  if (unknowns.length > 0) return { status: 'unknown', reasons: unknowns };
-  return { status: 'pass', reasons: [] };
+  return verdict(fails, unknowns);
 }
 
 export const credentialAge: Check<Config, Facts> = {

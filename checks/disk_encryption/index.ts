@@ -7,6 +7,7 @@ import type { Check, Evaluation, Reason, SourceDecl } from '../types.js';
 import { collectDarwin, DISKUTIL_APFS_LIST, FDESETUP } from './darwin.js';
 import { collectLinux } from './linux.js';
 import { BITLOCKER_COMMAND, collectWin32, normalizeMountPoint } from './win32.js';
+import { verdict } from '../verdict.js';
 
 export const layerSchema = z.object({
   name: z.string(),
@@ -235,13 +236,11 @@ function evaluateLinux(facts: LinuxFacts, config: Config): Evaluation {
       unknowns.push({ code: 'CHK_ERR_UNRESOLVED', message: `cannot tell whether ${describeVolume(v)} is encrypted${why}`, subject });
     }
   }
-  if (fails.length > 0) return { status: 'fail', reasons: fails };
   // A check that cannot see the root file system must not pass (containers, overlay roots).
   if (!facts.volumes.some((v) => v.kind === 'mount' && v.mountpoints.includes('/'))) {
     unknowns.push({ code: 'CHK_ERR_UNRESOLVED', message: 'no block-backed volume is mounted at /', subject: '/' });
   }
-  if (unknowns.length > 0) return { status: 'unknown', reasons: unknowns };
-  return PASS;
+  return verdict(fails, unknowns);
 }
 
 /**
@@ -337,13 +336,11 @@ function evaluateWin32(facts: Win32Facts, config: Config): Evaluation {
         break;
     }
   }
-  if (fails.length > 0) return { status: 'fail', reasons: fails };
   // Never pass without having seen the operating system volume.
   if (!facts.volumes.some((v) => v.kind === 'os')) {
     unknowns.push({ code: 'CHK_ERR_UNRESOLVED', message: 'no operating system volume was found', subject: 'operating system volume' });
   }
-  if (unknowns.length > 0) return { status: 'unknown', reasons: unknowns };
-  return PASS;
+  return verdict(fails, unknowns);
 }
 
 /** Pure: the verdict from facts and config. Fail dominates; unknown is never a pass. */

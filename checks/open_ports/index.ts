@@ -6,6 +6,7 @@ import type { Check, CollectContext, CommandResult, DirEntry, Evaluation, HostIO
 import { ID_U, listenersFromLsof, LSOF_TCP, LSOF_UDP, parseLsofFields, parseUid } from './darwin.js';
 import { listenersFromProcNet, pidsFromProcListing, socketInode, type Family, type ParsedListener, type Protocol } from './linux.js';
 import { codeForPsError, isNothingFound, LISTENERS_COMMAND, listenersFromRows, parseListenersReport, POWERSHELL, type PsError } from './win32.js';
+import { verdict } from '../verdict.js';
 
 const protocolSchema = z.enum(['tcp', 'udp']);
 const portNumber = z.number().int().min(1).max(65535);
@@ -345,9 +346,7 @@ export function evaluate(facts: Facts, config: Config): Evaluation {
       });
     }
   }
-  if (denied.length > 0) return { status: 'fail', reasons: denied };
-  if (undetermined.length > 0) return { status: 'unknown', reasons: undetermined };
-  return { status: 'pass', reasons: [] };
+  return verdict(denied, undetermined);
 }
 
 export const openPorts: Check<Config, Facts> = {

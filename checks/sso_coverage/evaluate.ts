@@ -2,6 +2,7 @@
 import type { Evaluation, Reason } from '../types.js';
 import { isActivePastDeadline, isActiveStatus, isDeprovisionedLate, isStale } from './measure.js';
 import type { Config, Facts } from './schema.js';
+import { verdict } from '../verdict.js';
 
 /** Fail codes of this check; README.md documents each one, and a test keeps the two equal. */
 export const SSO_FAIL_CODES = {
@@ -66,7 +67,5 @@ export function evaluate(facts: Facts, config: Config): Evaluation {
   }
 
   const order = (a: Reason, b: Reason) => cmp(a.code, b.code) || cmp(a.subject ?? '', b.subject ?? '');
-  if (failures.length > 0) return { status: 'fail', reasons: failures.sort(order) };
-  if (unresolved.length > 0) return { status: 'unknown', reasons: unresolved.sort(order) };
-  return { status: 'pass', reasons: [] };
+  return verdict(failures.sort(order), unresolved.sort(order));
 }

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { CheckError, type CheckErrorCode } from '../errors.js';
 import type { Evaluation, Reason } from '../types.js';
+import { verdict } from '../verdict.js';
 
 // ---------------------------------------------------------------------------------------------
 // Facts
@@ -599,7 +600,5 @@ export function evaluateLinux(facts: LinuxFacts, policy: LinuxPolicy): Evaluatio
       if (ug.state === 'unknown' && ug.reason !== undefined) unknowns.push(ug.reason);
     }
   }
-  if (fails.length > 0) return { status: 'fail', reasons: fails };
-  if (unknowns.length > 0) return { status: 'unknown', reasons: unknowns };
-  return { status: 'pass', reasons: [] };
+  return verdict(fails, unknowns);
 }

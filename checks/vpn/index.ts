@@ -19,6 +19,7 @@ import {
 import { parseIfconfig, parseNetstatRoutes, parsePsComm, parseScutilNcList } from './darwin.js';
 import { interfaceFromSysfs, matchClient, otherTablesFromFibTrie, parseIpv6Route, parseProcNetRoute } from './linux.js';
 import { parseAdapters, parseProcesses, parseRoutes, parseVpnConnections, WIN32_CLIENTS } from './win32.js';
+import { verdict } from '../verdict.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration (the policy settings of this check)
@@ -618,9 +619,7 @@ export function evaluate(facts: Facts, config: Config): Evaluation {
     }
   }
 
-  if (fails.length > 0) return { status: 'fail', reasons: fails };
-  if (unknowns.length > 0) return { status: 'unknown', reasons: unknowns };
-  return { status: 'pass', reasons: [] };
+  return verdict(fails, unknowns);
 }
 
 export const vpn: Check<Config, Facts> = {
