@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import type { AnyCheck } from '../checks/types.js';
-import { LOG_LEVELS, defaultConfigFile, loadConfig, type ConfigFlags } from './config.js';
+import { LOG_LEVELS, defaultConfigFile, identityProviderAccess, loadConfig, type ConfigFlags } from './config.js';
 import { AgentError, isAgentError } from './errors.js';
 import { StateDir, defaultStateDir } from './state.js';
 import { AGENT_VERSION } from './version.js';
@@ -84,16 +84,17 @@ program
   .option('--root <dir>', 'host root prefix: read /proc, /sys and /etc under it (a container mounts the host at /host)', '/')
   .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
   .option('--state-dir <dir>', 'use the policy cached by an enrolled agent for check settings')
+  .addOption(configOption())
   .option('--list-sources', 'print every file and command each check may read or run, per platform, and exit')
   .option('--record <dir>', 'also record every call into DIR as a replayable fixture (manifest.json and raw/)')
   .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('warn'))
-  .action(async (ids: string[], opts: { root: string; format: string; stateDir?: string; listSources?: boolean; record?: string }) => {
+  .action(async (ids: string[], opts: { root: string; format: string; stateDir?: string; config?: string; listSources?: boolean; record?: string }) => {
     const checks = await selectChecks(ids);
     if (opts.listSources === true) {
       process.stdout.write(`${await listSources(checks)}\n`);
       return;
     }
-    const [{ allowListFor }, { RealHostIO, currentPlatform }, { runChecks }, { findingsTable }] = await Promise.all([
+    const [{ allowListFor }, { RealHostIO, currentPlatform }, { runChecks, policyTimeouts }, { findingsTable }] = await Promise.all([
       import('../checks/index.js'),
       import('../checks/host-io.js'),
       import('../checks/runner.js'),
@@ -103,7 +104,14 @@ program
     const real = new RealHostIO({ root: opts.root, allowedCommands: allowListFor(checks, currentPlatform()) });
     const recording = opts.record === undefined ? null : new (await import('../checks/replay.js')).RecordingHostIO(real);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));
-    const findings = await runChecks(checks, { io: recording ?? real, configs });
+    // The agent config supplies only the Okta access here (a missing default file is fine).
+    const identityProvider = identityProviderAccess(loadConfig(opts.config === undefined ? {} : { config: opts.config }).config);
+    const findings = await runChecks(checks, {
+      io: recording ?? real,
+      configs,
+      timeoutsMs: policyTimeouts(policy?.checks),
+      ...(identityProvider === undefined ? {} : { identityProvider }),
+    });
     if (recording !== null && opts.record !== undefined) await recording.save(opts.record);
     process.stdout.write(opts.format === 'json' ? `${JSON.stringify(findings, null, 2)}\n` : `${findingsTable(findings)}\n`);
   });

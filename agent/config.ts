@@ -5,6 +5,9 @@
 // environment variable), resolved when used and never printed.
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { CheckError } from '../checks/errors.js';
+import { orgUrlSchema } from '../checks/sso_coverage/schema.js';
+import type { IdentityProviderAccess } from '../checks/types.js';
 import { AgentError } from './errors.js';
 import { defaultStateDir } from './state.js';
 
@@ -21,19 +24,45 @@ const seconds = (min: number, max: number) => z.number().min(min).max(max);
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const path = z.string().min(1).max(4096);
 
+const envVar = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+
+/**
+ * Okta access for sso_coverage and the identity side of credential_age: an API token, or an OAuth
+ * service app's private key (private-key JWT with read-only scopes). Both by reference only.
+ */
 const oktaSchema = z
   .object({
-    /** e.g. https://acme.okta.com */
-    orgUrl: z.url({ protocol: /^https$/ }),
+    /** e.g. https://acme.okta.com (a trailing slash is dropped; plain http only on loopback) */
+    orgUrl: orgUrlSchema,
     /** A file holding the API token (mode 0600, readable by the agent). */
     tokenFile: path.optional(),
     /** The name of an environment variable holding the API token. */
-    tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+    tokenEnv: envVar.optional(),
+    /** The service app's client id (with privateKeyFile or privateKeyEnv). */
+    clientId: z.string().min(1).max(200).optional(),
+    /** A file holding the service app's private key (PEM or JWK JSON). */
+    privateKeyFile: path.optional(),
+    /** The name of an environment variable holding the private key. */
+    privateKeyEnv: envVar.optional(),
+    /** The key's kid, when the app has several keys. */
+    keyId: z.string().min(1).max(200).optional(),
+    /** Scopes to request (read-only); default okta.users.read, okta.groups.read, okta.apps.read, okta.logs.read. */
+    scopes: z.array(z.string().regex(/^okta\.[A-Za-z]+\.read$/, 'read-only scopes only (okta.<resource>.read)')).min(1).optional(),
   })
   .strict()
-  .refine((o) => (o.tokenFile === undefined) !== (o.tokenEnv === undefined), {
-    message: 'give exactly one of tokenFile or tokenEnv (a reference to the token, never the token)',
+  .superRefine((o, ctx) => {
+    const refs = [o.tokenFile, o.tokenEnv, o.privateKeyFile, o.privateKeyEnv].filter((x) => x !== undefined);
+    if (refs.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of tokenFile, tokenEnv, privateKeyFile or privateKeyEnv (a reference to the secret, never the secret)' });
+      return;
+    }
+    const privateKey = o.privateKeyFile !== undefined || o.privateKeyEnv !== undefined;
+    if (privateKey && o.clientId === undefined) ctx.addIssue({ code: 'custom', message: 'a private key needs the service app\'s clientId' });
+    if (!privateKey && (o.clientId !== undefined || o.keyId !== undefined || o.scopes !== undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'clientId, keyId and scopes go with a private key, not with an API token' });
+    }
   });
+export type OktaAccessConfig = z.output<typeof oktaSchema>;
 
 export const agentConfigSchema = z
   .object({
@@ -100,7 +129,8 @@ export const agentConfigSchema = z
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 
-type EnvType = 'string' | 'number' | 'boolean';
+/** `list`: comma-separated values. */
+type EnvType = 'string' | 'number' | 'boolean' | 'list';
 
 /** Every setting can come from the environment: VCM_ + its path in upper snake case. */
 export const ENV_OVERRIDES: readonly { env: string; path: string; type: EnvType }[] = (
@@ -115,6 +145,11 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; type: EnvType 
     ['okta.orgUrl', 'string'],
     ['okta.tokenFile', 'string'],
     ['okta.tokenEnv', 'string'],
+    ['okta.clientId', 'string'],
+    ['okta.privateKeyFile', 'string'],
+    ['okta.privateKeyEnv', 'string'],
+    ['okta.keyId', 'string'],
+    ['okta.scopes', 'list'],
     ['spool.maxCount', 'number'],
     ['spool.maxBytes', 'number'],
     ['spool.quarantineMaxCount', 'number'],
@@ -179,6 +214,7 @@ function leafPaths(value: unknown, prefix = ''): string[] {
 
 function coerce(name: string, raw: string, type: EnvType): unknown {
   if (type === 'string') return raw;
+  if (type === 'list') return raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
   if (type === 'boolean') {
     if (/^(true|1|yes|on)$/i.test(raw)) return true;
     if (/^(false|0|no|off)$/i.test(raw)) return false;
@@ -274,25 +310,55 @@ export interface SecretStatus {
   state: 'present' | 'missing' | 'unreadable' | 'empty';
 }
 
-/** Says whether the Okta token reference resolves, without ever returning the token. */
-export function oktaTokenStatus(okta: NonNullable<AgentConfig['okta']>, env: NodeJS.ProcessEnv = process.env): SecretStatus {
-  if (okta.tokenEnv !== undefined) {
-    const v = env[okta.tokenEnv];
-    return { reference: `env ${okta.tokenEnv}`, state: v === undefined ? 'missing' : v.trim() === '' ? 'empty' : 'present' };
+/** The secret an Okta access config refers to: which one, and where it is. */
+function oktaSecretRef(okta: OktaAccessConfig): { what: string; env?: string; file?: string } {
+  const what = okta.clientId === undefined ? 'Okta API token' : 'Okta private key';
+  const env = okta.tokenEnv ?? okta.privateKeyEnv;
+  return env !== undefined ? { what, env } : { what, file: (okta.tokenFile ?? okta.privateKeyFile)! };
+}
+
+/** Says whether the Okta secret reference resolves, without ever returning the secret. */
+export function oktaSecretStatus(okta: OktaAccessConfig, env: NodeJS.ProcessEnv = process.env): SecretStatus & { what: string } {
+  const ref = oktaSecretRef(okta);
+  if (ref.env !== undefined) {
+    const v = env[ref.env];
+    return { what: ref.what, reference: `env ${ref.env}`, state: v === undefined ? 'missing' : v.trim() === '' ? 'empty' : 'present' };
   }
-  const file = okta.tokenFile!;
   try {
-    return { reference: `file ${file}`, state: readFileSync(file, 'utf8').trim() === '' ? 'empty' : 'present' };
+    return { what: ref.what, reference: `file ${ref.file}`, state: readFileSync(ref.file!, 'utf8').trim() === '' ? 'empty' : 'present' };
   } catch (err) {
-    return { reference: `file ${file}`, state: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable' };
+    return { what: ref.what, reference: `file ${ref.file}`, state: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable' };
   }
 }
 
-/** Resolves the Okta token reference; only the code that calls Okta may hold the result. */
-export function resolveOktaToken(okta: NonNullable<AgentConfig['okta']>, env: NodeJS.ProcessEnv = process.env): string {
-  const status = oktaTokenStatus(okta, env);
-  if (status.state !== 'present') throw new AgentError('AGT_ERR_CONFIG', `the Okta token (${status.reference}) is ${status.state}`);
-  return okta.tokenEnv !== undefined ? env[okta.tokenEnv]!.trim() : readFileSync(okta.tokenFile!, 'utf8').trim();
+/** Resolves the Okta secret reference; only the code that calls Okta may hold the result. */
+export function resolveOktaSecret(okta: OktaAccessConfig, env: NodeJS.ProcessEnv = process.env): string {
+  const status = oktaSecretStatus(okta, env);
+  if (status.state !== 'present') throw new AgentError('AGT_ERR_CONFIG', `the ${status.what} (${status.reference}) is ${status.state}`);
+  const ref = oktaSecretRef(okta);
+  return ref.env !== undefined ? env[ref.env]!.trim() : readFileSync(ref.file!, 'utf8').trim();
+}
+
+/**
+ * What the checks get: the org, the auth settings, and a function that reads the secret when a
+ * check calls Okta. A reference that does not resolve makes that check unknown, not the agent stop.
+ */
+export function identityProviderAccess(config: Pick<AgentConfig, 'okta'>, env: NodeJS.ProcessEnv = process.env): IdentityProviderAccess | undefined {
+  const okta = config.okta;
+  if (okta === undefined) return undefined;
+  return {
+    okta: {
+      orgUrl: okta.orgUrl,
+      auth: okta.clientId === undefined ? { type: 'apiToken' } : { type: 'privateKey', clientId: okta.clientId, keyId: okta.keyId, scopes: okta.scopes },
+      secret: () => {
+        try {
+          return Promise.resolve(resolveOktaSecret(okta, env));
+        } catch (err) {
+          return Promise.reject(new CheckError('CHK_ERR_NOT_CONFIGURED', `${(err as Error).message} (the agent config's okta setting)`, { subject: 'okta' }));
+        }
+      },
+    },
+  };
 }
 
 function fileState(file: string): string {
@@ -322,9 +388,9 @@ export function describeConfig(loaded: LoadedConfig, env: NodeJS.ProcessEnv = pr
   }
   const secrets: Record<string, string> = {};
   if (c.okta !== undefined) {
-    const s = oktaTokenStatus(c.okta, env);
-    secrets['okta.token'] = `${s.reference}: ${s.state}`;
-    if (s.state !== 'present') problems.push(`the Okta token (${s.reference}) is ${s.state}`);
+    const s = oktaSecretStatus(c.okta, env);
+    secrets[c.okta.clientId === undefined ? 'okta.token' : 'okta.privateKey'] = `${s.reference}: ${s.state}`;
+    if (s.state !== 'present') problems.push(`the ${s.what} (${s.reference}) is ${s.state}`);
   }
   return {
     report: {

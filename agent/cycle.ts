@@ -4,10 +4,10 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CHECKS, allowListFor } from '../checks/index.js';
 import { RealHostIO, currentPlatform } from '../checks/host-io.js';
-import { runChecks } from '../checks/runner.js';
-import type { AnyCheck, Finding } from '../checks/types.js';
+import { configFor, policyTimeouts, runChecks } from '../checks/runner.js';
+import type { AnyCheck, Finding, IdentityProviderAccess } from '../checks/types.js';
 import { policySchema, type Policy } from '../collector/contract.js';
-import type { AgentConfig } from './config.js';
+import { identityProviderAccess, type AgentConfig } from './config.js';
 import { deliveryPass, type Delivery, type PassResult } from './delivery.js';
 import { AgentError } from './errors.js';
 import { CollectorClient, errorOf, type HttpOptions } from './http.js';
@@ -23,7 +23,7 @@ export interface CycleOptions {
   http?: HttpOptions;
   log: Logger;
   /** Spool bounds and batch limits; defaults when absent. */
-  config?: Pick<AgentConfig, 'spool' | 'delivery' | 'collectorUrl'>;
+  config?: Pick<AgentConfig, 'spool' | 'delivery' | 'collectorUrl' | 'okta'>;
 }
 
 export interface CycleResult {
@@ -74,8 +74,18 @@ export async function refreshPolicy(state: StateDir, client: CollectorClient, ag
 }
 
 /** The checks a policy enables (all of them when there is no policy yet). */
-export function enabledChecks(policy: Policy | null): AnyCheck[] {
-  return CHECKS.filter((c) => policy === null || policy.checks[c.id]?.enabled === true);
+/**
+ * The checks this agent runs: enabled by the policy (all without one), and meant for this agent
+ * (sso_coverage only where there is Okta access). A config the check refuses still runs, so that
+ * the mistake shows as unknown.
+ */
+export function enabledChecks(policy: Policy | null, identityProvider?: IdentityProviderAccess): AnyCheck[] {
+  return CHECKS.filter((c) => {
+    if (policy !== null && policy.checks[c.id]?.enabled !== true) return false;
+    if (c.runsHere === undefined) return true;
+    const cfg = configFor(c, policy?.checks[c.id]?.config ?? {});
+    return !cfg.ok || c.runsHere(cfg.config, identityProvider);
+  });
 }
 
 /** Compatibility: signs findings into the chain with a ledger opened for the occasion. */
@@ -134,10 +144,11 @@ export async function runOnce(state: StateDir, opts: CycleOptions): Promise<Cycl
     await status.update((s) => {
       s.policy = { version: policy?.version ?? null, fetchedAt: error === null ? new Date().toISOString() : s.policy.fetchedAt, lastFetchError: error };
     });
-    const checks = enabledChecks(policy);
+    const identityProvider = opts.config === undefined ? undefined : identityProviderAccess(opts.config);
+    const checks = enabledChecks(policy, identityProvider);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));
     const io = new RealHostIO({ ...(opts.root === undefined ? {} : { root: opts.root }), allowedCommands: allowListFor(checks, currentPlatform()) });
-    const findings = await runChecks(checks, { io, configs });
+    const findings = await runChecks(checks, { io, configs, timeoutsMs: policyTimeouts(policy?.checks), ...(identityProvider === undefined ? {} : { identityProvider }) });
     const ledger = await Ledger.open(state, identity, key, { log: opts.log, ...(opts.config === undefined ? {} : { bounds: opts.config.spool }) });
     const { signed, drop } = await ledger.append(findings, policy?.version ?? null);
     await status.update((s) => {

@@ -13,9 +13,9 @@ import type { Logger } from 'pino';
 import cron from 'node-cron';
 import { allowListFor, checkById } from '../checks/index.js';
 import { RealHostIO, currentPlatform } from '../checks/host-io.js';
-import { runCheck } from '../checks/runner.js';
+import { policyTimeouts, runCheck } from '../checks/runner.js';
 import type { Policy } from '../collector/contract.js';
-import type { LoadedConfig } from './config.js';
+import { identityProviderAccess, type LoadedConfig } from './config.js';
 import { enabledChecks, httpOptions, recordPass, refreshPolicy } from './cycle.js';
 import { Deliverer, deliveryPass } from './delivery.js';
 import { isAgentError } from './errors.js';
@@ -72,8 +72,10 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
 
     let policy: Policy | null = await state.policy().catch(() => null);
     ledger.policyVersion = policy?.version ?? null;
+    // Okta access from this host's config, handed to the checks that read the identity provider.
+    const identityProvider = identityProviderAccess(config);
     const schedules = (p: Policy | null): CheckSchedule[] =>
-      enabledChecks(p).map((c) => ({ id: c.id, intervalSeconds: config.schedule.intervalSeconds ?? p?.checks[c.id]?.intervalSeconds ?? 900 }));
+      enabledChecks(p, identityProvider).map((c) => ({ id: c.id, intervalSeconds: config.schedule.intervalSeconds ?? p?.checks[c.id]?.intervalSeconds ?? 900 }));
 
     // A "cycle" for logs and benchmarks: from the first run after an idle queue to the end of the
     // delivery that follows, with the process CPU time it took.
@@ -115,7 +117,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       log.debug({ check: id, reason }, 'check started');
       const cpu0 = process.cpuUsage();
       const io = new RealHostIO({ root: config.root, allowedCommands: allowListFor([check], currentPlatform()) });
-      const finding = await runCheck(check, { io, configs: { [id]: p?.checks[check.id]?.config ?? {} } });
+      const finding = await runCheck(check, { io, configs: { [id]: p?.checks[check.id]?.config ?? {} }, timeoutsMs: policyTimeouts(p?.checks), identityProvider });
       const cpu1 = process.cpuUsage(cpu0);
       const { signed, drop } = await ledger.append([finding], p?.version ?? null);
       const cpu2 = process.cpuUsage(cpu0);

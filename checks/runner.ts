@@ -1,7 +1,7 @@
 // Runs checks with a time budget each and turns every failure into `unknown` with a code.
 // A check that throws never stops the others (node_exporter's collector wrapper, for checks).
 import { CHECK_ERROR_CODES, isCheckError, type CheckErrorCode } from './errors.js';
-import type { AnyCheck, Evaluation, Finding, HostIO, Reason } from './types.js';
+import type { AnyCheck, Evaluation, Finding, HostIO, IdentityProviderAccess, Reason } from './types.js';
 
 export const DEFAULT_CHECK_TIMEOUT_MS = 30_000;
 
@@ -9,8 +9,25 @@ export interface RunOptions {
   io: HostIO;
   /** Per-check configuration (already validated against each check's schema, or raw). */
   configs?: Partial<Record<string, unknown>>;
+  /** One budget for every check; beats the check's own default. */
   timeoutMs?: number;
+  /** Per-check budgets (the policy's `timeoutSeconds`); beat `timeoutMs` and the defaults. */
+  timeoutsMs?: Partial<Record<string, number>>;
+  /** Identity-provider access from the agent's local config, handed to every check. */
+  identityProvider?: IdentityProviderAccess;
   now?: () => Date;
+}
+
+/** The policy's per-check budgets in milliseconds, for RunOptions.timeoutsMs. */
+export function policyTimeouts(checks: Partial<Record<string, { timeoutSeconds?: number | undefined } | undefined>> | undefined): Partial<Record<string, number>> {
+  const out: Partial<Record<string, number>> = {};
+  for (const [id, c] of Object.entries(checks ?? {})) if (c?.timeoutSeconds !== undefined) out[id] = c.timeoutSeconds * 1000;
+  return out;
+}
+
+/** The budget a check gets: the policy's, then the caller's, then the check's own, then 30 s. */
+export function budgetFor(check: AnyCheck, config: unknown, opts: Pick<RunOptions, 'timeoutMs' | 'timeoutsMs'>): number {
+  return opts.timeoutsMs?.[check.id] ?? opts.timeoutMs ?? check.timeoutMs?.(config) ?? DEFAULT_CHECK_TIMEOUT_MS;
 }
 
 function unknown(code: CheckErrorCode, message: string, subject?: string): Evaluation {
@@ -114,8 +131,8 @@ export async function runCheck(check: AnyCheck, opts: RunOptions): Promise<Findi
   if (!cfg.ok) return done(null, { status: 'unknown', reasons: [cfg.reason] });
   let facts: unknown;
   try {
-    facts = await withBudget(opts.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, (signal) =>
-      check.collect({ io: opts.io, platform: opts.io.platform, config: cfg.config, signal }),
+    facts = await withBudget(budgetFor(check, cfg.config, opts), (signal) =>
+      check.collect({ io: opts.io, platform: opts.io.platform, config: cfg.config, signal, identityProvider: opts.identityProvider }),
     );
   } catch (err) {
     if (err instanceof Timeout) return done(null, unknown('CHK_ERR_TIMEOUT', 'the check ran out of time'));

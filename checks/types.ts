@@ -96,6 +96,29 @@ export interface HostIO {
   httpGet(url: string, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<HttpResult>;
 }
 
+/** How the agent signs in to Okta: the auth settings without the secret itself. */
+export type OktaAuthSettings =
+  | { type: 'apiToken' }
+  | { type: 'privateKey'; clientId: string; keyId?: string | undefined; scopes?: string[] | undefined };
+
+/**
+ * Access to an identity provider, from the agent's local configuration (never from the policy:
+ * the customer's policy says what to judge, the provider's host holds the credentials).
+ */
+export interface IdentityProviderAccess {
+  okta?: {
+    /** An origin without a trailing slash, like https://acme.okta.com. */
+    orgUrl: string;
+    auth: OktaAuthSettings;
+    /**
+     * Resolves the secret (the API token, or the service app's private key) when called. It throws
+     * a CheckError when the reference does not resolve. The value goes to the SDK only: never into
+     * facts, reasons or logs.
+     */
+    secret(): Promise<string>;
+  };
+}
+
 export interface CollectContext<C = unknown> {
   io: HostIO;
   platform: Platform;
@@ -103,6 +126,8 @@ export interface CollectContext<C = unknown> {
   config: C;
   /** Aborted when the check's time budget runs out. */
   signal: AbortSignal;
+  /** Identity-provider access from the agent's local config; absent when it has none. */
+  identityProvider?: IdentityProviderAccess | undefined;
 }
 
 /**
@@ -120,6 +145,18 @@ export interface Check<C = unknown, F = unknown> {
   factsSchema: z.ZodType<F>;
   collect(ctx: CollectContext<C>): Promise<F>;
   evaluate(facts: F, config: C): Evaluation;
+  /**
+   * The time budget for one collection under a config, when the runner's default (30 s) is not
+   * right: a check that pages through an identity provider's API needs minutes. The policy's
+   * `timeoutSeconds` for the check overrides it.
+   */
+  timeoutMs?(config: C): number;
+  /**
+   * false: this agent is not the one to run the check, and the daemon does not schedule it
+   * (sso_coverage on a host without Okta access; the agent that has the access runs it). Absent:
+   * always runs. `vcm-agent check` runs a check regardless, and it answers for itself.
+   */
+  runsHere?(config: C, identityProvider: IdentityProviderAccess | undefined): boolean;
 }
 
 /** A check with its type parameters erased, for lists of checks. */

@@ -251,6 +251,11 @@ export const checkPolicySchema = z
   .object({
     enabled: z.boolean().default(true),
     intervalSeconds: z.number().int().min(60).max(7 * 86400).default(900),
+    /**
+     * The time budget for one run; absent: the check's own default (30 s for host checks, 10
+     * minutes for identity-provider reads). A run that outlasts it is unknown, CHK_ERR_TIMEOUT.
+     */
+    timeoutSeconds: z.number().int().min(1).max(3600).optional(),
     /** The check's own config (allow-lists, thresholds); validated by the check's schema. */
     config: z.record(z.string(), z.unknown()).default({}),
   })

@@ -49,9 +49,11 @@ function computeEffective(doc: PolicyDocument, vendor: string | null): Policy {
   for (const id of ids) {
     const base = doc.checks[id] ?? { enabled: false, intervalSeconds: 900, config: {} };
     const o = override?.checks[id];
+    const timeoutSeconds = o?.timeoutSeconds ?? base.timeoutSeconds;
     checks[id] = {
       enabled: o?.enabled ?? base.enabled,
       intervalSeconds: o?.intervalSeconds ?? base.intervalSeconds,
+      ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
       config: o?.config ?? base.config,
     };
   }

@@ -19,10 +19,12 @@ import {
   type ScopeOptions,
 } from './linux.js';
 import { LOCAL_USERS_SCRIPT, parseLocalUsers, windowsPasswords } from './win32.js';
+import { DEFAULT_CHECK_TIMEOUT_MS } from '../runner.js';
 import { verdict } from '../verdict.js';
+import { identityFactsSchema, identityProviderConfigSchema, readIdentityProvider } from './identity.js';
 
-/** Credential kinds; each has its own maximum age. Identity-provider kinds extend this list. */
-export const CREDENTIAL_KINDS = ['password', 'ssh_private_key', 'ssh_authorized_keys', 'ssh_host_key'] as const;
+/** Credential kinds; each has its own maximum age. The idp_ kinds come from the identity provider. */
+export const CREDENTIAL_KINDS = ['password', 'ssh_private_key', 'ssh_authorized_keys', 'ssh_host_key', 'idp_password', 'idp_api_token'] as const;
 export const kindSchema = z.enum(CREDENTIAL_KINDS);
 export type CredentialKind = z.infer<typeof kindSchema>;
 
@@ -40,10 +42,10 @@ export const credentialSchema = z.object({
   kind: kindSchema,
   /** The account it belongs to; null for host keys. */
   account: z.string().nullable(),
-  /** The file that is (or holds) the credential; null for passwords. */
+  /** The file that is (or holds) the credential; null for passwords and identity-provider credentials. */
   path: z.string().nullable(),
-  /** Where the date comes from: shadow field 3, dscl accountPolicyData, the SAM, or a file's mtime. */
-  dateFrom: z.enum(['shadow', 'dscl', 'sam', 'mtime']),
+  /** Where the date comes from: shadow field 3, dscl accountPolicyData, the SAM, a file's mtime, or Okta. */
+  dateFrom: z.enum(['shadow', 'dscl', 'sam', 'mtime', 'okta']),
   /** ISO 8601 (a day for shadow dates); null when the source records none. */
   lastChanged: z.string().nullable(),
   /** Whole days from lastChanged to observedAt; null when lastChanged is null. */
@@ -55,6 +57,9 @@ export const credentialSchema = z.object({
   /** authorized_keys only: one entry per valid key line. */
   keys: z.array(authorizedKeySchema).optional(),
   invalidLines: z.number().int().nonnegative().optional(),
+  /** idp_api_token only: the token's name and expiry. */
+  name: z.string().optional(),
+  expiresAt: z.string().nullable().optional(),
 });
 export type Credential = z.infer<typeof credentialSchema>;
 
@@ -83,6 +88,8 @@ export const sourceSchema = z.object({
   /** absent: does not exist, which means no credential there (no ~/.ssh, no /etc/ssh). */
   state: z.enum(['read', 'absent', 'unreadable']),
   code: errorCodeSchema.optional(),
+  /** Why it could not be read, when the code alone does not say (an identity provider's answer). */
+  reason: z.string().optional(),
 });
 export type Source = z.infer<typeof sourceSchema>;
 
@@ -94,6 +101,8 @@ export const factsSchema = z.object({
   accounts: z.array(accountSchema),
   credentials: z.array(credentialSchema),
   sources: z.array(sourceSchema),
+  /** The identity provider read, when the config asks for one and it answered; absent otherwise. */
+  identityProvider: identityFactsSchema.nullable().optional(),
 });
 export type Facts = z.infer<typeof factsSchema>;
 
@@ -102,6 +111,8 @@ export const DEFAULT_MAX_AGE_DAYS: Readonly<Record<CredentialKind, number>> = {
   ssh_private_key: 365,
   ssh_authorized_keys: 365,
   ssh_host_key: 1095,
+  idp_password: 365,
+  idp_api_token: 365,
 };
 
 /** Days; null switches the kind off. */
@@ -117,6 +128,8 @@ export const configSchema = z
         ssh_private_key: maxAge('ssh_private_key'),
         ssh_authorized_keys: maxAge('ssh_authorized_keys'),
         ssh_host_key: maxAge('ssh_host_key'),
+        idp_password: maxAge('idp_password'),
+        idp_api_token: maxAge('idp_api_token'),
       })
       .strict()
       .default(() => ({ ...DEFAULT_MAX_AGE_DAYS })),
@@ -124,9 +137,14 @@ export const configSchema = z
     minUid: z.number().int().nonnegative().nullable().default(null),
     includeRoot: z.boolean().default(true),
     failOnPasswordless: z.boolean().default(true),
+    /** Also judge the identity provider's credentials (Okta passwords and API tokens). */
+    identityProvider: identityProviderConfigSchema.optional(),
   })
   .strict();
 export type Config = z.infer<typeof configSchema>;
+
+/** The default budget when the identity provider is read (the policy's timeoutSeconds overrides it). */
+export const IDP_TIMEOUT_MS = 10 * 60_000;
 
 /** Fail codes of this check; README.md documents each one, and a test keeps the two equal. */
 export const CREDENTIAL_AGE_FAIL_CODES = {
@@ -159,10 +177,17 @@ const sshFileSources: readonly SourceDecl[] = [
   { kind: 'file', path: '/etc/ssh/ssh_host_*_key', why: 'SSH host private keys: modification time only, contents never read' },
 ];
 
+/** Only with identityProvider set: the Okta API itself is listed in README.md. */
+const identitySources: readonly SourceDecl[] = [
+  { kind: 'file', path: '<identityProvider.okta.auth.tokenFile>', why: 'the Okta API token, when the policy names a file rather than the agent config' },
+  { kind: 'file', path: '<identityProvider.okta.auth.privateKeyFile>', why: "the Okta service app's private key, when the policy names a file" },
+];
+
 const linuxSources: readonly SourceDecl[] = [
   { kind: 'file', path: '/etc/passwd', why: 'accounts, uids, home directories and login shells' },
   { kind: 'file', path: '/etc/shadow', why: 'password state (usable, empty, locked), last change and expiry days; hashes are never kept' },
   ...sshFileSources,
+  ...identitySources,
 ];
 
 const darwinSources: readonly SourceDecl[] = [
@@ -173,6 +198,7 @@ const darwinSources: readonly SourceDecl[] = [
     why: 'local users: name, uid, home, shell, authentication authority tags and accountPolicyData (passwordLastSetTime)',
   },
   ...sshFileSources,
+  ...identitySources,
 ];
 
 const win32Sources: readonly SourceDecl[] = [
@@ -182,6 +208,7 @@ const win32Sources: readonly SourceDecl[] = [
     args: POWERSHELL_ARGS,
     why: 'local users: name, SID, enabled, password required, password last set and expiry, principal source',
   },
+  ...identitySources,
 ];
 
 type Attempt<T> = { ok: true; value: T } | { ok: false; code: CheckErrorCode };
@@ -376,7 +403,18 @@ async function collectWin32(ctx: CollectContext<Config>, nowMs: number): Promise
  * Collects with an explicit clock. The spec's collect passes Date.now(); tests pass a fixed time,
  * and the pure parsers never read a clock themselves.
  */
-export function collectAt(ctx: CollectContext<Config>, nowMs: number): Promise<Facts> {
+export async function collectAt(ctx: CollectContext<Config>, nowMs: number): Promise<Facts> {
+  const idp = ctx.config.identityProvider;
+  const host = idp?.hostCredentials === false ? identityOnly(ctx, nowMs) : await collectHost(ctx, nowMs);
+  if (idp === undefined) return host;
+  const read = await readIdentityProvider(ctx, idp, new Date(nowMs));
+  const sink: Sink = { credentials: host.credentials, sources: host.sources };
+  for (const c of read.credentials) sink.credentials.push({ ...c, path: null, dateFrom: 'okta', active: true });
+  for (const s of read.sources) sink.sources.push(s);
+  return { ...finish(nowMs, host.scope, host.accounts, sink), identityProvider: read.facts };
+}
+
+function collectHost(ctx: CollectContext<Config>, nowMs: number): Promise<Facts> {
   switch (ctx.platform) {
     case 'linux':
       return collectLinux(ctx, nowMs);
@@ -387,8 +425,16 @@ export function collectAt(ctx: CollectContext<Config>, nowMs: number): Promise<F
   }
 }
 
+/** An agent that only reads the identity provider: no host account or file is read. */
+function identityOnly(ctx: CollectContext<Config>, nowMs: number): Facts {
+  const scope = ctx.platform === 'win32' ? { minUid: null, includeRoot: ctx.config.includeRoot } : scopeFor(ctx.config, ctx.platform);
+  return finish(nowMs, scope, [], { credentials: [], sources: [] });
+}
+
 /** `password:alice`, `ssh_private_key:alice:/home/alice/.ssh/id_rsa`, `ssh_host_key:/etc/ssh/ssh_host_rsa_key`. */
 export function credentialSubject(c: Credential): string {
+  // Several API tokens may belong to one account: the token's name tells them apart.
+  if (c.kind === 'idp_api_token') return `${c.kind}:${c.account ?? ''}:${c.name ?? ''}`;
   if (c.path === null) return `${c.kind}:${c.account ?? ''}`;
   return c.account === null ? `${c.kind}:${c.path}` : `${c.kind}:${c.account}:${c.path}`;
 }
@@ -439,7 +485,8 @@ export function evaluate(facts: Facts, config: Config): Evaluation {
   for (const s of facts.sources) {
     const judged = s.kinds.filter((k) => kindJudged(k, config));
     if (s.state !== 'unreadable' || judged.length === 0) continue;
-    unknowns.push({ code: s.code ?? 'CHK_ERR_UNRESOLVED', message: `cannot read it, so ${judged.join(', ')} cannot be judged`, subject: s.path });
+    const why = s.reason === undefined ? 'cannot read it' : `cannot read it (${s.reason})`;
+    unknowns.push({ code: s.code ?? 'CHK_ERR_UNRESOLVED', message: `${why}, so ${judged.join(', ')} cannot be judged`, subject: s.path });
   }
   return verdict(fails, unknowns);
 }
@@ -456,4 +503,6 @@ export const credentialAge: Check<Config, Facts> = {
     return collectAt(ctx, Date.now());
   },
   evaluate,
+  // Paging through an identity provider's users takes longer than reading local files.
+  timeoutMs: (config) => (config.identityProvider === undefined ? DEFAULT_CHECK_TIMEOUT_MS : IDP_TIMEOUT_MS),
 };

@@ -1,13 +1,14 @@
 // sso_coverage: do the provider's staff sign in through the identity provider (Okta) with MFA,
 // are apps federated rather than password-vaulted, and are leavers deprovisioned in time?
 // The check reads an identity provider's API, not the host: see README.md.
-import { CheckError } from '../errors.js';
-import type { Check, CollectContext, HostIO, SourceDecl } from '../types.js';
+import type { Check, CollectContext, SourceDecl } from '../types.js';
+import { hasOktaAccess, resolveOktaAccess } from './access.js';
 import { evaluate } from './evaluate.js';
 import { buildFacts, type RawObservations } from './measure.js';
 import { parseRoster } from './roster.js';
-import { configSchema, factsSchema, type Config, type Facts, type OktaConfig } from './schema.js';
+import { configSchema, factsSchema, type Config, type Facts } from './schema.js';
 
+export { hasOktaAccess, readSecret, resolveOktaAccess, type OktaAccess } from './access.js';
 export { evaluate, SSO_FAIL_CODES } from './evaluate.js';
 export { buildFacts, countFacts, idpCredentials } from './measure.js';
 export { ssoMetricSamples, SSO_METRICS, type MetricSample } from './metrics.js';
@@ -16,32 +17,13 @@ export { configSchema, factsSchema, DEFAULT_SCOPES, type Config, type Facts, typ
 // The same on every platform: the only host files are the secret and the roster, both named by
 // the config. The Okta API endpoints are listed in README.md and, per run, in facts.source.
 const sources: readonly SourceDecl[] = [
-  { kind: 'file', path: '<okta.auth.tokenFile>', why: 'the Okta API token, when the config names a file (not an environment variable)' },
-  { kind: 'file', path: '<okta.auth.privateKeyFile>', why: "the Okta service app's private key, when the config names a file" },
+  { kind: 'file', path: '<okta.auth.tokenFile>', why: 'the Okta API token, when a policy names a file (the agent config\'s own okta reference is read by the agent)' },
+  { kind: 'file', path: '<okta.auth.privateKeyFile>', why: "the Okta service app's private key, when a policy names a file" },
   { kind: 'file', path: '<roster.file>', why: 'the staff roster (CSV or JSON), when configured' },
 ];
 
-/** Reads a secret from the named file (through the HostIO) or the named environment variable. */
-export async function readSecret(io: HostIO, ref: { file?: string | undefined; env?: string | undefined }, what: string): Promise<string> {
-  if (ref.file !== undefined) {
-    const value = (await io.readFile(ref.file)).trim();
-    if (value === '') throw new CheckError('CHK_ERR_NOT_CONFIGURED', `the ${what} file is empty`, { subject: ref.file });
-    return value;
-  }
-  if (ref.env !== undefined) {
-    // Only the variable the config names is read.
-    const value = process.env[ref.env]?.trim() ?? '';
-    if (value === '') throw new CheckError('CHK_ERR_NOT_CONFIGURED', `the environment variable for the ${what} is not set`, { subject: ref.env });
-    return value;
-  }
-  throw new CheckError('CHK_ERR_NOT_CONFIGURED', `no ${what} is configured`);
-}
-
-function secretRef(okta: OktaConfig): { file?: string | undefined; env?: string | undefined; what: string } {
-  return okta.auth.type === 'apiToken'
-    ? { file: okta.auth.tokenFile, env: okta.auth.tokenEnv, what: 'Okta API token' }
-    : { file: okta.auth.privateKeyFile, env: okta.auth.privateKeyEnv, what: 'Okta private key' };
-}
+/** sso_coverage's default budget per run (the policy's timeoutSeconds overrides it). */
+export const SSO_TIMEOUT_MS = 10 * 60_000;
 
 export interface CollectOptions {
   /** The clock (tests pin it); every age and lag is measured to this instant. */
@@ -51,11 +33,8 @@ export interface CollectOptions {
 /** collect() with an injectable clock; the spec's collect uses the real one. */
 export async function collectSso(ctx: CollectContext<Config>, opts: CollectOptions = {}): Promise<Facts> {
   const { config, io, signal } = ctx;
-  if (config.okta === undefined) throw new CheckError('CHK_ERR_NOT_CONFIGURED', 'Okta is not configured');
-  const okta = config.okta;
   const now = (opts.now ?? (() => new Date()))();
-  const ref = secretRef(okta);
-  const secret = await readSecret(io, ref, ref.what);
+  const { okta, secret } = await resolveOktaAccess(ctx, config.okta);
 
   let roster: RawObservations['roster'] = null;
   if (config.roster !== undefined) {
@@ -86,4 +65,8 @@ export const ssoCoverage: Check<Config, Facts> = {
   factsSchema,
   collect: (ctx) => collectSso(ctx),
   evaluate,
+  // Paging through a large org's users, factors and app assignments takes minutes, not seconds.
+  timeoutMs: () => SSO_TIMEOUT_MS,
+  // One agent per provider holds the Okta access; the others do not run this check at all.
+  runsHere: (config, identityProvider) => hasOktaAccess(identityProvider, config.okta),
 };

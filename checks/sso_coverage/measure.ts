@@ -86,6 +86,9 @@ export interface RawObservations {
   roster: { file: string; joinOn: JoinOn; rows: readonly RosterRow[] } | null;
 }
 
+/** What the identity side of credential_age reads: accounts, the population, API tokens. */
+export type IdentityObservations = Pick<RawObservations, 'observedAt' | 'source' | 'selector' | 'users' | 'groupMemberIds' | 'apiTokens'>;
+
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
@@ -152,7 +155,7 @@ function leaverState(accounts: readonly RawUser[]): LeaverState {
   return 'deprovisioned';
 }
 
-function inPopulation(u: RawUser, raw: RawObservations): boolean {
+function inPopulation(u: RawUser, raw: Pick<RawObservations, 'selector' | 'groupMemberIds'>): boolean {
   switch (raw.selector.kind) {
     case 'all':
       return true;
@@ -165,7 +168,7 @@ function inPopulation(u: RawUser, raw: RawObservations): boolean {
 
 const keyOf = (u: RawUser, joinOn: JoinOn) => accountKey({ email: u.email, login: u.login, employeeNumber: u.employeeNumber }, joinOn);
 
-function apiTokenCredentials(raw: RawObservations, loginById: ReadonlyMap<string, string>): IdpCredential[] {
+function apiTokenCredentials(raw: IdentityObservations, loginById: ReadonlyMap<string, string>): IdpCredential[] {
   if (!raw.apiTokens.readable) return [];
   return raw.apiTokens.tokens
     .map(
@@ -292,11 +295,7 @@ export function buildFacts(raw: RawObservations, config: Config): Facts {
       .sort((a, b) => cmp(a.key, b.key));
   }
 
-  const withPassword = new Set(raw.users.filter((u) => u.hasPassword).map((u) => u.id));
-  const passwords = active
-    .filter((a) => a.credentialProvider === 'OKTA' && withPassword.has(a.id))
-    .map((a): IdpCredential => ({ kind: 'idp_password', account: a.login, lastChanged: a.passwordChanged, ageDays: ageDays(a.passwordChanged, now) }));
-  const tokens = apiTokenCredentials(raw, loginById);
+  const { passwords, tokens } = identityCredentials(raw);
 
   const facts: Omit<Facts, 'counts'> = {
     observedAt: now.toISOString(),
@@ -318,6 +317,19 @@ export function buildFacts(raw: RawObservations, config: Config): Facts {
     },
   };
   return { ...facts, counts: countFacts(facts, config) };
+}
+
+/**
+ * The identity-side credentials: Okta passwords of active, Okta-mastered population accounts
+ * (federated accounts have none to age), and API tokens where the listing was allowed.
+ */
+export function identityCredentials(raw: IdentityObservations): { passwords: IdpCredential[]; tokens: IdpCredential[] } {
+  const passwords = raw.users
+    .filter((u) => inPopulation(u, raw) && isActiveStatus(u.status) && u.credentialProvider === 'OKTA' && u.hasPassword)
+    .sort((a, b) => cmp(a.login, b.login) || cmp(a.id, b.id))
+    .map((u): IdpCredential => ({ kind: 'idp_password', account: u.login, lastChanged: u.passwordChanged, ageDays: ageDays(u.passwordChanged, raw.observedAt) }));
+  const loginById = new Map(raw.users.map((u) => [u.id, u.login]));
+  return { passwords, tokens: apiTokenCredentials(raw, loginById) };
 }
 
 /** The numerator/denominator pairs (and plain counts) the metrics are made of. */

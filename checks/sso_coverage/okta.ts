@@ -7,8 +7,8 @@ import { createRequire } from 'node:module';
 import type * as OktaSdk from '@okta/okta-sdk-nodejs';
 import type { ApiToken, Application, AppUser, Client, Collection, LogEvent, User, UserFactor } from '@okta/okta-sdk-nodejs';
 import { CheckError, isCheckError } from '../errors.js';
-import type { PopulationSelector, RawApiToken, RawApp, RawFactor, RawObservations, RawUser } from './measure.js';
-import { ACCESS_STATUSES, type Config, type OktaConfig } from './schema.js';
+import type { IdentityObservations, PopulationSelector, RawApiToken, RawApp, RawFactor, RawObservations, RawUser } from './measure.js';
+import { ACCESS_STATUSES, DEFAULT_SCOPES, type Config, type OktaConfig, type Population } from './schema.js';
 
 type Sdk = typeof OktaSdk;
 
@@ -326,7 +326,7 @@ export async function createOktaClient(okta: OktaConfig, secret: string, signal:
             authorizationMode: 'PrivateKey',
             token: '',
             clientId: okta.auth.clientId,
-            scopes: okta.auth.scopes,
+            scopes: okta.auth.scopes ?? [...DEFAULT_SCOPES],
             privateKey: secret,
             keyId: okta.auth.keyId ?? '',
           });
@@ -337,23 +337,29 @@ export async function createOktaClient(okta: OktaConfig, secret: string, signal:
   }
 }
 
-export async function collectOkta(input: OktaCollectInput): Promise<OktaObservations> {
-  const { okta, secret, signal, now } = input;
-  const { client, stats } = await createOktaClient(okta, secret, signal);
-  const r = new Reader(okta.orgUrl, secret, signal);
-  const limit = okta.pageSize;
-  const attr = input.population.profileAttribute?.name ?? null;
+interface PopulationRead {
+  users: Map<string, RawUser>;
+  selector: PopulationSelector;
+  groupMemberIds: Set<string> | null;
+}
 
-  // 1. Every account. The plain list leaves DEPROVISIONED accounts out: they are searched for.
+/**
+ * Every account of the org (with `deprovisioned`, the DEPROVISIONED ones too: the plain list
+ * leaves them out, so they are searched for) and the population the config selects.
+ */
+async function readPopulation(client: Client, r: Reader, okta: OktaConfig, population: Population, opts: { deprovisioned: boolean }): Promise<PopulationRead> {
+  const limit = okta.pageSize;
+  const attr = population.profileAttribute?.name ?? null;
   const listed = await r.all('the user list', () => client.userApi.listUsers({ limit }));
-  const deprovisioned = await r.all('the DEPROVISIONED users', () => client.userApi.listUsers({ search: 'status eq "DEPROVISIONED"', limit }));
+  const deprovisioned = opts.deprovisioned
+    ? await r.all('the DEPROVISIONED users', () => client.userApi.listUsers({ search: 'status eq "DEPROVISIONED"', limit }))
+    : { items: [] };
   const users = new Map<string, RawUser>();
   for (const u of [...listed.items, ...deprovisioned.items]) users.set(String(u.id), rawUser(u, attr));
 
-  // 2. The population.
   let selector: PopulationSelector = { kind: 'all' };
   let groupMemberIds: Set<string> | null = null;
-  const group = input.population.group;
+  const group = population.group;
   if (group !== undefined) {
     let groupId: string;
     let groupName: string | null;
@@ -378,9 +384,64 @@ export async function collectOkta(input: OktaCollectInput): Promise<OktaObservat
       if (!users.has(id)) users.set(id, rawUser(m, attr));
     }
     selector = { kind: 'group', groupId, groupName };
-  } else if (input.population.profileAttribute !== undefined) {
-    selector = { kind: 'profileAttribute', ...input.population.profileAttribute };
+  } else if (population.profileAttribute !== undefined) {
+    selector = { kind: 'profileAttribute', ...population.profileAttribute };
   }
+  return { users, selector, groupMemberIds };
+}
+
+/** API tokens: listing them needs more than a read-only role; a 403 is reported, not fatal. */
+async function readApiTokens(client: Client, r: Reader): Promise<RawObservations['apiTokens']> {
+  const tokenList = await r.unlessForbidden('the API token list', () => r.all('the API token list', () => client.apiTokenApi.listApiTokens()));
+  if ('forbidden' in tokenList) return { readable: false, reason: tokenList.forbidden };
+  return {
+    readable: true,
+    tokens: tokenList.items.map(
+      (t: ApiToken): RawApiToken => ({
+        id: String(t.id),
+        name: t.name ?? String(t.id),
+        userId: t.userId ?? null,
+        created: iso(t.created),
+        expiresAt: iso(t.expiresAt),
+      }),
+    ),
+  };
+}
+
+function sourceOf(okta: OktaConfig, stats: Stats): OktaObservations['source'] {
+  return {
+    vendor: 'okta',
+    orgUrl: okta.orgUrl,
+    auth: okta.auth.type,
+    sdk: sdkVersion(),
+    endpoints: [...stats.endpoints],
+    requests: stats.requests,
+    rateLimitRetries: stats.retries,
+  };
+}
+
+/**
+ * Only what credential_age needs: the population's accounts (password state and age) and the
+ * API tokens. No factors, apps or System Log.
+ */
+export async function collectOktaCredentials(input: Omit<OktaCollectInput, 'leaverLookbackDays'>): Promise<IdentityObservations> {
+  const { okta, secret, signal, now } = input;
+  const { client, stats } = await createOktaClient(okta, secret, signal);
+  const r = new Reader(okta.orgUrl, secret, signal);
+  // Deprovisioned accounts have no usable password: the plain list is enough here.
+  const { users, selector, groupMemberIds } = await readPopulation(client, r, okta, input.population, { deprovisioned: false });
+  const apiTokens = await readApiTokens(client, r);
+  return { observedAt: now, source: sourceOf(okta, stats), selector, users: [...users.values()], groupMemberIds, apiTokens };
+}
+
+export async function collectOkta(input: OktaCollectInput): Promise<OktaObservations> {
+  const { okta, secret, signal, now } = input;
+  const { client, stats } = await createOktaClient(okta, secret, signal);
+  const r = new Reader(okta.orgUrl, secret, signal);
+  const limit = okta.pageSize;
+
+  // 1–2. Every account, and the population.
+  const { users, selector, groupMemberIds } = await readPopulation(client, r, okta, input.population, { deprovisioned: true });
   const inPopulation = (u: RawUser) =>
     selector.kind === 'all' || (selector.kind === 'group' ? groupMemberIds!.has(u.id) : u.selectorValue === selector.value);
   const activeStaff = [...users.values()].filter((u) => inPopulation(u) && ACCESS_STATUSES.has(u.status)).map((u) => u.id).sort();
@@ -472,35 +533,12 @@ export async function collectOkta(input: OktaCollectInput): Promise<OktaObservat
     systemLog = { readable: true, reason: null, since, until, pages: logs.pages, events, truncated: logs.truncated };
   }
 
-  // 6. API tokens: listing them needs more than a read-only role; a 403 is reported, not fatal.
-  const tokenList = await r.unlessForbidden('the API token list', () => r.all('the API token list', () => client.apiTokenApi.listApiTokens()));
-  const apiTokens: RawObservations['apiTokens'] =
-    'forbidden' in tokenList
-      ? { readable: false, reason: tokenList.forbidden }
-      : {
-          readable: true,
-          tokens: tokenList.items.map(
-            (t: ApiToken): RawApiToken => ({
-              id: String(t.id),
-              name: t.name ?? String(t.id),
-              userId: t.userId ?? null,
-              created: iso(t.created),
-              expiresAt: iso(t.expiresAt),
-            }),
-          ),
-        };
+  // 6. API tokens.
+  const apiTokens = await readApiTokens(client, r);
 
   return {
     observedAt: now,
-    source: {
-      vendor: 'okta',
-      orgUrl: okta.orgUrl,
-      auth: okta.auth.type,
-      sdk: sdkVersion(),
-      endpoints: [...stats.endpoints],
-      requests: stats.requests,
-      rateLimitRetries: stats.retries,
-    },
+    source: sourceOf(okta, stats),
     selector,
     users: [...users.values()],
     groupMemberIds,

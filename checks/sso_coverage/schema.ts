@@ -1,6 +1,7 @@
 // Config and facts schemas of sso_coverage, and the fixed vocabularies (factor strength, sign-on
 // class, account status classes) that the facts, the evaluation and the metrics share.
 import { z } from 'zod';
+import type { OktaAuthSettings } from '../types.js';
 
 /** Read-only management scopes the private-key service app requests by default (see README). */
 export const DEFAULT_SCOPES = ['okta.users.read', 'okta.groups.read', 'okta.apps.read', 'okta.logs.read'] as const;
@@ -104,10 +105,15 @@ const privateKeyAuthSchema = z
   .strict()
   .refine((a) => exactlyOne(a.privateKeyEnv, a.privateKeyFile), { message: 'set exactly one of privateKeyEnv and privateKeyFile' });
 
+/**
+ * Okta settings in a policy. `orgUrl` and `auth` may be left out when the agent's local config
+ * gives Okta access (the usual case: the credentials belong to the provider's host); a policy
+ * `orgUrl` then pins the org that agent must be reading.
+ */
 export const oktaConfigSchema = z
   .object({
-    orgUrl: orgUrlSchema,
-    auth: z.discriminatedUnion('type', [apiTokenAuthSchema, privateKeyAuthSchema]),
+    orgUrl: orgUrlSchema.optional(),
+    auth: z.discriminatedUnion('type', [apiTokenAuthSchema, privateKeyAuthSchema]).optional(),
     /** Per attempt; the SDK's default is no timeout at all. */
     requestTimeoutMs: z.number().int().min(1000).max(300_000).default(30_000),
     /** `limit` on list calls (Okta's maximum for users is 200). */
@@ -133,24 +139,29 @@ export const oktaConfigSchema = z
       .prefault({}),
   })
   .strict();
-export type OktaConfig = z.output<typeof oktaConfigSchema>;
+export type OktaSettings = z.output<typeof oktaConfigSchema>;
+/** Settings with the org and the way to sign in settled (checks/sso_coverage/access.ts). */
+export type OktaConfig = Omit<OktaSettings, 'orgUrl' | 'auth'> & { orgUrl: string; auth: OktaAuthSettings };
 
 const profileAttributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'a profile attribute name');
 
+/** Who the provider's staff are. Neither set: every account of the org. */
+export const populationSchema = z
+  .object({
+    /** A group id (00g…) or an exact group name. */
+    group: z.string().min(1).optional(),
+    profileAttribute: z.object({ name: profileAttributeName, value: z.string() }).strict().optional(),
+  })
+  .strict()
+  .refine((p) => p.group === undefined || p.profileAttribute === undefined, { message: 'set group or profileAttribute, not both' })
+  .prefault({});
+export type Population = z.output<typeof populationSchema>;
+
 export const configSchema = z
   .object({
-    /** Absent: the check answers unknown, CHK_ERR_NOT_CONFIGURED. */
+    /** Absent, and no Okta access in the agent's local config: unknown, CHK_ERR_NOT_CONFIGURED. */
     okta: oktaConfigSchema.optional(),
-    /** Who the provider's staff are. Neither set: every account of the org. */
-    population: z
-      .object({
-        /** A group id (00g…) or an exact group name. */
-        group: z.string().min(1).optional(),
-        profileAttribute: z.object({ name: profileAttributeName, value: z.string() }).strict().optional(),
-      })
-      .strict()
-      .refine((p) => p.group === undefined || p.profileAttribute === undefined, { message: 'set group or profileAttribute, not both' })
-      .prefault({}),
+    population: populationSchema,
     roster: z
       .object({
         /** Host path of a CSV or JSON roster (id, email, login, employeeNumber, start, end). */
@@ -297,6 +308,13 @@ export const countsSchema = z
   .strict();
 export type Counts = z.infer<typeof countsSchema>;
 
+/** Which accounts were the population, as read (a group by id and name, or an attribute). */
+export const populationSelectorSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('all') }).strict(),
+  z.object({ kind: z.literal('group'), groupId: z.string(), groupName: z.string().nullable() }).strict(),
+  z.object({ kind: z.literal('profileAttribute'), name: z.string(), value: z.string() }).strict(),
+]);
+
 export const factsSchema = z
   .object({
     /** The collection's start: every age and lag is measured to it, so evaluation stays pure. */
@@ -315,11 +333,7 @@ export const factsSchema = z
       .strict(),
     population: z
       .object({
-        selector: z.discriminatedUnion('kind', [
-          z.object({ kind: z.literal('all') }).strict(),
-          z.object({ kind: z.literal('group'), groupId: z.string(), groupName: z.string().nullable() }).strict(),
-          z.object({ kind: z.literal('profileAttribute'), name: z.string(), value: z.string() }).strict(),
-        ]),
+        selector: populationSelectorSchema,
         /** Accounts the factor reads skipped because they disappeared meanwhile. */
         vanished: count,
       })

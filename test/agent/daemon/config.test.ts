@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ENV_OVERRIDES, agentConfigSchema, describeConfig, envName, loadConfig, oktaTokenStatus, redactUrl, resolveOktaToken } from '../../../agent/config.js';
+import { ENV_OVERRIDES, agentConfigSchema, describeConfig, envName, loadConfig, identityProviderAccess, oktaSecretStatus, redactUrl, resolveOktaSecret } from '../../../agent/config.js';
 import { AGENT_CLI, REPO, runCli, tempDir } from '../../helpers/processes.js';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -33,8 +33,9 @@ function schemaLeaves(): string[] {
   });
   const leaves = (v: unknown, prefix: string): string[] =>
     typeof v === 'object' && v !== null ? Object.entries(v).flatMap(([k, x]) => leaves(x, prefix === '' ? k : `${prefix}.${k}`)) : [prefix];
-  // okta.tokenEnv is the alternative to tokenFile.
-  return [...leaves(full, ''), 'okta.tokenEnv'].sort();
+  // The other Okta secret references are alternatives to tokenFile; scopes is one list setting.
+  const oktaAlternatives = ['okta.tokenEnv', 'okta.clientId', 'okta.privateKeyFile', 'okta.privateKeyEnv', 'okta.keyId', 'okta.scopes'];
+  return [...leaves(full, ''), ...oktaAlternatives].sort();
 }
 
 describe('agent config', () => {
@@ -54,7 +55,15 @@ describe('agent config', () => {
     await write({ okta: { orgUrl: 'https://acme.okta.com', token: '00abc' } });
     expect(() => loadConfig({ config: file }, noEnv)).toThrow(/okta/);
     await write({ okta: { orgUrl: 'https://acme.okta.com', tokenFile: '/a', tokenEnv: 'B' } });
-    expect(() => loadConfig({ config: file }, noEnv)).toThrow(/exactly one of tokenFile or tokenEnv/);
+    expect(() => loadConfig({ config: file }, noEnv)).toThrow(/exactly one of tokenFile, tokenEnv, privateKeyFile or privateKeyEnv/);
+    await write({ okta: { orgUrl: 'https://acme.okta.com', privateKeyFile: '/k' } });
+    expect(() => loadConfig({ config: file }, noEnv)).toThrow(/needs the service app's clientId/);
+    await write({ okta: { orgUrl: 'https://acme.okta.com', tokenFile: '/t', scopes: ['okta.users.read'] } });
+    expect(() => loadConfig({ config: file }, noEnv)).toThrow(/go with a private key/);
+    await write({ okta: { orgUrl: 'https://acme.okta.com', clientId: '0oa1', privateKeyFile: '/k', scopes: ['okta.users.manage'] } });
+    expect(() => loadConfig({ config: file }, noEnv)).toThrow(/read-only scopes only/);
+    await write({ okta: { orgUrl: 'http://acme.okta.com', tokenFile: '/t' } });
+    expect(() => loadConfig({ config: file }, noEnv)).toThrow(/https/);
     await write({ collectorUrl: 'ftp://x' });
     expect(() => loadConfig({ config: file }, noEnv)).toThrow(/collectorUrl/);
   });
@@ -114,10 +123,25 @@ describe('agent config', () => {
     expect(text).not.toContain('hunter2');
     expect(text).toContain('env OKTA_TOKEN: present');
     expect(problems).toEqual([]);
-    expect(oktaTokenStatus({ orgUrl: 'https://a.okta.com', tokenEnv: 'NOPE' }, env).state).toBe('missing');
-    expect(resolveOktaToken({ orgUrl: 'https://a.okta.com', tokenEnv: 'OKTA_TOKEN' }, env)).toBe('00supersecret');
+    expect(oktaSecretStatus({ orgUrl: 'https://a.okta.com', tokenEnv: 'NOPE' }, env).state).toBe('missing');
+    expect(resolveOktaSecret({ orgUrl: 'https://a.okta.com', tokenEnv: 'OKTA_TOKEN' }, env)).toBe('00supersecret');
     await writeFile(path.join(dir.dir, 'token'), '  00fromfile\n');
-    expect(resolveOktaToken({ orgUrl: 'https://a.okta.com', tokenFile: path.join(dir.dir, 'token') }, env)).toBe('00fromfile');
+    expect(resolveOktaSecret({ orgUrl: 'https://a.okta.com', tokenFile: path.join(dir.dir, 'token') }, env)).toBe('00fromfile');
+    // A private key by reference: reported as the private key, never printed.
+    const keyEnv = { ...env, OKTA_KEY: '-----BEGIN PRIVATE KEY-----\nMC4CAQ\n-----END PRIVATE KEY-----' };
+    const withKey = loadConfig({}, { ...keyEnv, VCM_OKTA_ORG_URL: 'https://acme.okta.com', VCM_OKTA_CLIENT_ID: '0oa1', VCM_OKTA_PRIVATE_KEY_ENV: 'OKTA_KEY', VCM_OKTA_SCOPES: 'okta.users.read, okta.apiTokens.read' });
+    expect(withKey.config.okta?.scopes).toEqual(['okta.users.read', 'okta.apiTokens.read']);
+    const keyReport = JSON.stringify(describeConfig(withKey, keyEnv).report);
+    expect(keyReport).toContain('env OKTA_KEY: present');
+    expect(keyReport).not.toContain('MC4CAQ');
+    // What the checks get: the org and the auth, and the secret only when a check asks.
+    const access = identityProviderAccess(withKey.config, keyEnv)!.okta!;
+    expect(access).toMatchObject({ orgUrl: 'https://acme.okta.com', auth: { type: 'privateKey', clientId: '0oa1', scopes: ['okta.users.read', 'okta.apiTokens.read'] } });
+    expect(await access.secret()).toContain('MC4CAQ');
+    // A reference that does not resolve is a CheckError for the check, not a crash of the agent.
+    const missing = identityProviderAccess({ okta: { orgUrl: 'https://a.okta.com', tokenEnv: 'NOPE' } }, env)!.okta!;
+    await expect(missing.secret()).rejects.toMatchObject({ code: 'CHK_ERR_NOT_CONFIGURED', message: expect.stringContaining('env NOPE') });
+    expect(identityProviderAccess({}, env)).toBeUndefined();
   });
 
   it('run --check-config prints the effective config, and fails on a missing CA file (real process)', async () => {

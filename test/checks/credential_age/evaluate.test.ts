@@ -37,7 +37,7 @@ const codes = (f: Facts, raw?: unknown) => evaluate(f, cfg(raw)).reasons.map((r)
 describe('credential_age config', () => {
   it('parses {} to the defaults', () => {
     expect(cfg()).toEqual({ maxAgeDays: { ...DEFAULT_MAX_AGE_DAYS }, minUid: null, includeRoot: true, failOnPasswordless: true });
-    expect(DEFAULT_MAX_AGE_DAYS).toEqual({ password: 365, ssh_private_key: 365, ssh_authorized_keys: 365, ssh_host_key: 1095 });
+    expect(DEFAULT_MAX_AGE_DAYS).toEqual({ password: 365, ssh_private_key: 365, ssh_authorized_keys: 365, ssh_host_key: 1095, idp_password: 365, idp_api_token: 365 });
   });
 
   it('fills the kinds a partial maxAgeDays leaves out', () => {
@@ -46,6 +46,8 @@ describe('credential_age config', () => {
       ssh_private_key: 365,
       ssh_authorized_keys: 365,
       ssh_host_key: null,
+      idp_password: 365,
+      idp_api_token: 365,
     });
   });
 

@@ -7,7 +7,7 @@ import { Client } from '@okta/okta-sdk-nodejs';
 import { describe, expect, it } from 'vitest';
 import { CheckError } from '../../../checks/errors.js';
 import { createOktaClient, endpointTemplate, quoteFilterValue, toCheckError } from '../../../checks/sso_coverage/okta.js';
-import { oktaConfigSchema } from '../../../checks/sso_coverage/schema.js';
+import { oktaConfigSchema, type OktaConfig } from '../../../checks/sso_coverage/schema.js';
 import { startOktaServer, type OktaServer } from '../../helpers/okta-server.js';
 import { TOKEN } from './harness.js';
 import { baseScenario, GROUP_ID, materialize } from './scenario.js';
@@ -25,8 +25,12 @@ async function withServer<T>(opts: Partial<Parameters<typeof startOktaServer>[0]
   }
 }
 
-const config = (url: string, extra: Record<string, unknown> = {}) =>
-  oktaConfigSchema.parse({ orgUrl: url, auth: { type: 'apiToken', tokenEnv: 'UNUSED' }, ...extra });
+/** Settings as resolveOktaAccess settles them: an org and an API token's auth. */
+const config = (url: string, extra: Record<string, unknown> = {}): OktaConfig => ({
+  ...oktaConfigSchema.parse({ orgUrl: url, ...extra }),
+  orgUrl: url,
+  auth: { type: 'apiToken' },
+});
 
 describe('the Okta SDK client', () => {
   it("has the SDK's GET cache off: the same resource read twice is two requests", async () => {
