@@ -27,6 +27,15 @@ function rateLimit(value: string): { perSecond: number; burst: number } {
   return { perSecond: Number(m[1]), burst: Number(m[2]) };
 }
 
+/** A size in bytes: 1048576, 512KiB, 4MiB. */
+function byteSize(value: string): number {
+  const m = /^(\d+)(KiB|MiB)?$/.exec(value);
+  if (m === null) throw new InvalidArgumentError('expected a size like 1048576, 512KiB or 4MiB');
+  const bytes = Number(m[1]) * (m[2] === 'MiB' ? 1024 * 1024 : m[2] === 'KiB' ? 1024 : 1);
+  if (bytes < 1024 || bytes > 64 * 1024 * 1024) throw new InvalidArgumentError('expected a size from 1KiB to 64MiB');
+  return bytes;
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
@@ -54,9 +63,10 @@ program
   .option('--tls-key <file>', 'PEM private key for --tls-cert')
   .option('--allow-plain-http', 'allow plain HTTP on a non-loopback address (TLS terminated in front)')
   .addOption(new Option('--rate-limit <rate/burst>', 'per-agent envelopes per second, and burst').argParser(rateLimit).default({ perSecond: 20, burst: 500 }, '20/500'))
+  .addOption(new Option('--body-limit <size>', 'largest request body taken (results, enrollment), e.g. 4MiB for sso_coverage facts of large orgs').argParser(byteSize).default(1024 * 1024, '1MiB'))
   .addOption(new Option('--per-host-series <which>', 'per-host metric series for all hosts, or only non-passing ones (large fleets)').choices(['all', 'non-passing']).default('all'))
   .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('info'))
-  .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; logLevel: string }) => {
+  .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; bodyLimit: number; logLevel: string }) => {
     if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new CollectorError('COL_ERR_CONFIG', '--tls-cert and --tls-key go together');
     const config = parseCollectorConfig({
       dataDir: opts.dataDir,
@@ -65,6 +75,7 @@ program
       allowPlainHttp: opts.allowPlainHttp === true,
       perHostSeries: opts.perHostSeries,
       rateLimit: opts.rateLimit,
+      bodyLimitBytes: opts.bodyLimit,
       ...(opts.s3Config === undefined ? {} : { s3: JSON.parse(await readFile(opts.s3Config, 'utf8')) as unknown }),
       logLevel: opts.logLevel as 'info',
     });
