@@ -205,6 +205,34 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     cache = next;
   };
 
+  // Agents whose state changed are rendered right after the change (once per burst of results,
+  // in a microtask), not at the next scrape: a scrape after many hosts reported then copies
+  // strings instead of formatting every changed host. The scrape still re-renders anything the
+  // policy or the clock changed since.
+  const dirty = new Set<string>();
+  const renderDirty = () => {
+    const doc = src.policy();
+    const now = src.now();
+    for (const id of dirty) {
+      const agent = src.registry.loaded(id);
+      if (agent !== undefined && agent.record.revokedAt === null) cache.set(id, renderAgent(src, agent, doc, now, opts.perHostSeries === 'non-passing'));
+    }
+    dirty.clear();
+  };
+  src.state.onChange = (agentId) => {
+    if (dirty.size === 0) {
+      queueMicrotask(() => {
+        try {
+          renderDirty();
+        } catch {
+          // Left to the scrape, which renders whatever is out of date and reports its own errors.
+          dirty.clear();
+        }
+      });
+    }
+    dirty.add(agentId);
+  };
+
   new Gauge({
     name: 'vcm_control_hosts',
     help: 'Hosts per vendor, control and state.',

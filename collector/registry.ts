@@ -107,4 +107,9 @@ export class AgentRegistry {
   all(): RegisteredAgent[] {
     return [...this.#agents.values()];
   }
+
+  /** The agent as loaded, without reading the store; undefined when not loaded (or revoked). */
+  loaded(agentId: string): RegisteredAgent | undefined {
+    return this.#agents.get(agentId);
+  }
 }

@@ -60,6 +60,8 @@ export function judge(predicate: FindingPredicate, doc: PolicyDocument, vendor: 
 
 export class CollectorState {
   readonly agents = new Map<string, AgentState>();
+  /** Called after an agent's state changed (the metrics render its series ahead of the scrape). */
+  onChange: ((agentId: string) => void) | null = null;
 
   agent(agentId: string): AgentState {
     let a = this.agents.get(agentId);
@@ -104,6 +106,7 @@ export class CollectorState {
     const a = this.agent(agentId);
     a.lastSeenMs = Math.max(a.lastSeenMs ?? 0, receivedAtMs);
     a.version++;
+    this.onChange?.(agentId);
   }
 
   /** Rebuilds chains and latest verdicts from the evidence in the store. */

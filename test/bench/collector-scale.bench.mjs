@@ -85,6 +85,7 @@ try {
   const collector = await startCollector(parseCollectorConfig({ dataDir: path.join(dir, 'store'), listen: '127.0.0.1:0' }), { log });
   console.log(`collector loaded them in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   const now = new Date();
+  const t2 = performance.now();
   for (const [n, agentId] of ids.entries()) {
     for (const [c, check] of CHECKS.entries()) {
       const verdict = STATES[(n + c) % STATES.length];
@@ -98,11 +99,16 @@ try {
       );
     }
   }
+  // Let the collector finish what each burst of results triggers (rendering the changed hosts'
+  // series), as it does after every ingest request.
+  await new Promise((r) => setImmediate(r));
+  const recordMs = performance.now() - t2;
+  console.log(`recorded ${AGENTS * CHECKS.length} results and rendered the changed hosts in ${(recordMs / 1000).toFixed(1)} s (${((recordMs * 1000) / (AGENTS * CHECKS.length)).toFixed(1)} µs per result, paid at ingest)`);
   const rss = rssMiB();
   const s = await scrape(collector.url);
   const rssAfterScrape = rssMiB();
   line('RSS with 100k agents x 6 controls', rssAfterScrape, 'MiB', '<= 1024', rssAfterScrape <= 1024, `(${(rssAfterScrape / baseRss).toFixed(2)}x the empty collector's ${baseRss.toFixed(0)} MiB; ${rss.toFixed(0)} MiB before any scrape)`);
-  line('first /metrics scrape (renders every host)', s.cold.ms, 'ms', '<= 2000', s.cold.ms <= 2000, `(${(s.cold.bytes / 2 ** 20).toFixed(1)} MiB; empty collector ${baseScrape.cold.ms.toFixed(1)} ms)`);
+  line('first /metrics scrape after all changed', s.cold.ms, 'ms', '<= 2000', s.cold.ms <= 2000, `(${(s.cold.bytes / 2 ** 20).toFixed(1)} MiB; empty collector ${baseScrape.cold.ms.toFixed(1)} ms)`);
   line('later /metrics scrape (rendered hosts reused)', s.warm.ms, 'ms', '<= 2000', s.warm.ms <= 2000, `(${(s.warm.ms / s.cold.ms).toFixed(2)}x the first)`);
   await collector.close();
 
