@@ -11,6 +11,7 @@ import { createAdminToken } from '../../collector/admin.js';
 import { agentIdFor } from '../../collector/contract.js';
 import { FsEvidenceStore } from '../../collector/store.js';
 import { auditChain, listTree } from '../helpers/collector-probe.js';
+import { AgentDaemon } from './daemon/harness.js';
 import { AGENT_CLI, COLLECTOR_CLI, runCli, startCollectorProcess, tempDir, type CliResult, type CollectorProcess } from '../helpers/processes.js';
 
 let data: Awaited<ReturnType<typeof tempDir>>;
@@ -187,6 +188,33 @@ describe('vcm-agent rotate-key against a collector process', () => {
     await runOnceDelivers();
   });
 
+  it('the daemon, started with a rotation pending while the collector is away, signs nothing until it settles it', async () => {
+    const via = await relay('drop-answer');
+    try {
+      await rotateKilled(via);
+    } finally {
+      await via.close();
+    }
+    expect(await status()).toMatchObject({ key: { generation: 3 }, rotationPending: { generation: 4 } });
+    const { port } = new URL(collector.url);
+    await collector.stop();
+    const daemon = new AgentDaemon(['--state-dir', stateDir, '--interval', '60'], { VCM_LOG_LEVEL: 'info' });
+    try {
+      await daemon.waitFor((l) => l.msg === 'key rotation pending; waiting for the collector before signing anything', 20_000, 'the pending rotation warning');
+      expect(daemon.lines.some((l) => l.msg === 'agent started' || l.msg === 'check done')).toBe(false);
+      collector = await startCollectorProcess(storeDir, { listen: `127.0.0.1:${port}` });
+      await daemon.waitFor((l) => l.msg === 'key rotated' && l.generation === 4 && l.duplicate === true, 20_000, 'the rotation settled');
+      const started = await daemon.waitFor((l) => l.msg === 'agent started', 20_000, 'the start');
+      await daemon.waitFor((l) => l.msg === 'check done', 30_000, 'a check signed with the new key');
+      await daemon.waitDrained(daemon.lines.indexOf(started), 30_000);
+    } finally {
+      expect((await daemon.stop()).code).toBe(0);
+    }
+    expect(await status()).toMatchObject({ key: { generation: 4 }, rotationPending: null, spoolDepth: 0 });
+    expect(await storedRotations()).toHaveLength(4);
+    expect((await auditChain(storeDir, agentId)).problems).toEqual([]);
+  }, 90_000);
+
   it('is refused while another process holds the state directory', async () => {
     await writeFile(path.join(stateDir, 'agent.lock'), `${collector.child.pid}\n`);
     try {
@@ -213,7 +241,7 @@ describe('vcm-agent rotate-key against a collector process', () => {
     expect(await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'))).toBe(keyBefore);
     expect(await exists(path.join(stateDir, 'agent-ed25519.next.pem'))).toBe(false);
     expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
-    expect(await status()).toMatchObject({ key: { generation: 3 }, rotationPending: null });
+    expect(await status()).toMatchObject({ key: { generation: 4 }, rotationPending: null });
     expect(await listTree(storeDir)).toEqual(files);
   });
 });
