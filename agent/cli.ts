@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { AnyCheck } from '../checks/types.js';
 import { LOG_LEVELS, defaultConfigFile, identityProviderAccess, loadConfig, type ConfigFlags } from './config.js';
 import { AgentError, isAgentError } from './errors.js';
-import { StateDir, defaultStateDir } from './state.js';
+import { StateDir, defaultStateDir, keyInUse } from './state.js';
 import { AGENT_VERSION } from './version.js';
 
 /** One-shot commands log to stderr, so that stdout stays the table or the JSON a script reads. */
@@ -216,6 +216,7 @@ program
     const entries = await spool.list({ sizes: true });
     const quarantined = await spool.quarantined();
     const policy = await state.policy().catch(() => null);
+    const rotation = await state.pendingRotation().catch(() => null);
     const s = await readStatus(state);
     const holder = lockHolder(state);
     const daemon =
@@ -230,6 +231,8 @@ program
       agentId: identity?.agentId ?? null,
       vendor: identity?.vendor ?? null,
       enrolledAt: identity?.enrolledAt ?? null,
+      key: identity === null ? null : { ...keyInUse(identity), afterSeq: identity.key?.afterSeq ?? null, rotatedAt: identity.key?.rotatedAt ?? null },
+      rotationPending: rotation === null ? null : { generation: rotation.generation, keyId: rotation.keyId },
       // The spool's newest envelope is the head while it waits (chain.json follows lazily).
       lastSeq: Math.max(chain.seq, entries.at(-1)?.seq ?? 0),
       spoolDepth: entries.length,
@@ -253,6 +256,14 @@ program
     const rows: [string, string][] = [
       ['enrolled to', identity === null ? 'not enrolled (run vcm-agent enroll)' : `${status.collector} (vendor ${identity.vendor}, since ${identity.enrolledAt})`],
       ['agent id', identity?.agentId ?? '-'],
+      [
+        'key',
+        status.key === null
+          ? '-'
+          : `generation ${status.key.generation}, fingerprint ${status.key.keyId}${status.key.rotatedAt === null ? ' (enrolled key)' : ` (rotated ${status.key.rotatedAt}, signs after seq ${status.key.afterSeq})`}${
+              rotation === null ? '' : `; rotation to generation ${rotation.generation} pending (vcm-agent rotate-key, or the daemon at start, finishes it)`
+            }`,
+      ],
       ['state dir', state.dir],
       [
         'daemon',
@@ -284,6 +295,41 @@ program
       }
     }
     process.stdout.write(`${out.join('\n')}\n`);
+  });
+
+program
+  .command('rotate-key')
+  .description('Replace this host\'s key: a new Ed25519 key, introduced to the collector by a request signed with the current one. Stop the daemon first (one process per state directory).')
+  .addOption(configOption())
+  .addOption(stateDirOption())
+  .option('--ca-file <file>', 'PEM CA bundle to pin for an https collector')
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+  .addOption(logLevelOption())
+  .action(async (opts: { config?: string; stateDir?: string; caFile?: string; format: string; logLevel?: string }) => {
+    const { config } = loadConfig(flags(opts));
+    const [{ rotateKey }, { httpOptions }, { CollectorClient }, { acquireStateLock }] = await Promise.all([
+      import('./rotate.js'),
+      import('./cycle.js'),
+      import('./http.js'),
+      import('./lock.js'),
+    ]);
+    const state = new StateDir(config.stateDir);
+    const { identity } = await state.requireIdentity();
+    const lock = acquireStateLock(state);
+    const client = new CollectorClient(config.collectorUrl ?? identity.collectorUrl, httpOptions(config));
+    try {
+      const result = await rotateKey(state, client, await logger(opts.logLevel ?? (config.logLevel === 'info' ? 'warn' : config.logLevel), 2));
+      if (opts.format === 'json') process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else if (result.outcome === 'rotated') {
+        process.stdout.write(`key rotated: generation ${result.generation}, fingerprint ${result.keyId}; results after seq ${result.afterSeq} are signed with it${result.duplicate ? ' (finished a rotation begun earlier)' : ''}\n`);
+      }
+      if (result.outcome === 'abandoned') {
+        throw new AgentError('AGT_ERR_ROTATE_REJECTED', `${result.code}: ${result.message}; the agent keeps its current key`);
+      }
+    } finally {
+      await client.close();
+      lock.release();
+    }
   });
 
 program

@@ -136,10 +136,14 @@ export async function recordPass(status: StatusFile, pass: PassResult, retryInMs
 }
 
 export async function runOnce(state: StateDir, opts: CycleOptions): Promise<CycleResult> {
-  const { identity, key } = await state.requireIdentity();
-  const client = new CollectorClient(opts.config?.collectorUrl ?? identity.collectorUrl, opts.http);
+  const enrolled = (await state.requireIdentity()).identity;
+  const client = new CollectorClient(opts.config?.collectorUrl ?? enrolled.collectorUrl, opts.http);
   const status = await StatusFile.open(state);
   try {
+    // A rotation a crash left pending decides which key signs next: settle it first.
+    const { settleRotation } = await import('./rotate.js');
+    await settleRotation(state, client, opts.log);
+    const { identity, key } = await state.requireIdentity();
     const { policy, error } = await refreshPolicy(state, client, identity.agentId, opts.log);
     await status.update((s) => {
       s.policy = { version: policy?.version ?? null, fetchedAt: error === null ? new Date().toISOString() : s.policy.fetchedAt, lastFetchError: error };

@@ -45,7 +45,7 @@ export interface Daemon {
 export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
   const config = loaded.config;
   const state = new StateDir(config.stateDir);
-  const { identity, key } = await state.requireIdentity();
+  const enrolled = (await state.requireIdentity()).identity;
   const lock = acquireStateLock(state);
   try {
     return await start();
@@ -55,7 +55,9 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
   }
 
   async function start(): Promise<Daemon> {
-    const client = new CollectorClient(config.collectorUrl ?? identity.collectorUrl, httpOptions(config));
+    const client = new CollectorClient(config.collectorUrl ?? enrolled.collectorUrl, httpOptions(config));
+    await settlePendingRotation(state, client, log, config.delivery);
+    const { identity, key } = await state.requireIdentity();
     const ledger = await Ledger.open(state, identity, key, { log, bounds: config.spool });
     const status = await StatusFile.open(state, { debounceMs: 1000 });
     const previous = status.current.daemon;
@@ -278,6 +280,31 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
     watchdog?.start();
 
     return { done, stop: (reason) => stop(reason), scheduler, ledger };
+  }
+}
+
+/**
+ * A key rotation a crash left pending must be settled before anything is signed: until the
+ * collector answers, neither key is known to be the right one for the next sequence number.
+ * Waits with backoff; a stop signal meanwhile ends the process (nothing is in flight).
+ */
+async function settlePendingRotation(state: StateDir, client: CollectorClient, log: Logger, delivery: LoadedConfig['config']['delivery']): Promise<void> {
+  const { settleRotation } = await import('./rotate.js');
+  if ((await state.pendingRotation()) === null) {
+    await settleRotation(state, client, log);
+    return;
+  }
+  let delayMs = delivery.backoffInitialSeconds * 1000;
+  for (;;) {
+    try {
+      await settleRotation(state, client, log);
+      return;
+    } catch (err) {
+      if (!isAgentError(err) || err.code !== 'AGT_ERR_ROTATION_PENDING') throw err;
+      log.warn({ err: err.message, retryInMs: delayMs }, 'key rotation pending; waiting for the collector before signing anything');
+      await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random() / 2)));
+      delayMs = Math.min(delayMs * 2, delivery.backoffMaxSeconds * 1000);
+    }
   }
 }
 

@@ -15,14 +15,42 @@ export const identitySchema = z
     host: hostSchema,
     collectorPublicKey: z.string(),
     enrolledAt: z.iso.datetime({ offset: false }),
+    /** The key in use after a rotation; absent: the enrolled key (generation 0, fingerprint = agent id). */
+    key: z
+      .object({
+        generation: z.number().int().min(1),
+        keyId: agentIdSchema,
+        afterSeq: z.number().int().min(0),
+        rotatedAt: z.iso.datetime({ offset: false }),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type Identity = z.infer<typeof identitySchema>;
+
+/** The generation and fingerprint of the key an identity signs with. */
+export function keyInUse(identity: Identity): { generation: number; keyId: string } {
+  return identity.key ?? { generation: 0, keyId: identity.agentId };
+}
 
 export const chainSchema = z
   .object({ seq: z.number().int().min(0), head: z.string().regex(/^[0-9a-f]{64}$/).nullable() })
   .strict();
 export type ChainHead = z.infer<typeof chainSchema>;
+
+/** A key rotation sent (or about to be) and not yet settled: rotation.json. */
+export const pendingRotationSchema = z
+  .object({
+    generation: z.number().int().min(1),
+    keyId: agentIdSchema,
+    afterSeq: z.number().int().min(0),
+    /** The exact request bytes (UTF-8 JSON): a retry sends them again, unchanged. */
+    request: z.string(),
+    createdAt: z.iso.datetime({ offset: false }),
+  })
+  .strict();
+export type PendingRotation = z.infer<typeof pendingRotationSchema>;
 
 export function defaultStateDir(platform: NodeJS.Platform = process.platform): string {
   const env = process.env.VCM_STATE_DIR;
@@ -43,6 +71,14 @@ export class StateDir {
   }
   get keyFile(): string {
     return path.join(this.dir, 'agent-ed25519.pem');
+  }
+  /** A key rotation in progress: the new key, written before the request is sent. */
+  get nextKeyFile(): string {
+    return path.join(this.dir, 'agent-ed25519.next.pem');
+  }
+  /** The signed rotation request, kept until the collector's answer is acted on. */
+  get rotationFile(): string {
+    return path.join(this.dir, 'rotation.json');
   }
   get chainFile(): string {
     return path.join(this.dir, 'chain.json');
@@ -96,6 +132,10 @@ export class StateDir {
       throw new AgentError('AGT_ERR_STATE', `cannot read the agent key ${this.keyFile}`, { cause: err });
     }
     return { identity, key: createPrivateKey(pem) };
+  }
+
+  async pendingRotation(): Promise<PendingRotation | null> {
+    return this.#readJson(this.rotationFile, pendingRotationSchema);
   }
 
   async writeKey(pem: string): Promise<void> {

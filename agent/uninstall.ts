@@ -24,7 +24,7 @@ export interface UninstallPlan {
   foreign: string[];
 }
 
-const KEY_FILES = ['agent-ed25519.pem', 'identity.json'];
+const KEY_FILES = ['agent-ed25519.pem', 'identity.json', 'agent-ed25519.next.pem', 'rotation.json'];
 const SPOOL_FILES = ['spool', 'quarantine', 'chain.json', 'events.json'];
 const OTHER_FILES = ['policy.json', 'status.json', 'agent.lock'];
 

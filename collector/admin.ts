@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { CheckId } from '../checks/types.js';
 import { sha256Hex, vendorSchema, type PolicyDocument } from './contract.js';
 import { CollectorError } from './errors.js';
-import type { AgentRegistry, RegisteredAgent } from './registry.js';
+import { currentKey, type AgentRegistry, type RegisteredAgent } from './registry.js';
 import type { CollectorState } from './state.js';
 import type { EvidenceStore } from './store.js';
 import { createToken, listTokens, revokeToken } from './tokens.js';
@@ -74,10 +74,23 @@ export interface AgentSummary {
   revoked: { revokedAt: string; afterSeq: number; reason: string } | null;
   headSeq: number;
   lastSeenAt: string | null;
+  /** 0 until the agent first rotates its key. */
+  keyGeneration: number;
+}
+
+/** One key of the agent's history: it verifies results with seq > afterSeq, up to the next key's. */
+export interface KeyHistoryEntry {
+  generation: number;
+  keyId: string;
+  afterSeq: number;
+  since: string;
+  event: 'enrolled' | 'rotated';
 }
 
 export interface AgentDetail extends AgentSummary {
+  /** The key in use now (PEM). */
   publicKey: string;
+  keys: KeyHistoryEntry[];
   latest: { check: CheckId; seq: number; verdict: string; agentStatus: string; collectedAt: string; policyVersion: number; reasons: { code: string; subject?: string }[] }[];
 }
 
@@ -93,6 +106,7 @@ export function summarize(a: RegisteredAgent, state: CollectorState): AgentSumma
     revoked: a.revocation === null ? null : { revokedAt: a.revocation.revokedAt, afterSeq: a.revocation.afterSeq, reason: a.revocation.reason },
     headSeq: s?.headSeq ?? 0,
     lastSeenAt: s?.lastSeenMs === null || s?.lastSeenMs === undefined ? null : new Date(s.lastSeenMs).toISOString(),
+    keyGeneration: currentKey(a).generation,
   };
 }
 
@@ -100,7 +114,8 @@ export function detail(a: RegisteredAgent, state: CollectorState): AgentDetail {
   const s = state.agents.get(a.record.agentId);
   return {
     ...summarize(a, state),
-    publicKey: a.record.publicKey,
+    publicKey: currentKey(a).publicKey,
+    keys: a.keys.map((k) => ({ generation: k.generation, keyId: k.keyId, afterSeq: k.afterSeq, since: k.since, event: k.generation === 0 ? 'enrolled' : 'rotated' })),
     latest: [...(s?.latest.values() ?? [])]
       .sort((x, y) => x.check.localeCompare(y.check))
       .map((r) => ({

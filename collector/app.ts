@@ -9,6 +9,7 @@ import { enroll, type EnrollDeps } from './enroll.js';
 import { CollectorError, isCollectorError } from './errors.js';
 import type { Ingestor } from './ingest.js';
 import type { Metrics } from './metrics.js';
+import { ROTATE_BODY_LIMIT_BYTES, rotateKey, type RotateDeps } from './rotate.js';
 import type { EvidenceStore } from './store.js';
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -18,6 +19,7 @@ export interface AppDeps {
   ingestor: Ingestor;
   metrics: Metrics;
   enroll: EnrollDeps;
+  rotate: RotateDeps;
   admin: AdminDeps;
   /** The effective policy for an agent (its vendor's), or the defaults for an unknown one. */
   policyFor: (agentId: string | null) => Promise<Policy>;
@@ -152,6 +154,21 @@ export function buildApp(deps: AppDeps): Handler {
           throw err;
         }
       }
+      case 'POST /v1/keys/rotate': {
+        if (!deps.started()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting');
+        const refused = deps.ingestRefused?.() ?? null;
+        if (refused !== null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', refused);
+        try {
+          if (mediaType(req) !== 'application/json') throw new CollectorError('COL_ERR_UNSUPPORTED_MEDIA_TYPE', 'send application/json');
+          const answer = await rotateKey(deps.rotate, await readBody(req, ROTATE_BODY_LIMIT_BYTES));
+          deps.metrics.keyRotations.inc({ outcome: answer.duplicate ? 'duplicate' : 'rotated' });
+          if (!answer.duplicate) log.info({ agentId: answer.agentId, generation: answer.generation, keyId: answer.keyId, afterSeq: answer.afterSeq }, 'agent key rotated');
+          return send(res, 200, answer);
+        } catch (err) {
+          deps.metrics.keyRotations.inc({ outcome: isCollectorError(err) ? err.reason : 'internal' });
+          throw err;
+        }
+      }
       case 'POST /v1/results': {
         if (!deps.started()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting');
         const refused = deps.ingestRefused?.() ?? null;
@@ -169,7 +186,7 @@ export function buildApp(deps: AppDeps): Handler {
       default: {
         const answer = await handleAdmin(deps.admin, req.method ?? 'GET', url, req.headers.authorization, () => readBody(req, 1024 * 1024));
         if (answer !== null) return send(res, answer.status, answer.body);
-        const known = ['/healthz', '/readyz', '/metrics', '/v1/policy', '/v1/enroll', '/v1/results'];
+        const known = ['/healthz', '/readyz', '/metrics', '/v1/policy', '/v1/enroll', '/v1/results', '/v1/keys/rotate'];
         throw new CollectorError(known.includes(url.pathname) ? 'COL_ERR_METHOD' : 'COL_ERR_NOT_FOUND');
       }
     }

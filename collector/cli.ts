@@ -186,7 +186,7 @@ remote(agents.command('list').description('List agents.').option('--vendor <name
     ]);
   },
 );
-remote(agents.command('show').description('Show one agent: key, chain head, latest verdicts.').argument('<agent-id>')).action(
+remote(agents.command('show').description('Show one agent: key history, chain head, latest verdicts.').argument('<agent-id>')).action(
   async (id: string, opts: Target & { format: string }) => {
     const a = (await api(opts, 'GET', `/v1/admin/agents/${id}`)) as AgentDetail;
     print(opts.format, a, () => [
@@ -196,6 +196,10 @@ remote(agents.command('show').description('Show one agent: key, chain head, late
       ['enrolled', a.enrolledAt],
       ['revoked', a.revoked === null ? '-' : `${a.revoked.revokedAt} after seq ${a.revoked.afterSeq}: ${a.revoked.reason}`],
       ['chain head', String(a.headSeq)],
+      ...a.keys.map((k) => [
+        `key ${k.generation}`,
+        `${k.keyId} ${k.event} ${k.since}, ${k.generation === 0 ? 'signs from seq 1' : `signs after seq ${k.afterSeq}`}${k.generation === a.keyGeneration ? ' (in use)' : ''}`,
+      ]),
       ...a.latest.map((r) => [r.check, `${r.verdict} (agent: ${r.agentStatus}) at ${r.collectedAt}, policy v${r.policyVersion}`]),
     ]);
   },

@@ -7,6 +7,7 @@ import { CHECK_IDS, PLATFORMS } from '../checks/types.js';
 
 export const PAYLOAD_TYPE_STATEMENT = 'application/vnd.in-toto+json';
 export const PAYLOAD_TYPE_ENROLL = 'application/vnd.vcm.enroll.v1+json';
+export const PAYLOAD_TYPE_ROTATE_KEY = 'application/vnd.vcm.rotate-key.v1+json';
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const PREDICATE_TYPE_FINDING = 'https://vcm.dev/attestation/finding/v1';
 /** A signed record that the agent's spool overflowed and dropped results: loss is itself evidence. */
@@ -54,15 +55,33 @@ export function strictBase64(text: string): Buffer | null {
  * from the signed content alone.
  */
 export function canonicalEnvelope(e: Envelope): Buffer {
-  const sig = e.signatures[0];
-  if (sig === undefined || e.signatures.length !== 1) throw new Error('a canonical envelope has exactly one signature');
-  return Buffer.from(JSON.stringify({ payloadType: e.payloadType, payload: e.payload, signatures: [{ keyid: sig.keyid, sig: sig.sig }] }), 'utf8');
+  if (e.signatures.length !== 1) throw new Error('a canonical envelope has exactly one signature');
+  return encodeEnvelope(e);
+}
+
+/** Compact JSON in fixed member order, for any number of signatures (key rotation carries two). */
+export function encodeEnvelope(e: Envelope): Buffer {
+  const signatures = e.signatures.map((s) => ({ keyid: s.keyid, sig: s.sig }));
+  return Buffer.from(JSON.stringify({ payloadType: e.payloadType, payload: e.payload, signatures }), 'utf8');
 }
 
 /** Signs `payload` and returns the envelope as the exact bytes to send and store. */
 export function signEnvelope(payloadType: string, payload: Buffer, key: KeyObject, keyid: string): Buffer {
-  const sig = edSign(null, pae(payloadType, payload), key);
-  return canonicalEnvelope({ payloadType, payload: payload.toString('base64'), signatures: [{ keyid, sig: sig.toString('base64') }] });
+  return signEnvelopeBy(payloadType, payload, [{ key, keyid }]);
+}
+
+/** One envelope signed by each key in turn, over the same pre-authentication encoding. */
+export function signEnvelopeBy(payloadType: string, payload: Buffer, signers: readonly { key: KeyObject; keyid: string }[]): Buffer {
+  const message = pae(payloadType, payload);
+  const signatures = signers.map((s) => ({ keyid: s.keyid, sig: edSign(null, message, s.key).toString('base64') }));
+  return encodeEnvelope({ payloadType, payload: payload.toString('base64'), signatures });
+}
+
+/** True when the envelope's signature at `index` verifies under `publicKey` (rotation: 0 old key, 1 new key). */
+export function verifySignatureAt(envelope: Envelope, index: number, publicKey: KeyObject): boolean {
+  const payload = strictBase64(envelope.payload);
+  const sig = envelope.signatures[index] === undefined ? null : strictBase64(envelope.signatures[index].sig);
+  return payload !== null && sig !== null && sig.length === 64 && edVerify(null, pae(envelope.payloadType, payload), publicKey, sig);
 }
 
 /** True when one signature on the envelope verifies under `publicKey`. */
@@ -243,6 +262,40 @@ export const enrollResponseSchema = z
   })
   .strict();
 export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Key rotation (POST /v1/keys/rotate): the new key is introduced by a request signed with the
+// current key (signature 0) and, as proof of possession, with the new key (signature 1).
+
+export const rotateKeyPayloadSchema = z
+  .object({
+    agentId: agentIdSchema,
+    /** The new key's generation: the current one plus 1 (the enrolled key is generation 0). */
+    generation: z.number().int().min(1).max(1_000_000),
+    /** Fingerprint (as an agent id) of the key that signs this request: the agent's current key. */
+    previousKeyId: agentIdSchema,
+    publicKey: z.string().max(1000),
+    /** The last sequence number signed with the current key; later ones are signed with the new key. */
+    afterSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    requestedAt: z.iso.datetime({ offset: false }),
+    /** Makes every request's bytes unique. */
+    nonce: z.string().regex(/^[0-9a-f]{32}$/),
+  })
+  .strict();
+export type RotateKeyPayload = z.infer<typeof rotateKeyPayloadSchema>;
+
+export const rotateKeyResponseSchema = z
+  .object({
+    agentId: agentIdSchema,
+    generation: z.number().int().min(1),
+    keyId: agentIdSchema,
+    afterSeq: z.number().int().min(0),
+    rotatedAt: z.iso.datetime({ offset: false }),
+    /** True when this exact request had already been applied (a retry after a lost answer). */
+    duplicate: z.boolean(),
+  })
+  .strict();
+export type RotateKeyResponse = z.infer<typeof rotateKeyResponseSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Policy (served at GET /v1/policy; versions are never overwritten)

@@ -12,7 +12,7 @@ import {
   type Policy,
 } from './contract.js';
 import { CollectorError } from './errors.js';
-import { StrictJsonError, parseStrictJson } from './strict-json.js';
+import { parseRequestJson as json } from './strict-json.js';
 import type { AgentRegistry } from './registry.js';
 import type { EvidenceStore } from './store.js';
 import { consumeToken } from './tokens.js';
@@ -26,13 +26,6 @@ export interface EnrollDeps {
   now: () => Date;
 }
 
-function json(bytes: Buffer): unknown {
-  try {
-    return parseStrictJson(bytes);
-  } catch (err) {
-    throw new CollectorError('COL_ERR_MALFORMED', err instanceof StrictJsonError ? `the body is not strict JSON: ${err.message}` : 'the body is not JSON');
-  }
-}
 
 export function bearerToken(header: string | undefined): string {
   const m = /^Bearer ([^\s]+)$/.exec(header ?? '');
@@ -60,7 +53,8 @@ export async function enroll(deps: EnrollDeps, body: Buffer, authorization: stri
   if (payload.data.tokenSha256 !== sha256Hex(token)) throw new CollectorError('COL_ERR_BAD_SIGNATURE', 'the proof was made for another token');
 
   const agentId = agentIdFor(payload.data.publicKey);
-  if ((await deps.registry.get(agentId)) !== undefined) throw new CollectorError('COL_ERR_AGENT_EXISTS');
+  // A key some agent rotated to is taken too.
+  if ((await deps.registry.get(agentId)) !== undefined || deps.registry.keyOwner(agentId) !== undefined) throw new CollectorError('COL_ERR_AGENT_EXISTS');
   const now = deps.now();
   const tokenRecord = await consumeToken(deps.store, token, now);
   const registered = await deps.registry.register({

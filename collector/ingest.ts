@@ -20,9 +20,9 @@ import {
   type PolicyDocument,
 } from './contract.js';
 import { CollectorError } from './errors.js';
-import { StrictJsonError, parseStrictJson } from './strict-json.js';
+import { parseRequestJson as parseJson } from './strict-json.js';
 import type { Metrics } from './metrics.js';
-import type { AgentRegistry, RegisteredAgent } from './registry.js';
+import { keyForSeq, type AgentRegistry, type RegisteredAgent } from './registry.js';
 import { judge, type CollectorState, type StoredLink } from './state.js';
 import type { EvidenceStore } from './store.js';
 
@@ -58,19 +58,28 @@ class RateLimiter {
   }
 }
 
-function parseJson(bytes: Buffer): unknown {
-  try {
-    return parseStrictJson(bytes);
-  } catch (err) {
-    throw new CollectorError('COL_ERR_MALFORMED', err instanceof StrictJsonError ? `the body is not strict JSON: ${err.message}` : 'the body is not JSON');
-  }
-}
 
 interface Verified {
   bytes: Buffer;
   hash: string;
   agent: RegisteredAgent;
+  /** The generation of the key that verified it: checked again under the agent's lock. */
+  generation: number;
   predicate: AnyStatement['predicate'];
+}
+
+/**
+ * The sequence number an envelope claims, read before its signature is checked, only to choose
+ * which of the agent's keys must verify it. Nothing else is taken from it: the signature covers
+ * the seq, and the statement is parsed strictly after it verified.
+ */
+function claimedSeq(envelope: Envelope): number | null {
+  try {
+    const seq = (JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as { predicate?: { seq?: unknown } } | null)?.predicate?.seq;
+    return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 1 ? seq : null;
+  } catch {
+    return null;
+  }
 }
 
 export class Ingestor {
@@ -139,7 +148,10 @@ export class Ingestor {
     // The keyid only says which registered key to try; the signature decides.
     const agent = await this.#deps.registry.get(keyid);
     if (agent === undefined) throw new CollectorError('COL_ERR_UNKNOWN_AGENT');
-    if (!verifyEnvelope(envelope, agent.key)) throw new CollectorError('COL_ERR_BAD_SIGNATURE');
+    // After a rotation the sequence number decides which key must have signed: the old key's
+    // results up to the rotation point still count (late delivery), and nothing after it.
+    const signer = agent.keys.length === 1 ? agent.keys[0]! : keyForSeq(agent, claimedSeq(envelope) ?? Number.MAX_SAFE_INTEGER);
+    if (!verifyEnvelope(envelope, signer.key)) throw new CollectorError('COL_ERR_BAD_SIGNATURE');
     // Counted after verification, so that nobody can spend another agent's allowance.
     if (this.#limiter !== undefined && !this.#limiter.take(agent.record.agentId, performance.now())) {
       throw new CollectorError('COL_ERR_RATE_LIMITED');
@@ -164,7 +176,7 @@ export class Ingestor {
     if (agent.revocation !== null && predicate.seq > agent.revocation.afterSeq) throw new CollectorError('COL_ERR_REVOKED');
     const skew = (this.#deps.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
     if (Date.parse(predicate.collectedAt) > this.#deps.now().getTime() + skew) throw new CollectorError('COL_ERR_FUTURE');
-    return { bytes, hash: sha256Hex(bytes), agent, predicate };
+    return { bytes, hash: sha256Hex(bytes), agent, generation: signer.generation, predicate };
   }
 
   /** Chain checks for one agent's envelopes (under its lock), then their writes, together. */
@@ -176,8 +188,18 @@ export class Ingestor {
     const pending = new Map<number, StoredLink>();
     const linkAt = (seq: number) => a.links.get(seq) ?? pending.get(seq);
     const writes: { index: number; v: Verified; key: string; gap: boolean }[] = [];
+    // The registry as it is now, under the lock: a rotation or revocation since verification counts.
+    const now = (await this.#deps.registry.get(agentId)) ?? group[0]!.v.agent;
     for (const { index, v } of group) {
       const { seq, prev } = v.predicate;
+      if (now.revocation !== null && seq > now.revocation.afterSeq) {
+        results[index] = new CollectorError('COL_ERR_REVOKED');
+        continue;
+      }
+      if (keyForSeq(now, seq).generation !== v.generation) {
+        results[index] = new CollectorError('COL_ERR_BAD_SIGNATURE', 'the key for this sequence number changed while it was verified');
+        continue;
+      }
       const existing = linkAt(seq);
       if (existing !== undefined) {
         if (existing.hash === v.hash) results[index] = { seq, outcome: 'duplicate', key: existing.key };
@@ -209,7 +231,7 @@ export class Ingestor {
     } finally {
       stopTimer();
     }
-    const now = this.#deps.now().getTime();
+    const receivedAt = this.#deps.now().getTime();
     const policy = this.#deps.policy();
     for (const [i, w] of writes.entries()) {
       const { seq } = w.v.predicate;
@@ -227,12 +249,17 @@ export class Ingestor {
         // The agent lost results to a full spool and says so, signed: count it, alert on it.
         metrics.spoolDropped.inc({ vendor: w.v.agent.record.vendor }, predicate.dropped.count);
         log.warn({ agentId, dropped: predicate.dropped }, 'agent reports dropped results');
-        state.recordSeen(agentId, now);
+        state.recordSeen(agentId, receivedAt);
       } else {
-        state.recordResult(agentId, predicate, judge(predicate, policy, w.v.agent.record.vendor), policy.version, now);
+        state.recordResult(agentId, predicate, judge(predicate, policy, w.v.agent.record.vendor), policy.version, receivedAt);
       }
       results[w.index] = { seq, outcome: 'accepted', key: w.key };
     }
+  }
+
+  /** Runs `work` while no result of this agent is being chain-checked or written (key rotation). */
+  exclusive<T>(agentId: string, work: () => Promise<T>): Promise<T> {
+    return this.#serialized(agentId, work);
   }
 
   async #serialized<T>(agentId: string, work: () => Promise<T>): Promise<T> {

@@ -20,6 +20,7 @@ export interface Metrics {
   chainGaps: Counter<'vendor'>;
   storeErrors: Counter;
   enrollments: Counter<'outcome'>;
+  keyRotations: Counter<'outcome'>;
   spoolDropped: Counter<'vendor'>;
   ingestDuration: Histogram<'outcome'>;
   preflightOk: Gauge;
@@ -180,6 +181,14 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     registers: [registry],
   });
 
+  const keyRotations = new Counter({
+    name: 'vcm_key_rotations_total',
+    help: 'Agent key rotation requests, by outcome: rotated, duplicate (a retry), or the refusal reason.',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const outcome of ['rotated', 'duplicate']) keyRotations.inc({ outcome }, 0);
+
   const live = () => src.registry.all().filter((a) => a.record.revokedAt === null);
 
   // Rendered series per agent, reused across scrapes until the agent's state, the policy or the
@@ -324,6 +333,7 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     chainGaps,
     storeErrors,
     enrollments,
+    keyRotations,
     spoolDropped,
     ingestDuration,
     preflightOk,

@@ -1,8 +1,9 @@
-// The agent registry: keys/<agent id>.json, written once at enrollment, and
-// keys/<agent id>.revoked.json, written once at revocation. Neither is ever rewritten.
+// The agent registry: keys/<agent id>.json, written once at enrollment, keys/<agent id>.key-<n>.json,
+// written once per key rotation, and keys/<agent id>.revoked.json, written once at revocation.
+// None is ever rewritten.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { agentIdSchema, hostSchema, vendorSchema } from './contract.js';
+import { agentIdFor, agentIdSchema, envelopeSchema, hostSchema, vendorSchema } from './contract.js';
 import type { EvidenceStore } from './store.js';
 
 export const agentRecordSchema = z
@@ -29,26 +30,89 @@ export const revocationSchema = z
   .strict();
 export type Revocation = z.infer<typeof revocationSchema>;
 
-export interface RegisteredAgent {
-  record: AgentRecord;
+/**
+ * A key rotation, written once as keys/<agent id>.key-<generation>.json next to the record. It
+ * keeps the signed request as received, so that anyone can check offline that the previous key
+ * introduced this one and that the new key's holder signed it too.
+ */
+export const keyEventSchema = z
+  .object({
+    generation: z.number().int().min(1),
+    /** The new key's fingerprint (SHA-256 of its SPKI DER, as agent ids are). */
+    keyId: agentIdSchema,
+    publicKey: z.string(),
+    /** Results with seq <= afterSeq verify under the previous key, later ones under this one. */
+    afterSeq: z.number().int().min(0),
+    rotatedAt: z.iso.datetime({ offset: false }),
+    request: envelopeSchema,
+  })
+  .strict();
+export type KeyEvent = z.infer<typeof keyEventSchema>;
+
+/** One key in an agent's history: generation 0 is the enrolled key. */
+export interface AgentKey {
+  generation: number;
+  keyId: string;
+  publicKey: string;
+  /** The key signs seq > afterSeq (up to the next key's afterSeq). */
+  afterSeq: number;
+  since: string;
   /** Parsed on first use: PEM parsing costs ~150 µs, minutes for a large fleet at start. */
   readonly key: KeyObject;
-  revocation: Revocation | null;
 }
 
-function entryFor(record: AgentRecord, revocation: Revocation | null): RegisteredAgent {
+export interface RegisteredAgent {
+  record: AgentRecord;
+  revocation: Revocation | null;
+  /** Oldest first; never empty. */
+  keys: AgentKey[];
+  /** The rotations as stored (keys[1..]). */
+  events: KeyEvent[];
+}
+
+function agentKey(generation: number, keyId: string, publicKey: string, afterSeq: number, since: string): AgentKey {
   let key: KeyObject | undefined;
   return {
-    record: { ...record, revokedAt: revocation?.revokedAt ?? null },
-    revocation,
+    generation,
+    keyId,
+    publicKey,
+    afterSeq,
+    since,
     get key() {
-      return (key ??= createPublicKey(record.publicKey));
+      return (key ??= createPublicKey(publicKey));
     },
   };
 }
 
+function entryFor(record: AgentRecord, revocation: Revocation | null, events: KeyEvent[] = []): RegisteredAgent {
+  return {
+    record: { ...record, revokedAt: revocation?.revokedAt ?? null },
+    revocation,
+    keys: [
+      agentKey(0, record.agentId, record.publicKey, 0, record.enrolledAt),
+      ...events.map((e) => agentKey(e.generation, e.keyId, e.publicKey, e.afterSeq, e.rotatedAt)),
+    ],
+    events,
+  };
+}
+
+/** The key that must have signed the result with this sequence number. */
+export function keyForSeq(agent: Pick<RegisteredAgent, 'keys'>, seq: number): AgentKey {
+  let chosen = agent.keys[0]!;
+  for (const k of agent.keys) if (k.afterSeq < seq) chosen = k;
+  return chosen;
+}
+
+export function currentKey(agent: Pick<RegisteredAgent, 'keys'>): AgentKey {
+  return agent.keys.at(-1)!;
+}
+
+const KEYS_FILE_RE = /^keys\/([0-9a-f]{64})(?:(\.revoked)|\.key-([1-9]\d{0,6}))?\.json$/;
+
 export class AgentRegistry {
   readonly #agents = new Map<string, RegisteredAgent>();
+  /** Every key fingerprint ever registered (enrolled or rotated to) → its agent. */
+  readonly #keyOwners = new Map<string, string>();
   readonly #store: EvidenceStore;
 
   constructor(store: EvidenceStore) {
@@ -58,27 +122,51 @@ export class AgentRegistry {
   async load(): Promise<void> {
     const ids: string[] = [];
     const revoked = new Set<string>();
+    const generations = new Map<string, number>();
     for await (const key of this.#store.list('keys/')) {
-      const m = /^keys\/([0-9a-f]{64})(\.revoked)?\.json$/.exec(key);
+      const m = KEYS_FILE_RE.exec(key);
       if (m?.[1] === undefined) continue;
-      if (m[2] === undefined) ids.push(m[1]);
-      else revoked.add(m[1]);
+      if (m[2] !== undefined) revoked.add(m[1]);
+      else if (m[3] !== undefined) generations.set(m[1], Math.max(generations.get(m[1]) ?? 0, Number(m[3])));
+      else ids.push(m[1]);
     }
     // Many reads in flight: a restart with 100,000 agents must not take minutes.
     for (let i = 0; i < ids.length; i += 256) {
-      await Promise.all(ids.slice(i, i + 256).map((id) => this.#read(id, revoked.has(id))));
+      await Promise.all(ids.slice(i, i + 256).map((id) => this.#read(id, revoked.has(id), generations.get(id) ?? 0)));
     }
   }
 
-  async #read(agentId: string, mayBeRevoked = true): Promise<RegisteredAgent | undefined> {
+  /** `generations` known from a listing; undefined: look for them one by one. */
+  async #read(agentId: string, mayBeRevoked = true, generations?: number): Promise<RegisteredAgent | undefined> {
     const raw = await this.#store.get(`keys/${agentId}.json`);
     if (raw === null) return undefined;
     const record = agentRecordSchema.parse(JSON.parse(raw.toString('utf8')));
     const rev = mayBeRevoked ? await this.#store.get(`keys/${agentId}.revoked.json`) : null;
     const revocation = rev === null ? null : revocationSchema.parse(JSON.parse(rev.toString('utf8')));
-    const entry = entryFor(record, revocation);
+    const events = await this.#readEvents(agentId, generations);
+    const entry = entryFor(record, revocation, events);
     this.#agents.set(agentId, entry);
+    for (const k of entry.keys) this.#keyOwners.set(k.keyId, agentId);
     return entry;
+  }
+
+  /** Rotations 1..n, in order; each must follow the one before. */
+  async #readEvents(agentId: string, generations: number | undefined): Promise<KeyEvent[]> {
+    const events: KeyEvent[] = [];
+    for (let g = 1; generations === undefined || g <= generations; g++) {
+      const raw = await this.#store.get(`keys/${agentId}.key-${g}.json`);
+      if (raw === null) {
+        if (generations === undefined) break;
+        throw new Error(`keys/${agentId}.key-${g}.json is missing while a later rotation exists`);
+      }
+      const event = keyEventSchema.parse(JSON.parse(raw.toString('utf8')));
+      const before = events.at(-1)?.afterSeq ?? 0;
+      if (event.generation !== g || event.afterSeq < before || event.keyId !== agentIdFor(event.publicKey)) {
+        throw new Error(`keys/${agentId}.key-${g}.json does not follow the rotation before it`);
+      }
+      events.push(event);
+    }
+    return events;
   }
 
   /** Looks in memory first, then in the store (another process may have enrolled it). */
@@ -92,7 +180,24 @@ export class AgentRegistry {
     const bytes = Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
     if ((await this.#store.putIfAbsent(`keys/${record.agentId}.json`, bytes)) === 'exists') return false;
     this.#agents.set(record.agentId, entryFor(record, null));
+    this.#keyOwners.set(record.agentId, record.agentId);
     return true;
+  }
+
+  /** The agent a key fingerprint belongs to (any generation), if this process knows it. */
+  keyOwner(keyId: string): string | undefined {
+    return this.#keyOwners.get(keyId);
+  }
+
+  /**
+   * Writes the next key event, create-only. 'exists' when that generation was taken first (a
+   * concurrent rotation, or another process): the entry is reloaded from the store then.
+   */
+  async addKeyEvent(agentId: string, event: KeyEvent): Promise<{ put: 'created' | 'exists'; agent: RegisteredAgent | undefined }> {
+    const bytes = Buffer.from(`${JSON.stringify(event, null, 2)}\n`);
+    const put = await this.#store.putIfAbsent(`keys/${agentId}.key-${event.generation}.json`, bytes);
+    this.#agents.delete(agentId);
+    return { put, agent: await this.#read(agentId) };
   }
 
   /** Revokes an agent from a point in its chain. A second revocation keeps the first. */

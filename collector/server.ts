@@ -148,6 +148,7 @@ export async function startCollector(
       const agent = agentId === null ? undefined : await registry.get(agentId);
       return effectivePolicy(policy, agent?.record.vendor ?? null);
     },
+    rotate: { store, registry, state, now, clockSkewSeconds: config.clockSkewSeconds, exclusive: (agentId, work) => ingestor.exclusive(agentId, work) },
     enroll: { store, registry, policyFor: (vendor) => effectivePolicy(policy, vendor), collectorPublicKeyPem: identity.publicKeyPem, now },
     admin: {
       store,

@@ -2,6 +2,7 @@
 // surrounding white space, so two different byte strings could carry one meaning to one reader
 // and another meaning to a different one. This scanner refuses duplicate keys, a byte-order mark,
 // and anything after the value, then hands the text to JSON.parse.
+import { CollectorError } from './errors.js';
 
 export class StrictJsonError extends Error {
   constructor(
@@ -117,4 +118,13 @@ export function parseStrictJson(bytes: Buffer): unknown {
   value(0);
   if (i !== text.length) throw new StrictJsonError('trailing bytes after the JSON value', i);
   return JSON.parse(text);
+}
+
+/** A request body as strict JSON, or COL_ERR_MALFORMED saying why not. */
+export function parseRequestJson(bytes: Buffer): unknown {
+  try {
+    return parseStrictJson(bytes);
+  } catch (err) {
+    throw new CollectorError('COL_ERR_MALFORMED', err instanceof StrictJsonError ? `the body is not strict JSON: ${err.message}` : 'the body is not JSON');
+  }
 }

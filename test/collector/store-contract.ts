@@ -4,7 +4,9 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { evidenceKey } from '../../collector/contract.js';
 import { isCollectorError } from '../../collector/errors.js';
+import { AgentRegistry, keyForSeq, type KeyEvent } from '../../collector/registry.js';
 import type { EvidenceStore } from '../../collector/store.js';
+import { newKey, rotationBody } from '../helpers/agents.js';
 
 export interface StoreUnderTest {
   store: EvidenceStore;
@@ -150,6 +152,43 @@ export function evidenceStoreContract(name: string, factory: () => Promise<Store
       const { store } = await factory();
       await expect(store.ping()).resolves.toBeUndefined();
       expect(store.description).toMatch(/^(filesystem:|s3:\/\/)/);
+    });
+
+    it('keeps an agent registry with its key rotations and revocation: a new registry loads the same history', async () => {
+      const { store } = await factory();
+      const enrolled = newKey();
+      const rotated = [newKey(), newKey()];
+      const registry = new AgentRegistry(store);
+      await registry.register({
+        agentId: enrolled.agentId,
+        vendor: 'acme',
+        host: { hostname: 'h', os: 'linux', arch: 'x64' },
+        agentVersion: '0.1.0',
+        publicKey: enrolled.publicKeyPem,
+        enrolledAt: '2026-11-22T10:00:00.000Z',
+        revokedAt: null,
+      });
+      const current = [enrolled, ...rotated];
+      for (const [i, next] of rotated.entries()) {
+        const request = JSON.parse(rotationBody(enrolled, current[i]!, next, { generation: i + 1, afterSeq: 10 * (i + 1) }).toString()) as KeyEvent['request'];
+        const event: KeyEvent = { generation: i + 1, keyId: next.agentId, publicKey: next.publicKeyPem, afterSeq: 10 * (i + 1), rotatedAt: '2026-11-22T11:00:00.000Z', request };
+        expect((await registry.addKeyEvent(enrolled.agentId, event)).put).toBe('created');
+        // Create-only: the same generation again is refused, the first one stays.
+        expect((await registry.addKeyEvent(enrolled.agentId, { ...event, afterSeq: 99 })).put).toBe('exists');
+      }
+      await registry.revoke(enrolled.agentId, { revokedAt: '2026-11-22T12:00:00.000Z', afterSeq: 25, reason: 'test', by: 'contract' });
+
+      const loaded = new AgentRegistry(store);
+      await loaded.load();
+      const agent = loaded.all().find((a) => a.record.agentId === enrolled.agentId)!;
+      expect(agent.keys.map((k) => [k.generation, k.keyId, k.afterSeq])).toEqual([
+        [0, enrolled.agentId, 0],
+        [1, rotated[0]!.agentId, 10],
+        [2, rotated[1]!.agentId, 20],
+      ]);
+      expect([1, 10, 11, 20, 21].map((seq) => keyForSeq(agent, seq).generation)).toEqual([0, 0, 1, 1, 2]);
+      expect(agent.revocation?.afterSeq).toBe(25);
+      expect(loaded.keyOwner(rotated[1]!.agentId)).toBe(enrolled.agentId);
     });
   });
 }

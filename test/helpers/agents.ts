@@ -1,15 +1,18 @@
 // Test agents that speak the wire contract directly, to drive the collector through edge cases.
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { Finding } from '../../checks/types.js';
 import {
   PAYLOAD_TYPE_ENROLL,
+  PAYLOAD_TYPE_ROTATE_KEY,
   PAYLOAD_TYPE_STATEMENT,
   agentIdFor,
   buildSpoolDropStatement,
   buildStatement,
   sha256Hex,
   signEnvelope,
+  signEnvelopeBy,
   type EnrollPayload,
+  type RotateKeyPayload,
 } from '../../collector/contract.js';
 import type { EvidenceStore } from '../../collector/store.js';
 import { createToken } from '../../collector/tokens.js';
@@ -112,4 +115,33 @@ export function dropEnvelope(agent: TestAgent, seq: number, prev: string | null,
     },
   });
   return signEnvelope(PAYLOAD_TYPE_STATEMENT, Buffer.from(JSON.stringify(statement)), agent.key, agent.agentId);
+}
+
+export type TestKey = ReturnType<typeof newKey>;
+
+/**
+ * A key rotation request for `agent`: signed by `current` (its key now, generation
+ * `generation - 1`) and by `next` as proof of possession. `proofBy`/`signedBy` sign in their place
+ * (tampering), `payload` overrides fields of the signed request.
+ */
+export function rotationBody(
+  agent: Pick<TestAgent, 'agentId'>,
+  current: TestKey,
+  next: TestKey,
+  o: { generation: number; afterSeq: number; signedBy?: KeyObject; proofBy?: KeyObject; payload?: Partial<RotateKeyPayload> },
+): Buffer {
+  const payload: RotateKeyPayload = {
+    agentId: agent.agentId,
+    generation: o.generation,
+    previousKeyId: current.agentId,
+    publicKey: next.publicKeyPem,
+    afterSeq: o.afterSeq,
+    requestedAt: new Date().toISOString(),
+    nonce: randomBytes(16).toString('hex'),
+    ...o.payload,
+  };
+  return signEnvelopeBy(PAYLOAD_TYPE_ROTATE_KEY, Buffer.from(JSON.stringify(payload)), [
+    { key: o.signedBy ?? current.key, keyid: current.agentId },
+    { key: o.proofBy ?? next.key, keyid: next.agentId },
+  ]);
 }

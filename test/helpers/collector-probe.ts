@@ -1,7 +1,7 @@
 // Looking at a collector from outside, as an operator or auditor would: raw HTTP requests, the
 // ingest counters on /metrics, the files in its data folder, and the evidence chains on disk.
 // Signatures and hashes are checked here with node:crypto directly, not with collector code.
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { request } from 'node:http';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -120,9 +120,52 @@ function pae(payloadType: string, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${payload.length} `), payload]);
 }
 
+export interface HistoryKey {
+  generation: number;
+  afterSeq: number;
+  key: KeyObject;
+}
+
+/**
+ * An agent's keys as stored: keys/<agent>.json (generation 0), then keys/<agent>.key-<n>.json. Each
+ * rotation must carry its request, signed first by the key before it and then by the new key,
+ * naming the same key and rotation point as the event; anything else is a problem.
+ */
+export async function keyHistory(dataDir: string, agentId: string): Promise<{ keys: HistoryKey[]; problems: string[] }> {
+  const problems: string[] = [];
+  const record = JSON.parse(await readFile(path.join(dataDir, 'keys', `${agentId}.json`), 'utf8')) as { publicKey: string };
+  const keys: HistoryKey[] = [{ generation: 0, afterSeq: 0, key: createPublicKey(record.publicKey) }];
+  for (let g = 1; ; g++) {
+    let raw: string;
+    try {
+      raw = await readFile(path.join(dataDir, 'keys', `${agentId}.key-${g}.json`), 'utf8');
+    } catch {
+      break;
+    }
+    const event = JSON.parse(raw) as { generation: number; publicKey: string; afterSeq: number; request: { payloadType: string; payload: string; signatures: { sig: string }[] } };
+    const payload = Buffer.from(event.request.payload, 'base64');
+    const claimed = JSON.parse(payload.toString('utf8')) as { agentId: string; generation: number; publicKey: string; afterSeq: number };
+    const newKey = createPublicKey(event.publicKey);
+    const message = pae(event.request.payloadType, payload);
+    const [byOld, byNew] = event.request.signatures;
+    if (byOld === undefined || !verify(null, message, keys.at(-1)!.key, Buffer.from(byOld.sig, 'base64'))) problems.push(`key-${g}: the request is not signed by generation ${g - 1}`);
+    if (byNew === undefined || !verify(null, message, newKey, Buffer.from(byNew.sig, 'base64'))) problems.push(`key-${g}: the request is not signed by the new key`);
+    if (claimed.agentId !== agentId || claimed.generation !== g || claimed.afterSeq !== event.afterSeq || event.generation !== g || !createPublicKey(claimed.publicKey).equals(newKey)) {
+      problems.push(`key-${g}: the event does not say what its signed request says`);
+    }
+    keys.push({ generation: g, afterSeq: event.afterSeq, key: newKey });
+  }
+  return { keys, problems };
+}
+
+function keyForSeq(keys: HistoryKey[], seq: number): HistoryKey {
+  return keys.filter((k) => k.afterSeq < seq).at(-1) ?? keys[0]!;
+}
+
 /**
  * Reads one agent's stored evidence and lists every problem an auditor would find: a file whose
- * name is not its content hash, a signature that does not verify under keys/<agent>.json, a
+ * name is not its content hash, a signature that does not verify under the agent's key for its
+ * sequence number (keys/<agent>.json, then each rotation in keys/<agent>.key-<n>.json), a
  * statement for another agent or another seq than its name, a sequence number stored twice, a
  * missing one in 1..N, or a `prev` that is not the hash of the previous file's bytes. Leftover
  * temporary files are listed apart: after a crash they are expected, otherwise they are not.
@@ -131,7 +174,8 @@ export async function auditChain(dataDir: string, agentId: string): Promise<{ li
   const problems: string[] = [];
   /** `.tmp-*` files: a write that never completed (the store never lists them as evidence). */
   const temporaries: string[] = [];
-  const key = createPublicKey((JSON.parse(await readFile(path.join(dataDir, 'keys', `${agentId}.json`), 'utf8')) as { publicKey: string }).publicKey);
+  const history = await keyHistory(dataDir, agentId);
+  problems.push(...history.problems);
   const evidenceDir = path.join(dataDir, 'evidence');
   const links: StoredLink[] = [];
   for (const rel of await listTree(evidenceDir)) {
@@ -154,8 +198,9 @@ export async function auditChain(dataDir: string, agentId: string): Promise<{ li
     try {
       env = JSON.parse(bytes.toString('utf8')) as typeof env;
       const payload = Buffer.from(env.payload, 'base64');
-      if (!env.signatures.some((s) => verify(null, pae(env.payloadType, payload), key, Buffer.from(s.sig, 'base64')))) {
-        problems.push(`${rel}: no signature verifies under the registered key`);
+      const key = keyForSeq(history.keys, Number(m[1]));
+      if (!env.signatures.some((s) => verify(null, pae(env.payloadType, payload), key.key, Buffer.from(s.sig, 'base64')))) {
+        problems.push(`${rel}: no signature verifies under the registered key for its seq (generation ${key.generation})`);
       }
       predicate = (JSON.parse(payload.toString('utf8')) as { predicate: typeof predicate }).predicate;
     } catch (err) {

@@ -1,0 +1,247 @@
+// `vcm-agent rotate-key` as a user runs it: the real agent CLI against a real collector process.
+// The crash cases put a real TCP relay between them that loses the answer (or the request), kill
+// the agent with SIGKILL at that moment, and check that the next run ends in one consistent state.
+import { spawn } from 'node:child_process';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminToken } from '../../collector/admin.js';
+import { agentIdFor } from '../../collector/contract.js';
+import { FsEvidenceStore } from '../../collector/store.js';
+import { auditChain, listTree } from '../helpers/collector-probe.js';
+import { AgentDaemon } from './daemon/harness.js';
+import { AGENT_CLI, COLLECTOR_CLI, runCli, startCollectorProcess, tempDir, type CliResult, type CollectorProcess } from '../helpers/processes.js';
+
+let data: Awaited<ReturnType<typeof tempDir>>;
+let collector: CollectorProcess;
+let storeDir: string;
+let stateDir: string;
+let agentId: string;
+
+const agent = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
+  runCli(AGENT_CLI, [...args, '--state-dir', stateDir], { env: { VCM_LOG_LEVEL: 'warn', ...env }, timeoutMs: 60_000 });
+
+async function keyFingerprint(file: string): Promise<string> {
+  const pub = createPublicKey(createPrivateKey(await readFile(file, 'utf8')));
+  return agentIdFor(pub.export({ type: 'spki', format: 'pem' }).toString());
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function status(): Promise<{ key: { generation: number; keyId: string } | null; rotationPending: { generation: number } | null; lastSeq: number; spoolDepth: number }> {
+  const res = await agent(['status', '--format', 'json']);
+  expect(res.code, res.stderr).toBe(0);
+  return JSON.parse(res.stdout) as Awaited<ReturnType<typeof status>>;
+}
+
+/** Rotations the collector stored for the agent: keys/<id>.key-<n>.json. */
+async function storedRotations(): Promise<string[]> {
+  return (await readdir(path.join(storeDir, 'keys'))).filter((n) => n.startsWith(`${agentId}.key-`)).sort();
+}
+
+async function runOnceDelivers(): Promise<void> {
+  const res = await agent(['run', '--once']);
+  expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
+  const audit = await auditChain(storeDir, agentId);
+  expect(audit.problems).toEqual([]);
+  expect(audit.links.map((l) => l.seq)).toEqual(Array.from({ length: audit.links.length }, (_, i) => i + 1));
+  expect((await status()).spoolDepth).toBe(0);
+}
+
+/**
+ * A TCP relay to the collector. `drop-answer`: the request reaches the collector, its answer never
+ * reaches the agent. `hold`: the request never reaches the collector. `seen` resolves at that moment.
+ */
+async function relay(mode: 'drop-answer' | 'hold'): Promise<{ url: string; seen: Promise<void>; close: () => Promise<void> }> {
+  const target = new URL(collector.url);
+  let signal!: () => void;
+  const seen = new Promise<void>((resolve) => (signal = resolve));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('error', () => undefined);
+    if (mode === 'hold') {
+      let head = '';
+      client.on('data', (d: Buffer) => {
+        head += d.toString('latin1');
+        if (head.includes('\r\n\r\n')) signal();
+      });
+      return;
+    }
+    const upstream = net.connect(Number(target.port), target.hostname);
+    sockets.add(upstream);
+    upstream.on('error', () => undefined);
+    client.pipe(upstream);
+    upstream.on('data', () => signal());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Starts `rotate-key` through `via`, and SIGKILLs it once the relay saw what it waits for. */
+async function rotateKilled(via: Awaited<ReturnType<typeof relay>>): Promise<void> {
+  const child = spawn(process.execPath, [AGENT_CLI, 'rotate-key', '--state-dir', stateDir], { env: { ...process.env, VCM_COLLECTOR_URL: via.url }, stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, sig) => resolve(sig)));
+  await Promise.race([via.seen, exited.then(() => Promise.reject(new Error('rotate-key exited before the relay saw the request')))]);
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+}
+
+beforeAll(async () => {
+  data = await tempDir('rotate-key');
+  storeDir = path.join(data.dir, 'store');
+  stateDir = path.join(data.dir, 'agent');
+  collector = await startCollectorProcess(storeDir);
+  const token = await runCli(COLLECTOR_CLI, ['token', 'create', '--vendor', 'acme', '--data-dir', storeDir]);
+  expect(token.code, token.stderr).toBe(0);
+  const enrolled = await agent(['enroll', '--collector', collector.url, '--token', token.stdout.trim()]);
+  expect(enrolled.code, enrolled.stderr).toBe(0);
+  agentId = /as agent ([0-9a-f]{64})/.exec(enrolled.stdout)![1]!;
+  await runOnceDelivers();
+}, 120_000);
+
+afterAll(async () => {
+  await collector?.stop();
+  await data?.cleanup();
+});
+
+describe('vcm-agent rotate-key against a collector process', () => {
+  it('rotates with results still spooled: they are delivered late under the old key, later ones under the new key', async () => {
+    // The collector is away for one cycle: its results stay in the spool, signed by the enrolled key.
+    const away = await agent(['run', '--once'], { VCM_COLLECTOR_URL: 'http://127.0.0.1:9' });
+    expect(away.code).not.toBe(0);
+    const before = await status();
+    expect(before.spoolDepth).toBeGreaterThan(0);
+    expect(before.key).toEqual(expect.objectContaining({ generation: 0, keyId: agentId }));
+
+    const res = await agent(['rotate-key']);
+    expect(res.code, res.stderr).toBe(0);
+    const m = /key rotated: generation 1, fingerprint ([0-9a-f]{64}); results after seq (\d+) are signed with it/.exec(res.stdout);
+    expect(m, res.stdout).not.toBeNull();
+    expect(Number(m![2])).toBe(before.lastSeq);
+    const keyFile = path.join(stateDir, 'agent-ed25519.pem');
+    expect(await keyFingerprint(keyFile)).toBe(m![1]);
+    expect(m![1]).not.toBe(agentId);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    expect(await exists(path.join(stateDir, 'agent-ed25519.next.pem'))).toBe(false);
+    expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
+    const after = await status();
+    expect(after).toMatchObject({ key: { generation: 1, keyId: m![1] }, rotationPending: null, spoolDepth: before.spoolDepth, lastSeq: before.lastSeq });
+    const text = await agent(['status']);
+    expect(text.stdout).toMatch(new RegExp(`key +generation 1, fingerprint ${m![1]} \\(rotated \\S+, signs after seq ${before.lastSeq}\\)`));
+
+    await runOnceDelivers();
+    expect(await storedRotations()).toEqual([`${agentId}.key-1.json`]);
+  });
+
+  it('after a kill once the collector applied the rotation but before the agent heard it, the next run finishes the switch', async () => {
+    const via = await relay('drop-answer');
+    try {
+      await rotateKilled(via);
+    } finally {
+      await via.close();
+    }
+    // The collector has generation 2; the agent still holds generation 1 and the pending request.
+    expect(await storedRotations()).toEqual([`${agentId}.key-1.json`, `${agentId}.key-2.json`]);
+    const pending = await status();
+    expect(pending).toMatchObject({ key: { generation: 1 }, rotationPending: { generation: 2 } });
+    expect((await agent(['status'])).stdout).toContain('rotation to generation 2 pending');
+
+    await runOnceDelivers();
+    const after = await status();
+    expect(after).toMatchObject({ key: { generation: 2 }, rotationPending: null });
+    expect(after.key!.keyId).toBe(await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem')));
+    expect(await storedRotations()).toHaveLength(2);
+  });
+
+  it('after a kill before the request reached the collector, rotate-key sends the same request instead of starting another', async () => {
+    const via = await relay('hold');
+    try {
+      await rotateKilled(via);
+    } finally {
+      await via.close();
+    }
+    expect(await storedRotations()).toHaveLength(2);
+    const pending = (JSON.parse(await readFile(path.join(stateDir, 'rotation.json'), 'utf8')) as { keyId: string; generation: number });
+    expect(pending.generation).toBe(3);
+
+    const res = await agent(['rotate-key']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(`key rotated: generation 3, fingerprint ${pending.keyId}`);
+    expect(await storedRotations()).toHaveLength(3);
+    expect(await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'))).toBe(pending.keyId);
+    await runOnceDelivers();
+  });
+
+  it('the daemon, started with a rotation pending while the collector is away, signs nothing until it settles it', async () => {
+    const via = await relay('drop-answer');
+    try {
+      await rotateKilled(via);
+    } finally {
+      await via.close();
+    }
+    expect(await status()).toMatchObject({ key: { generation: 3 }, rotationPending: { generation: 4 } });
+    const { port } = new URL(collector.url);
+    await collector.stop();
+    const daemon = new AgentDaemon(['--state-dir', stateDir, '--interval', '60'], { VCM_LOG_LEVEL: 'info' });
+    try {
+      await daemon.waitFor((l) => l.msg === 'key rotation pending; waiting for the collector before signing anything', 20_000, 'the pending rotation warning');
+      expect(daemon.lines.some((l) => l.msg === 'agent started' || l.msg === 'check done')).toBe(false);
+      collector = await startCollectorProcess(storeDir, { listen: `127.0.0.1:${port}` });
+      await daemon.waitFor((l) => l.msg === 'key rotated' && l.generation === 4 && l.duplicate === true, 20_000, 'the rotation settled');
+      const started = await daemon.waitFor((l) => l.msg === 'agent started', 20_000, 'the start');
+      await daemon.waitFor((l) => l.msg === 'check done', 30_000, 'a check signed with the new key');
+      await daemon.waitDrained(daemon.lines.indexOf(started), 30_000);
+    } finally {
+      expect((await daemon.stop()).code).toBe(0);
+    }
+    expect(await status()).toMatchObject({ key: { generation: 4 }, rotationPending: null, spoolDepth: 0 });
+    expect(await storedRotations()).toHaveLength(4);
+    expect((await auditChain(storeDir, agentId)).problems).toEqual([]);
+  }, 90_000);
+
+  it('is refused while another process holds the state directory', async () => {
+    await writeFile(path.join(stateDir, 'agent.lock'), `${collector.child.pid}\n`);
+    try {
+      const res = await agent(['rotate-key']);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/AGT_ERR_STATE_LOCKED/);
+      expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
+    } finally {
+      await writeFile(path.join(stateDir, 'agent.lock'), '0\n');
+    }
+  });
+
+  it('keeps the current key when the collector refuses (a revoked agent)', async () => {
+    const store = new FsEvidenceStore(storeDir);
+    const adminToken = await createAdminToken(store, { name: 'rotate-key test', role: 'admin' });
+    const revoke = await runCli(COLLECTOR_CLI, ['agents', 'revoke', agentId, '--reason', 'test', '--collector', collector.url], { env: { VCM_ADMIN_TOKEN: adminToken } });
+    expect(revoke.code, revoke.stderr).toBe(0);
+    const keyBefore = await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'));
+    const files = await listTree(storeDir);
+
+    const res = await agent(['rotate-key']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/AGT_ERR_ROTATE_REJECTED: COL_ERR_REVOKED/);
+    expect(await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'))).toBe(keyBefore);
+    expect(await exists(path.join(stateDir, 'agent-ed25519.next.pem'))).toBe(false);
+    expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
+    expect(await status()).toMatchObject({ key: { generation: 4 }, rotationPending: null });
+    expect(await listTree(storeDir)).toEqual(files);
+  });
+});
