@@ -198,6 +198,11 @@ describe('vcm-agent rotate-key against a collector process', () => {
     expect(await status()).toMatchObject({ key: { generation: 3 }, rotationPending: { generation: 4 } });
     const { port } = new URL(collector.url);
     await collector.stop();
+    // The earlier runs in this file are recent: forget them, so that every check is due at start
+    // instead of at its next slot (up to a minute and a half away with jitter).
+    const statusFile = path.join(stateDir, 'status.json');
+    const recorded = JSON.parse(await readFile(statusFile, 'utf8')) as { checks: Record<string, unknown> };
+    await writeFile(statusFile, JSON.stringify({ ...recorded, checks: {} }));
     const daemon = new AgentDaemon(['--state-dir', stateDir, '--interval', '60'], { VCM_LOG_LEVEL: 'info' });
     try {
       await daemon.waitFor((l) => l.msg === 'key rotation pending; waiting for the collector before signing anything', 20_000, 'the pending rotation warning');
