@@ -60,6 +60,9 @@ export interface FileStat {
   uid: number;
   gid: number;
   mtimeMs: number;
+  /** Inode change time and number, where the platform has them: with size and mtime they tell a changed file. */
+  ctimeMs?: number;
+  ino?: number;
 }
 
 export interface HttpResult {
