@@ -105,6 +105,8 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       },
     });
 
+    // What each check keeps between its runs (parsed files it reads again only when they change).
+    const caches = new Map<string, Map<string, unknown>>();
     const runOne = async (id: string, reason: RunReason): Promise<void> => {
       const check = checkById(id);
       // Queued before a policy change turned it off: skip it.
@@ -115,7 +117,9 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       log.debug({ check: id, reason }, 'check started');
       const cpu0 = process.cpuUsage();
       const io = new RealHostIO({ root: config.root, allowedCommands: allowListFor([check], currentPlatform()) });
-      const finding = await runCheck(check, { io, configs: { [id]: p?.checks[check.id]?.config ?? {} } });
+      let cache = caches.get(id);
+      if (cache === undefined) caches.set(id, (cache = new Map()));
+      const finding = await runCheck(check, { io, configs: { [id]: p?.checks[check.id]?.config ?? {} }, caches: { [id]: cache } });
       const cpu1 = process.cpuUsage(cpu0);
       const { signed, drop } = await ledger.append([finding], p?.version ?? null);
       const cpu2 = process.cpuUsage(cpu0);

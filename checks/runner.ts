@@ -11,6 +11,8 @@ export interface RunOptions {
   configs?: Partial<Record<string, unknown>>;
   timeoutMs?: number;
   now?: () => Date;
+  /** Per-check state kept between runs (CollectContext.cache); only the daemon passes it. */
+  caches?: Partial<Record<string, Map<string, unknown>>>;
 }
 
 function unknown(code: CheckErrorCode, message: string, subject?: string): Evaluation {
@@ -114,8 +116,9 @@ export async function runCheck(check: AnyCheck, opts: RunOptions): Promise<Findi
   if (!cfg.ok) return done(null, { status: 'unknown', reasons: [cfg.reason] });
   let facts: unknown;
   try {
+    const cache = opts.caches?.[check.id];
     facts = await withBudget(opts.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS, (signal) =>
-      check.collect({ io: opts.io, platform: opts.io.platform, config: cfg.config, signal }),
+      check.collect({ io: opts.io, platform: opts.io.platform, config: cfg.config, signal, ...(cache === undefined ? {} : { cache }) }),
     );
   } catch (err) {
     if (err instanceof Timeout) return done(null, unknown('CHK_ERR_TIMEOUT', 'the check ran out of time'));

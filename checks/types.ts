@@ -106,6 +106,11 @@ export interface CollectContext<C = unknown> {
   config: C;
   /** Aborted when the check's time budget runs out. */
   signal: AbortSignal;
+  /**
+   * What the check may keep between its runs: created once by the daemon, one per check, and
+   * absent everywhere else (one-shot runs, replays), where the check reads everything afresh.
+   */
+  cache?: Map<string, unknown>;
 }
 
 /**
