@@ -110,7 +110,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
     const runOne = async (id: string, reason: RunReason): Promise<void> => {
       const check = checkById(id);
       // Queued before a policy change turned it off: skip it.
-      if (check === undefined || scheduler.planned(id) === undefined) return;
+      if (check === undefined || scheduler.task(id) === undefined) return;
       cycle ??= { cpu: process.cpuUsage(), at: performance.now(), checks: 0, checksCpuMs: 0 };
       cycle.checks++;
       const p = policy;
