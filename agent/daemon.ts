@@ -109,17 +109,27 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       },
     });
 
+    // What each check keeps between its runs (parsed files it reads again only when they change).
+    const caches = new Map<string, Map<string, unknown>>();
     const runOne = async (id: string, reason: RunReason): Promise<void> => {
       const check = checkById(id);
       // Queued before a policy change turned it off: skip it.
-      if (check === undefined || scheduler.planned(id) === undefined) return;
+      if (check === undefined || scheduler.task(id) === undefined) return;
       cycle ??= { cpu: process.cpuUsage(), at: performance.now(), checks: 0, checksCpuMs: 0 };
       cycle.checks++;
       const p = policy;
       log.debug({ check: id, reason }, 'check started');
       const cpu0 = process.cpuUsage();
       const io = new RealHostIO({ root: config.root, allowedCommands: allowListFor([check], currentPlatform()) });
-      const finding = await runCheck(check, { io, configs: { [id]: p?.checks[check.id]?.config ?? {} }, timeoutsMs: policyTimeouts(p?.checks), identityProvider });
+      let cache = caches.get(id);
+      if (cache === undefined) caches.set(id, (cache = new Map()));
+      const finding = await runCheck(check, {
+        io,
+        configs: { [id]: p?.checks[check.id]?.config ?? {} },
+        timeoutsMs: policyTimeouts(p?.checks),
+        identityProvider,
+        caches: { [id]: cache },
+      });
       const cpu1 = process.cpuUsage(cpu0);
       const { signed, drop } = await ledger.append([finding], p?.version ?? null);
       const cpu2 = process.cpuUsage(cpu0);

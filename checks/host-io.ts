@@ -1,6 +1,7 @@
 // The real HostIO: files under a root prefix, and commands from a declared allow-list only.
 // This is the only module that may import node:child_process (eslint enforces it).
 import { execFile } from 'node:child_process';
+import { lstatSync, readFileSync, readdirSync, readlinkSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckError, codeForFsError } from './errors.js';
@@ -55,6 +56,114 @@ function commandKey(command: string, args: readonly string[]): string {
   return JSON.stringify([command, ...args]);
 }
 
+type ResolveStep = { op: 'lstat'; path: string } | { op: 'readlink'; path: string };
+
+/**
+ * The walk behind `resolve`, written once for the asynchronous and the synchronous callers: it
+ * yields each lstat (answered with "is a symlink", or null when lstat failed) and readlink it needs.
+ */
+function* resolveSteps(root: string, hostPath: string, followFinal: boolean): Generator<ResolveStep, string, boolean | null | string> {
+  if (!hostPath.startsWith('/')) {
+    throw new CheckError('CHK_ERR_INTERNAL', 'host paths must be absolute', { subject: hostPath });
+  }
+  if (hostPath.split('/').includes('..')) {
+    throw new CheckError('CHK_ERR_INTERNAL', 'host paths must not contain ".."', { subject: hostPath });
+  }
+  if (root === '/') return path.posix.normalize(hostPath);
+  let resolved: string[] = [];
+  let pending = hostPath.split('/');
+  for (let hops = 0; pending.length > 0; ) {
+    const part = pending.shift()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      resolved.pop();
+      continue;
+    }
+    if (pending.length === 0 && !followFinal) {
+      resolved.push(part);
+      break;
+    }
+    const candidate = path.join(root, ...resolved, part);
+    const isLink = yield { op: 'lstat', path: candidate };
+    if (isLink === null) {
+      // Missing or unreadable: the operation itself reports it with the right code.
+      resolved.push(part, ...pending);
+      break;
+    }
+    if (isLink !== true) {
+      resolved.push(part);
+      continue;
+    }
+    if (++hops > MAX_SYMLINK_HOPS) throw new CheckError('CHK_ERR_SOURCE_MISSING', 'too many symbolic links', { subject: hostPath });
+    const target = String(yield { op: 'readlink', path: candidate });
+    if (target.startsWith('/')) resolved = [];
+    pending = [...target.split('/'), ...pending];
+  }
+  return path.join(root, ...resolved);
+}
+
+async function isSymlink(p: string): Promise<boolean | null> {
+  try {
+    return (await lstat(p)).isSymbolicLink();
+  } catch {
+    return null;
+  }
+}
+
+function isSymlinkSync(p: string): boolean | null {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Kernel pseudo-files that the kernel answers from memory: no disk, no network, and no lock that
+ * another process can hold indefinitely. These are read with synchronous syscalls. Each
+ * asynchronous open, stat, read, close or readlink is a round trip through libuv's thread pool,
+ * which costs about ten times the CPU of the syscall itself, and a cycle's scans of /proc make
+ * hundreds of them. Everything else (files on disks, which may be network mounts) stays
+ * asynchronous, so that a hung read still ends in CHK_ERR_TIMEOUT. Left out on purpose:
+ * per-process files that take the process's memory-map lock (cmdline, environ, maps,
+ * map_files), which a process stuck in uninterruptible sleep can hold, and sysfs attributes that
+ * ask a driver (speed, duplex, ...).
+ */
+const IN_MEMORY = {
+  readFile: [
+    /^\/proc\/(\d+|self)\/comm$/,
+    /^\/proc\/net\/[^/]+$/,
+    /^\/proc\/sys\/kernel\/[a-z_]+$/,
+    /^\/proc\/(cmdline|modules)$/,
+    /^\/sys\/class\/net\/[^/]+\/(type|flags|operstate|uevent|tun_flags)$/,
+    /^\/sys\/bus\/usb\/devices\/[^/]+\/(bInterfaceClass|bInterfaceProtocol|idVendor|idProduct|product|manufacturer|authorized)$/,
+  ],
+  readDir: [/^\/proc(\/(\d+|self)\/fd)?$/, /^\/sys\//],
+  readLink: [/^\/proc\/(\d+|self)\/fd\/\d+$/, /^\/sys\//],
+  stat: [/^\/sys\//],
+} as const;
+
+function inMemory(op: keyof typeof IN_MEMORY, hostPath: string): boolean {
+  return IN_MEMORY[op].some((re) => re.test(hostPath));
+}
+
+function fileStat(s: Stats): FileStat {
+  return {
+    type: s.isSymbolicLink() ? 'symlink' : s.isDirectory() ? 'dir' : s.isFile() ? 'file' : 'other',
+    size: s.size,
+    mode: s.mode & 0o7777,
+    uid: s.uid,
+    gid: s.gid,
+    mtimeMs: s.mtimeMs,
+    ctimeMs: s.ctimeMs,
+    ino: s.ino,
+  };
+}
+
+function dirEntry(e: Dirent): DirEntry {
+  return { name: e.name, type: e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other' };
+}
+
 export class RealHostIO implements HostIO {
   readonly platform: Platform;
   readonly root: string;
@@ -74,52 +183,28 @@ export class RealHostIO implements HostIO {
    * restarts at the root, and `..` never climbs above it (as in a chroot).
    */
   async resolve(hostPath: string, followFinal = true): Promise<string> {
-    if (!hostPath.startsWith('/')) {
-      throw new CheckError('CHK_ERR_INTERNAL', 'host paths must be absolute', { subject: hostPath });
+    const steps = resolveSteps(this.root, hostPath, followFinal);
+    for (let step = steps.next(); ; ) {
+      if (step.done === true) return step.value;
+      step = steps.next(step.value.op === 'lstat' ? await isSymlink(step.value.path) : await readlink(step.value.path));
     }
-    if (hostPath.split('/').includes('..')) {
-      throw new CheckError('CHK_ERR_INTERNAL', 'host paths must not contain ".."', { subject: hostPath });
+  }
+
+  /** `resolve` with synchronous syscalls, for kernel pseudo-files only (see IN_MEMORY). */
+  resolveSync(hostPath: string, followFinal = true): string {
+    const steps = resolveSteps(this.root, hostPath, followFinal);
+    for (let step = steps.next(); ; ) {
+      if (step.done === true) return step.value;
+      step = steps.next(step.value.op === 'lstat' ? isSymlinkSync(step.value.path) : readlinkSync(step.value.path));
     }
-    if (this.root === '/') return path.posix.normalize(hostPath);
-    let resolved: string[] = [];
-    let pending = hostPath.split('/');
-    for (let hops = 0; pending.length > 0; ) {
-      const part = pending.shift()!;
-      if (part === '' || part === '.') continue;
-      if (part === '..') {
-        resolved.pop();
-        continue;
-      }
-      if (pending.length === 0 && !followFinal) {
-        resolved.push(part);
-        break;
-      }
-      const candidate = path.join(this.root, ...resolved, part);
-      let isLink = false;
-      try {
-        isLink = (await lstat(candidate)).isSymbolicLink();
-      } catch {
-        // Missing or unreadable: the operation itself reports it with the right code.
-        resolved.push(part, ...pending);
-        break;
-      }
-      if (!isLink) {
-        resolved.push(part);
-        continue;
-      }
-      if (++hops > MAX_SYMLINK_HOPS) throw new CheckError('CHK_ERR_SOURCE_MISSING', 'too many symbolic links', { subject: hostPath });
-      const target = await readlink(candidate);
-      if (target.startsWith('/')) resolved = [];
-      pending = [...target.split('/'), ...pending];
-    }
-    return path.join(this.root, ...resolved);
   }
 
   async readFile(hostPath: string): Promise<string> {
-    const real = await this.resolve(hostPath);
+    const sync = inMemory('readFile', hostPath);
+    const real = sync ? this.resolveSync(hostPath) : await this.resolve(hostPath);
     let buf: Buffer;
     try {
-      buf = await readFile(real);
+      buf = sync ? readFileSync(real) : await readFile(real);
     } catch (err) {
       throw new CheckError(codeForFsError(err), 'cannot read file', { subject: hostPath, cause: err });
     }
@@ -130,39 +215,30 @@ export class RealHostIO implements HostIO {
   }
 
   async readDir(hostPath: string): Promise<DirEntry[]> {
-    const real = await this.resolve(hostPath);
+    const sync = inMemory('readDir', hostPath);
+    const real = sync ? this.resolveSync(hostPath) : await this.resolve(hostPath);
     try {
-      const entries = await readdir(real, { withFileTypes: true });
-      return entries.map((e) => ({
-        name: e.name,
-        type: e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other',
-      }));
+      return (sync ? readdirSync(real, { withFileTypes: true }) : await readdir(real, { withFileTypes: true })).map(dirEntry);
     } catch (err) {
       throw new CheckError(codeForFsError(err), 'cannot list directory', { subject: hostPath, cause: err });
     }
   }
 
   async readLink(hostPath: string): Promise<string> {
-    const real = await this.resolve(hostPath, false);
+    const sync = inMemory('readLink', hostPath);
+    const real = sync ? this.resolveSync(hostPath, false) : await this.resolve(hostPath, false);
     try {
-      return await readlink(real);
+      return sync ? readlinkSync(real) : await readlink(real);
     } catch (err) {
       throw new CheckError(codeForFsError(err), 'cannot read link', { subject: hostPath, cause: err });
     }
   }
 
   async stat(hostPath: string): Promise<FileStat> {
-    const real = await this.resolve(hostPath, false);
+    const sync = inMemory('stat', hostPath);
+    const real = sync ? this.resolveSync(hostPath, false) : await this.resolve(hostPath, false);
     try {
-      const s = await lstat(real);
-      return {
-        type: s.isSymbolicLink() ? 'symlink' : s.isDirectory() ? 'dir' : s.isFile() ? 'file' : 'other',
-        size: s.size,
-        mode: s.mode & 0o7777,
-        uid: s.uid,
-        gid: s.gid,
-        mtimeMs: s.mtimeMs,
-      };
+      return fileStat(sync ? lstatSync(real) : await lstat(real));
     } catch (err) {
       throw new CheckError(codeForFsError(err), 'cannot stat', { subject: hostPath, cause: err });
     }

@@ -40,6 +40,8 @@ const callSchema = z.discriminatedUnion('op', [
           uid: z.number().int().nonnegative(),
           gid: z.number().int().nonnegative(),
           mtimeMs: z.number(),
+          ctimeMs: z.number().optional(),
+          ino: z.number().int().nonnegative().optional(),
         })
         .strict()
         .optional(),

@@ -16,6 +16,8 @@ export interface RunOptions {
   /** Identity-provider access from the agent's local config, handed to every check. */
   identityProvider?: IdentityProviderAccess;
   now?: () => Date;
+  /** Per-check state kept between runs (CollectContext.cache); only the daemon passes it. */
+  caches?: Partial<Record<string, Map<string, unknown>>>;
 }
 
 /** The policy's per-check budgets in milliseconds, for RunOptions.timeoutsMs. */
@@ -131,8 +133,9 @@ export async function runCheck(check: AnyCheck, opts: RunOptions): Promise<Findi
   if (!cfg.ok) return done(null, { status: 'unknown', reasons: [cfg.reason] });
   let facts: unknown;
   try {
+    const cache = opts.caches?.[check.id];
     facts = await withBudget(budgetFor(check, cfg.config, opts), (signal) =>
-      check.collect({ io: opts.io, platform: opts.io.platform, config: cfg.config, signal, identityProvider: opts.identityProvider }),
+      check.collect({ io: opts.io, platform: opts.io.platform, config: cfg.config, signal, identityProvider: opts.identityProvider, ...(cache === undefined ? {} : { cache }) }),
     );
   } catch (err) {
     if (err instanceof Timeout) return done(null, unknown('CHK_ERR_TIMEOUT', 'the check ran out of time'));

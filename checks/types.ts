@@ -60,6 +60,9 @@ export interface FileStat {
   uid: number;
   gid: number;
   mtimeMs: number;
+  /** Inode change time and number, where the platform has them: with size and mtime they tell a changed file. */
+  ctimeMs?: number;
+  ino?: number;
 }
 
 export interface HttpResult {
@@ -128,6 +131,11 @@ export interface CollectContext<C = unknown> {
   signal: AbortSignal;
   /** Identity-provider access from the agent's local config; absent when it has none. */
   identityProvider?: IdentityProviderAccess | undefined;
+  /**
+   * What the check may keep between its runs: created once by the daemon, one per check, and
+   * absent everywhere else (one-shot runs, replays), where the check reads everything afresh.
+   */
+  cache?: Map<string, unknown>;
 }
 
 /**

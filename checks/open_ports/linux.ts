@@ -108,63 +108,102 @@ function parseError(source: string, line: number, what: string): CheckError {
   return new CheckError('CHK_ERR_PARSE', `unexpected ${what} in a /proc/net table`, { subject: `${source}:${line}` });
 }
 
+/** One row's fields, checked but not decoded: most rows of a busy host are not listeners. */
+interface RawRow {
+  local: string;
+  localPort: string;
+  remote: string;
+  remotePort: string;
+  state: string;
+  uid: string;
+  inode: string;
+}
+
+/** A well-formed row in one match; any other row goes through the field checks for its exact error. */
+const ROW = {
+  ipv4: /^\d+:\s+([0-9A-Fa-f]{8}):([0-9A-Fa-f]{4})\s+([0-9A-Fa-f]{8}):([0-9A-Fa-f]{4})\s+([0-9A-Fa-f]{2})\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+(\d+)(?:\s|$)/,
+  ipv6: /^\d+:\s+([0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})\s+([0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})\s+([0-9A-Fa-f]{2})\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+(\d+)(?:\s|$)/,
+} as const;
+
 /**
- * Parses a /proc/net/{tcp,tcp6,udp,udp6} table. Columns after the header:
+ * The rows of a /proc/net/{tcp,tcp6,udp,udp6} table. Columns after the header:
  * `sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...`.
  */
-export function parseProcNet(text: string, family: Family, source = '/proc/net'): ProcNetSocket[] {
+function rawRows(text: string, family: Family, source: string): RawRow[] {
   const lines = text.split('\n');
   if (!(lines[0] ?? '').includes('local_address')) throw parseError(source, 1, 'header');
-  const out: ProcNetSocket[] = [];
+  const out: RawRow[] = [];
   for (let n = 1; n < lines.length; n++) {
     const line = (lines[n] ?? '').trim();
     if (line === '') continue;
-    const f = line.split(/\s+/);
-    const [sl, local, remote, st, , , , uid, , inode] = f;
-    if (f.length < 10 || sl === undefined || !/^\d+:$/.test(sl)) throw parseError(source, n + 1, 'row');
-    const l = splitEndpoint(local, family);
-    const r = splitEndpoint(remote, family);
-    if (l === null || r === null) throw parseError(source, n + 1, 'address');
-    if (st === undefined || !/^[0-9A-Fa-f]{2}$/.test(st)) throw parseError(source, n + 1, 'state');
-    if (uid === undefined || inode === undefined || !DECIMAL.test(uid) || !DECIMAL.test(inode)) {
-      throw parseError(source, n + 1, 'uid or inode');
-    }
-    out.push({
-      localAddress: l.address,
-      localPort: l.port,
-      remoteAddress: r.address,
-      remotePort: r.port,
-      remoteUnspecified: allZero(r.bytes),
-      state: parseInt(st, 16),
-      uid: Number(uid),
-      inode: Number(inode),
-      scope: scopeOf(l.bytes, family),
-    });
+    const m = ROW[family].exec(line);
+    out.push(m === null ? checkedRow(line, family, source, n + 1) : { local: m[1]!, localPort: m[2]!, remote: m[3]!, remotePort: m[4]!, state: m[5]!, uid: m[6]!, inode: m[7]! });
   }
   return out;
 }
 
-function splitEndpoint(s: string | undefined, family: Family): { bytes: Uint8Array; address: string; port: number } | null {
+/** The field-by-field checks, which name what is wrong with a row. */
+function checkedRow(line: string, family: Family, source: string, lineNo: number): RawRow {
+  const f = line.split(/\s+/);
+  const [sl, local, remote, st, , , , uid, , inode] = f;
+  if (f.length < 10 || sl === undefined || !/^\d+:$/.test(sl)) throw parseError(source, lineNo, 'row');
+  const l = splitEndpoint(local, family);
+  const r = splitEndpoint(remote, family);
+  if (l === null || r === null) throw parseError(source, lineNo, 'address');
+  if (st === undefined || !/^[0-9A-Fa-f]{2}$/.test(st)) throw parseError(source, lineNo, 'state');
+  if (uid === undefined || inode === undefined || !DECIMAL.test(uid) || !DECIMAL.test(inode)) {
+    throw parseError(source, lineNo, 'uid or inode');
+  }
+  return { local: l.hexAddr, localPort: l.hexPort, remote: r.hexAddr, remotePort: r.hexPort, state: st, uid, inode };
+}
+
+function decodeEndpoint(hexAddr: string, family: Family): { bytes: Uint8Array; address: string } {
+  const bytes = decodeAddressBytes(hexAddr, family)!;
+  return { bytes, address: family === 'ipv4' ? formatIPv4(bytes) : formatIPv6(bytes) };
+}
+
+/** Parses a /proc/net/{tcp,tcp6,udp,udp6} table, every row decoded. */
+export function parseProcNet(text: string, family: Family, source = '/proc/net'): ProcNetSocket[] {
+  return rawRows(text, family, source).map((row) => {
+    const l = decodeEndpoint(row.local, family);
+    const r = decodeEndpoint(row.remote, family);
+    return {
+      localAddress: l.address,
+      localPort: parseInt(row.localPort, 16),
+      remoteAddress: r.address,
+      remotePort: parseInt(row.remotePort, 16),
+      remoteUnspecified: allZero(r.bytes),
+      state: parseInt(row.state, 16),
+      uid: Number(row.uid),
+      inode: Number(row.inode),
+      scope: scopeOf(l.bytes, family),
+    };
+  });
+}
+
+function splitEndpoint(s: string | undefined, family: Family): { hexAddr: string; hexPort: string } | null {
   if (s === undefined) return null;
   const [hexAddr, hexPort, extra] = s.split(':');
   if (hexAddr === undefined || hexPort === undefined || extra !== undefined || !HEX4.test(hexPort)) return null;
-  const bytes = decodeAddressBytes(hexAddr, family);
-  if (bytes === null) return null;
   // The port is printed after ntohs, so it reads as a plain number.
-  return { bytes, address: family === 'ipv4' ? formatIPv4(bytes) : formatIPv6(bytes), port: parseInt(hexPort, 16) };
+  return decodeAddressBytes(hexAddr, family) === null ? null : { hexAddr, hexPort };
 }
+
+const ZEROS = /^0+$/;
 
 /**
  * The sockets of one table that accept traffic: TCP in LISTEN; UDP whose remote end is unset
- * (a connected UDP socket is a client and only takes datagrams from its peer).
+ * (a connected UDP socket is a client and only takes datagrams from its peer). Only these rows
+ * are decoded; every row is still checked.
  */
-export function listenersFromProcNet(text: string, protocol: Protocol, family: Family, source?: string): ParsedListener[] {
+export function listenersFromProcNet(text: string, protocol: Protocol, family: Family, source = '/proc/net'): ParsedListener[] {
   const out: ParsedListener[] = [];
-  for (const s of parseProcNet(text, family, source)) {
-    const receiving = protocol === 'tcp' ? s.state === TCP_LISTEN : s.remoteUnspecified && s.remotePort === 0;
+  for (const row of rawRows(text, family, source)) {
+    const receiving = protocol === 'tcp' ? parseInt(row.state, 16) === TCP_LISTEN : ZEROS.test(row.remote) && ZEROS.test(row.remotePort);
     // Port 0 is not bound to anything a peer could reach.
-    if (!receiving || s.localPort === 0) continue;
-    out.push({ protocol, family, address: s.localAddress, port: s.localPort, scope: s.scope, uid: s.uid, inode: s.inode });
+    if (!receiving || ZEROS.test(row.localPort)) continue;
+    const l = decodeEndpoint(row.local, family);
+    out.push({ protocol, family, address: l.address, port: parseInt(row.localPort, 16), scope: scopeOf(l.bytes, family), uid: Number(row.uid), inode: Number(row.inode) });
   }
   return out;
 }

@@ -4,6 +4,7 @@
 // Storage Access policies. See README.md for what counts as enforced.
 import { z } from 'zod';
 import { CheckError, isCheckError } from '../errors.js';
+import { FileCache } from '../file-cache.js';
 import type { Check, CollectContext, Evaluation, HostIO, SourceDecl } from '../types.js';
 import { darwinFactsSchema, evaluateDarwin, parseProfilesOutput, DARWIN_FAIL_CODES } from './darwin.js';
 import {
@@ -161,7 +162,7 @@ interface ModprobeConfig {
 }
 
 /** Reads modprobe.d as kmod does: *.conf files, one per name (the first directory wins), sorted by name. */
-async function readModprobeConfig(io: HostIO): Promise<ModprobeConfig> {
+async function readModprobeConfig(io: HostIO, files: FileCache): Promise<ModprobeConfig> {
   const byName = new Map<string, string>();
   const unreadable: string[] = [];
   for (const dir of MODPROBE_DIRS) {
@@ -185,13 +186,16 @@ async function readModprobeConfig(io: HostIO): Promise<ModprobeConfig> {
   const entries: { file: string; entry: ModprobeEntry }[] = [];
   for (const name of [...byName.keys()].sort()) {
     const file = byName.get(name)!;
-    const r = await readClassified(io, file);
+    const r = await files.get(file, async () => {
+      const read = await readClassified(io, file);
+      return read.ok ? { ok: true as const, entries: parseModprobeConf(read.text) } : read;
+    });
     if (!r.ok) {
       if (r.why === 'denied') unreadable.push(file);
       continue;
     }
     filesRead.push(file);
-    for (const entry of parseModprobeConf(r.text)) entries.push({ file, entry });
+    for (const entry of r.entries) entries.push({ file, entry });
   }
   return { filesRead, unreadable, entries };
 }
@@ -326,6 +330,8 @@ async function collectAttached(io: HostIO, signal: AbortSignal): Promise<{ usbBu
 
 async function collectLinux(ctx: CollectContext<Config>): Promise<LinuxFacts> {
   const { io, signal, config } = ctx;
+  // modules.dep runs to hundreds of kilobytes: it and modprobe.d are parsed again only when they change.
+  const files = new FileCache(io, ctx.cache);
   const cmdline = parseKernelCmdline(await io.readFile('/proc/cmdline'));
   const procModules = await readOptional(io, '/proc/modules');
   const loaded = new Set(procModules === null ? [] : parseProcModules(procModules));
@@ -335,12 +341,18 @@ async function collectLinux(ctx: CollectContext<Config>): Promise<LinuxFacts> {
   let builtinList: Set<string> | null = null;
   let depMap: Map<string, string[]> | null = null;
   if (kernelRelease !== null) {
-    const b = await readOptional(io, `/lib/modules/${kernelRelease}/modules.builtin`);
-    if (b !== null) builtinList = parseModulesBuiltin(b);
-    const d = await readOptional(io, `/lib/modules/${kernelRelease}/modules.dep`);
-    if (d !== null) depMap = parseModulesDep(d, `/lib/modules/${kernelRelease}/modules.dep`);
+    const builtinPath = `/lib/modules/${kernelRelease}/modules.builtin`;
+    const depPath = `/lib/modules/${kernelRelease}/modules.dep`;
+    builtinList = await files.get(builtinPath, async () => {
+      const b = await readOptional(io, builtinPath);
+      return b === null ? null : parseModulesBuiltin(b);
+    });
+    depMap = await files.get(depPath, async () => {
+      const d = await readOptional(io, depPath);
+      return d === null ? null : parseModulesDep(d, depPath);
+    });
   }
-  const modprobe = await readModprobeConfig(io);
+  const modprobe = await readModprobeConfig(io, files);
 
   const names = [...new Set(config.modules.map((n) => normalizeModuleName(n) ?? n))].sort();
   const modules: ModuleFact[] = [];
@@ -367,6 +379,7 @@ async function collectLinux(ctx: CollectContext<Config>): Promise<LinuxFacts> {
 
   const usbguard = await collectUsbguard(io, signal);
   const { usbBus, attached } = await collectAttached(io, signal);
+  files.sweep();
   return {
     platform: 'linux',
     kernelRelease,

@@ -1,6 +1,6 @@
 // The real HostIO on a real temp tree and real commands: files under a root prefix, commands
 // from an exact allow-list, without a shell, with a clean environment and a timeout.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -158,6 +158,107 @@ describe('RealHostIO: files under the root prefix', () => {
   });
 });
 
+// Kernel pseudo-files (comm, fd links, /proc/net, a few sysfs attributes) are read with
+// synchronous syscalls: a thread-pool round trip costs far more CPU than the read. Everything
+// else stays asynchronous, so that a read that hangs (a network mount) still times out. Which
+// path takes which way shows in when the read happens: a synchronous read is done by the time
+// the call returns, an asynchronous one only after it.
+describe('RealHostIO: kernel pseudo-files are read at the call, other files after it', () => {
+  const fixture = async (files: Record<string, string>): Promise<void> => {
+    for (const [p, content] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(root, p)), { recursive: true });
+      await writeFile(path.join(root, p), content);
+    }
+  };
+  afterAll(async () => {
+    for (const d of ['proc', 'sys', 'devices']) await rm(path.join(root, d), { recursive: true, force: true });
+  });
+
+  it.each([
+    ['/proc/812/comm', 'readFile'],
+    ['/proc/self/comm', 'readFile'],
+    ['/proc/net/tcp6', 'readFile'],
+    ['/proc/sys/kernel/osrelease', 'readFile'],
+    ['/proc/modules', 'readFile'],
+    ['/sys/class/net/wg0/tun_flags', 'readFile'],
+    ['/sys/bus/usb/devices/1-1/idVendor', 'readFile'],
+    ['/proc/812/fd/7', 'readLink'],
+  ] as const)('%s (%s) is read synchronously', async (p, op) => {
+    const real = path.join(root, p);
+    await mkdir(path.dirname(real), { recursive: true });
+    if (op === 'readFile') await writeFile(real, 'value\n');
+    else await symlink('socket:[4711]', real);
+    const io = new RealHostIO({ root });
+    const pending = op === 'readFile' ? io.readFile(p) : io.readLink(p);
+    unlinkSync(real);
+    expect(await pending).toBe(op === 'readFile' ? 'value\n' : 'socket:[4711]');
+  });
+
+  it.each([
+    // These take the process's memory-map lock, which a process in uninterruptible sleep can hold.
+    '/proc/812/cmdline',
+    '/proc/812/environ',
+    '/proc/812/mountinfo',
+    // A driver answers these.
+    '/sys/class/net/eth0/speed',
+    // Files on disks, and anything unknown.
+    '/etc/modprobe.d/usb.conf',
+    '/proc/812/comm.bak',
+  ])('%s is read asynchronously', async (p) => {
+    await fixture({ [p]: 'value\n' });
+    const io = new RealHostIO({ root });
+    const pending = io.readFile(p);
+    unlinkSync(path.join(root, p));
+    expect((await caught(pending)).code).toBe('CHK_ERR_SOURCE_MISSING');
+  });
+
+  it('listings of /proc, of fd directories and of sysfs are synchronous; of other directories not', async () => {
+    await fixture({ '/proc/812/fd/.keep': '', '/sys/class/net/lo/type': '772\n', '/etc/modprobe.d/a.conf': '' });
+    const io = new RealHostIO({ root });
+    for (const [dir, sync] of [
+      ['/proc', true],
+      ['/proc/812/fd', true],
+      ['/sys/class/net', true],
+      ['/etc/modprobe.d', false],
+    ] as const) {
+      const marker = path.join(root, dir, 'added-after-the-call');
+      const pending = io.readDir(dir);
+      writeFileSync(marker, '');
+      const names = (await pending).map((e) => e.name);
+      expect(names.includes('added-after-the-call'), dir).toBe(!sync);
+      await rm(marker);
+    }
+  });
+
+  it('under a root prefix, symlinks in sysfs resolve inside the root, as on the host', async () => {
+    await fixture({ '/devices/virtual/net/tun7/type': '65534\n', '/devices/virtual/net/tun7/tun_flags': '0x1001\n' });
+    await writeFile(path.join(base, 'type'), 'outside\n');
+    const net = path.join(root, 'sys', 'class', 'net');
+    await mkdir(net, { recursive: true });
+    await symlink('../../../devices/virtual/net/tun7', path.join(net, 'tun7'));
+    await symlink('/devices/virtual/net/tun7', path.join(net, 'tun8'));
+    await symlink(base, path.join(net, 'out0'));
+    await symlink('../../../../../type', path.join(net, 'out1'));
+    const io = new RealHostIO({ root });
+    expect(await io.readFile('/sys/class/net/tun7/type')).toBe('65534\n');
+    expect(await io.readFile('/sys/class/net/tun8/tun_flags')).toBe('0x1001\n');
+    expect((await io.readDir('/sys/class/net')).map((e) => e.name)).toEqual(expect.arrayContaining(['out0', 'out1', 'tun7', 'tun8']));
+    expect(await io.readLink('/sys/class/net/tun7')).toBe('../../../devices/virtual/net/tun7');
+    // An absolute target restarts at the root, and .. stops at it: the file outside is not reached.
+    for (const p of ['/sys/class/net/out0/type', '/sys/class/net/out1/type']) {
+      const got: unknown = await io.readFile(p).catch((e: unknown) => e);
+      expect(isCheckError(got) && got.code, p).toBe('CHK_ERR_SOURCE_MISSING');
+    }
+    expect((await io.stat('/sys/class/net/tun7')).type).toBe('symlink');
+  });
+
+  it('on the host itself, /proc/self/comm reads the same as the file system does', async () => {
+    expect(await new RealHostIO().readFile('/proc/self/comm')).toBe(readFileSync('/proc/self/comm', 'utf8'));
+    const missing = await caught(new RealHostIO().readFile('/proc/999999999/comm'));
+    expect([missing.code, missing.subject]).toEqual(['CHK_ERR_SOURCE_MISSING', '/proc/999999999/comm']);
+  });
+});
+
 describe('RealHostIO: permissions', () => {
   it('codeForFsError maps EACCES/EPERM to permission, ENOENT/ENOTDIR to missing, and anything else to internal', () => {
     expect(codeForFsError({ code: 'EACCES' })).toBe('CHK_ERR_PERMISSION');
@@ -175,6 +276,12 @@ describe('RealHostIO: permissions', () => {
     const locked = path.join(root, 'locked');
     await mkdir(path.join(locked, 'closed'), { recursive: true });
     await writeFile(path.join(locked, 'secret'), 'no\n');
+    // The same through the synchronous path that kernel pseudo-files take.
+    const proc = path.join(root, 'proc', '4242');
+    await mkdir(path.join(proc, 'fd'), { recursive: true });
+    await writeFile(path.join(proc, 'comm'), 'sshd\n');
+    await chmod(path.join(proc, 'comm'), 0o000);
+    await chmod(path.join(proc, 'fd'), 0o000);
     await chmod(base, 0o755);
     await chmod(root, 0o755);
     await chmod(locked, 0o755);
@@ -186,6 +293,9 @@ describe('RealHostIO: permissions', () => {
       expect(fileErr.code).toBe('CHK_ERR_PERMISSION');
       expect(fileErr.subject).toBe('/locked/secret');
       expect((await caught(io.readDir('/locked/closed'))).code).toBe('CHK_ERR_PERMISSION');
+      const commErr = await caught(io.readFile('/proc/4242/comm'));
+      expect([commErr.code, commErr.subject]).toEqual(['CHK_ERR_PERMISSION', '/proc/4242/comm']);
+      expect((await caught(io.readDir('/proc/4242/fd'))).code).toBe('CHK_ERR_PERMISSION');
     };
     try {
       if (process.getuid?.() !== 0) {
@@ -210,7 +320,9 @@ describe('RealHostIO: permissions', () => {
       expect(process.geteuid?.()).toBe(0);
     } finally {
       await chmod(path.join(locked, 'closed'), 0o755);
+      await chmod(path.join(proc, 'fd'), 0o755);
       await rm(locked, { recursive: true, force: true });
+      await rm(path.join(root, 'proc'), { recursive: true, force: true });
     }
   });
 });

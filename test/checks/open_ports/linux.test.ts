@@ -97,6 +97,96 @@ describe('open_ports /proc/net parser', () => {
   });
 });
 
+// The parser checks a row in one regular expression and decodes only the listeners; before,
+// it split and decoded every row. This is that earlier parser, kept as the oracle: on any table,
+// well-formed or not, both must give the same listeners or the same error.
+function referenceListeners(text: string, protocol: 'tcp' | 'udp', family: 'ipv4' | 'ipv6', source: string): unknown[] {
+  const fail = (line: number, what: string) => Object.assign(new Error(`unexpected ${what} in a /proc/net table`), { code: 'CHK_ERR_PARSE', subject: `${source}:${line}` });
+  const endpoint = (x: string | undefined) => {
+    if (x === undefined) return null;
+    const [hexAddr, hexPort, extra] = x.split(':');
+    if (hexAddr === undefined || hexPort === undefined || extra !== undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort)) return null;
+    const bytes = decodeAddressBytes(hexAddr, family);
+    return bytes === null ? null : { bytes, port: parseInt(hexPort, 16) };
+  };
+  const lines = text.split('\n');
+  if (!(lines[0] ?? '').includes('local_address')) throw fail(1, 'header');
+  const out: unknown[] = [];
+  for (let n = 1; n < lines.length; n++) {
+    const line = (lines[n] ?? '').trim();
+    if (line === '') continue;
+    const f = line.split(/\s+/);
+    const [sl, local, remote, st, , , , uid, , inode] = f;
+    if (f.length < 10 || sl === undefined || !/^\d+:$/.test(sl)) throw fail(n + 1, 'row');
+    const l = endpoint(local);
+    const r = endpoint(remote);
+    if (l === null || r === null) throw fail(n + 1, 'address');
+    if (st === undefined || !/^[0-9A-Fa-f]{2}$/.test(st)) throw fail(n + 1, 'state');
+    if (uid === undefined || inode === undefined || !/^\d+$/.test(uid) || !/^\d+$/.test(inode)) throw fail(n + 1, 'uid or inode');
+    const remoteUnspecified = r.bytes.every((b) => b === 0);
+    const receiving = protocol === 'tcp' ? parseInt(st, 16) === 0x0a : remoteUnspecified && r.port === 0;
+    if (!receiving || l.port === 0) continue;
+    const address = family === 'ipv4' ? [...l.bytes].join('.') : formatIPv6(l.bytes);
+    const scope = l.bytes.every((b) => b === 0) ? 'wildcard' : undefined;
+    out.push({ address, port: l.port, uid: Number(uid), inode: Number(inode), ...(scope === undefined ? {} : { scope }) });
+  }
+  return out;
+}
+
+function outcome(run: () => unknown[]): unknown {
+  try {
+    return { ok: run() };
+  } catch (err) {
+    const e = err as { code?: unknown; subject?: unknown; message?: unknown };
+    return { error: [e.code, e.subject, e.message] };
+  }
+}
+
+describe('open_ports /proc/net parser against the earlier field-by-field parser (fast-check)', () => {
+  const hex = (n: number) => fc.string({ unit: fc.constantFrom(...'0123456789ABCDEFabcdef'), minLength: n, maxLength: n });
+  // Mostly well-formed fields, sometimes a broken one, so that every check gets its turn.
+  const maybeBroken = (good: fc.Arbitrary<string>) => fc.oneof({ weight: 12, arbitrary: good }, { weight: 1, arbitrary: fc.constantFrom('', 'x', 'ZZ', '0A0', '1:2:3', '-1', '00000000:00000') });
+  const zeroish = (n: number) => fc.oneof(fc.constant('0'.repeat(n)), hex(n));
+  const endpoint = (n: number) => fc.tuple(zeroish(n), zeroish(4)).map(([a, p]) => `${a}:${p}`);
+  const space = fc.constantFrom(' ', '  ', '\t', '   ');
+  const row = (n: number) =>
+    fc
+      .tuple(
+        fc.nat(9999).map((i) => `${i}:`),
+        maybeBroken(endpoint(n)),
+        maybeBroken(endpoint(n)),
+        maybeBroken(fc.constantFrom('0A', '01', '06', '07', '0a', '08')),
+        fc.constant('00000000:00000000'),
+        fc.constant('00:00000000'),
+        fc.constant('00000000'),
+        maybeBroken(fc.nat(70000).map(String)),
+        fc.constant('0'),
+        maybeBroken(fc.nat(2 ** 31).map(String)),
+        fc.array(fc.constantFrom('1', '0000000000000000', '100', '-1'), { maxLength: 6 }),
+        fc.nat(11),
+        space,
+      )
+      .map(([sl, l, r, st, q, tr, rt, uid, to, inode, rest, cut, sep]) => [sl, l, r, st, q, tr, rt, uid, to, inode, ...rest].slice(0, cut === 0 ? 6 : undefined).join(sep));
+
+  it.each([
+    ['tcp', 'ipv4', 8],
+    ['udp', 'ipv4', 8],
+    ['tcp', 'ipv6', 32],
+    ['udp', 'ipv6', 32],
+  ] as const)('%s %s: the same listeners, or the same error naming the same line', (protocol, family, n) => {
+    fc.assert(
+      fc.property(fc.array(row(n), { maxLength: 12 }), fc.boolean(), (rows, header) => {
+        const text = `${header ? '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode' : '  sl'}\n${rows.map((r) => `   ${r}`).join('\n')}\n`;
+        const got = outcome(() =>
+          listenersFromProcNet(text, protocol, family, '/proc/net/x').map((l) => ({ address: l.address, port: l.port, uid: l.uid, inode: l.inode, ...(l.scope === 'wildcard' ? { scope: l.scope } : {}) })),
+        );
+        expect(got).toEqual(outcome(() => referenceListeners(text, protocol, family, '/proc/net/x')));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});
+
 describe('open_ports address formatting', () => {
   const v6 = (hex: string): string => formatIPv6(decodeAddressBytes(hex, 'ipv6')!);
 
