@@ -1,9 +1,12 @@
 // The evidence store contract and its filesystem implementation (the embedded default).
 // Keys follow the storage layout in DESIGN.md. Writes are create-only and durable on return.
-import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
+// A collector's store (open() with the journal) makes evidence durable by group commit in a
+// write-ahead journal (collector/journal.ts); everything else is written and flushed per file.
+import { closeSync, linkSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { link, mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
+import { Journal, acquireJournal, fsyncPath, releaseJournal, replayJournal, tempPath, writeFlushed, type ReplayReport } from './journal.js';
 
 export type PutResult = 'created' | 'exists';
 
@@ -35,13 +38,18 @@ export interface EvidenceStore {
   ping(): Promise<void>;
   /** Checks the store's settings at startup (S3: versioning and Object Lock); absent means nothing to check. */
   preflight?(): Promise<StorePreflight>;
+  /** Finishes background work (the filesystem journal's checkpoint) before the process exits. */
+  close?(): Promise<void>;
   readonly description: string;
 }
 
 const KEY_RE = /^[A-Za-z0-9=._-]+(\/[A-Za-z0-9=._-]+)*$/;
+/** The filesystem store's journal folder, at the root: never a key. */
+const JOURNAL_DIR = '.journal';
 
 export function assertKey(key: string): void {
-  if (!KEY_RE.test(key) || key.split('/').some((part) => part === '.' || part === '..' || part.startsWith('.tmp-'))) {
+  const parts = key.split('/');
+  if (!KEY_RE.test(key) || parts[0] === JOURNAL_DIR || parts.some((part) => part === '.' || part === '..' || part.startsWith('.tmp-'))) {
     throw new CollectorError('COL_ERR_INTERNAL', `invalid store key: ${JSON.stringify(key)}`);
   }
 }
@@ -55,14 +63,7 @@ function storeError(err: unknown): CollectorError {
   return new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'evidence store write failed', { cause: err });
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+const fsyncDir = (dir: string) => fsyncPath(dir, true);
 
 /**
  * Group commit for folder entries: writers that linked a file while a folder fsync was running
@@ -94,18 +95,78 @@ class DirSyncer {
   }
 }
 
+export interface FsStoreOptions {
+  /** Group commit through the write-ahead journal once open() takes it (the collector's store). */
+  journal?: boolean;
+  /** A journal segment is closed at this size (default 16 MiB) or age (default 5 s)... */
+  segmentBytes?: number;
+  segmentMs?: number;
+  /** ...and checkpointed (its files flushed) and deleted this long after (default 35 s). */
+  settleMs?: number;
+}
+
+export interface FsStoreOpenReport {
+  /** active: this store owns the journal; held: a live process does, so this one writes per file. */
+  journal: 'active' | 'held' | 'off';
+  /** What replaying a journal left by a stopped process did; null when another process owns it. */
+  replay: ReplayReport | null;
+}
+
 export class FsEvidenceStore implements EvidenceStore {
   readonly root: string;
   readonly description: string;
+  readonly #opts: FsStoreOptions;
+  readonly #journalDir: string;
+  #journal: Journal | null = null;
+  /** Evidence puts under way, by key: a second put of a key waits for the first to settle. */
+  readonly #pending = new Map<string, Promise<PutResult>>();
   readonly #dirSync = new DirSyncer();
   /** Folders known to exist durably: most writes land in today's folder of a known agent. */
   readonly #knownDirs = new Set<string>();
   /** Folders being created, so that concurrent writers all wait until the folder is durable. */
   readonly #creating = new Map<string, Promise<void>>();
 
-  constructor(root: string) {
+  constructor(root: string, opts: FsStoreOptions = {}) {
     this.root = path.resolve(root);
     this.description = `filesystem:${this.root}`;
+    this.#opts = opts;
+    this.#journalDir = path.join(this.root, JOURNAL_DIR);
+  }
+
+  /**
+   * Replays a journal left by a process that stopped (unless a live one owns it) and, with the
+   * journal option, takes it. Without open(), or while another process owns the journal, every
+   * write is flushed per file: that is how the CLI writes beside a running collector.
+   */
+  async open(): Promise<FsStoreOpenReport> {
+    await this.ping();
+    if (!(await acquireJournal(this.#journalDir))) return { journal: 'held', replay: null };
+    try {
+      const replay = await replayJournal(this.#journalDir, (key) => this.#path(key));
+      if (this.#opts.journal !== true) {
+        await releaseJournal(this.#journalDir);
+        return { journal: 'off', replay };
+      }
+      this.#journal = new Journal(this.#journalDir, replay.nextSegment, {
+        segmentBytes: this.#opts.segmentBytes ?? 16 * 1024 * 1024,
+        segmentMs: this.#opts.segmentMs ?? 5000,
+        settleMs: this.#opts.settleMs ?? 35_000,
+      });
+      return { journal: 'active', replay };
+    } catch (err) {
+      await releaseJournal(this.#journalDir).catch(() => undefined);
+      throw storeError(err);
+    }
+  }
+
+  /** Checkpoints the journal and gives it up; the store writes per file afterwards. */
+  async close(): Promise<void> {
+    const journal = this.#journal;
+    if (journal === null) return;
+    this.#journal = null;
+    await Promise.allSettled(this.#pending.values());
+    await journal.close();
+    await releaseJournal(this.#journalDir);
   }
 
   #path(key: string): string {
@@ -113,20 +174,77 @@ export class FsEvidenceStore implements EvidenceStore {
     return path.join(this.root, ...key.split('/'));
   }
 
-  async putIfAbsent(key: string, bytes: Buffer): Promise<PutResult> {
+  putIfAbsent(key: string, bytes: Buffer): Promise<PutResult> {
+    const journal = this.#journal;
+    if (journal === null || !key.startsWith('evidence/')) return this.#putDirect(key, bytes);
+    const prior = this.#pending.get(key);
+    if (prior !== undefined) return prior.then(() => this.putIfAbsent(key, bytes), () => this.putIfAbsent(key, bytes));
+    const work = this.#putJournaled(journal, key, bytes).finally(() => {
+      if (this.#pending.get(key) === work) this.#pending.delete(key);
+    });
+    this.#pending.set(key, work);
+    return work;
+  }
+
+  /**
+   * Flushed in the journal with whatever else is waiting, then created as a file without a flush.
+   * The file is made with synchronous calls: a few page-cache operations cost less on the event
+   * loop than round trips through libuv's four threads, which the journal's flushes occupy.
+   */
+  async #putJournaled(journal: Journal, key: string, bytes: Buffer): Promise<PutResult> {
     const final = this.#path(key);
     const dir = path.dirname(final);
-    const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    try {
+      if (statSync(final, { throwIfNoEntry: false }) !== undefined) return 'exists';
+      await this.#ensureDir(dir);
+    } catch (err) {
+      throw this.#failed(err, dir);
+    }
+    // Acknowledged from here on: the record is durable.
+    const appended = await journal.append(key, bytes).catch((err: unknown) => Promise.reject(this.#failed(err, dir)));
+    const tmp = tempPath(dir);
+    try {
+      const fd = openSync(tmp, 'wx', 0o644);
+      try {
+        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
+      } finally {
+        closeSync(fd);
+      }
+      let created = true;
+      try {
+        linkSync(tmp, final);
+      } catch (err) {
+        // Only another process can have created it since the stat; create-only still holds.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        created = false;
+      }
+      unlinkSync(tmp);
+      appended.release(created ? final : null);
+      return created ? 'created' : 'exists';
+    } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // never created, or already gone
+      }
+      appended.release(null);
+      throw this.#failed(err, dir);
+    }
+  }
+
+  #failed(err: unknown, dir: string): CollectorError {
+    // The folder went away underneath us (removed by hand): forget it, so the next write recreates it.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#knownDirs.delete(dir);
+    return storeError(err);
+  }
+
+  async #putDirect(key: string, bytes: Buffer): Promise<PutResult> {
+    const final = this.#path(key);
+    const dir = path.dirname(final);
+    const tmp = tempPath(dir);
     try {
       await this.#ensureDir(dir);
-      const fh = await open(tmp, 'wx', 0o644);
-      try {
-        await fh.writeFile(bytes);
-        // The data and the size are what must survive; fdatasync skips timestamps.
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
+      await writeFlushed(tmp, bytes);
       // link() fails with EEXIST when the key is taken: create-only without a window for a torn file.
       let created = true;
       try {
@@ -140,9 +258,7 @@ export class FsEvidenceStore implements EvidenceStore {
       return created ? 'created' : 'exists';
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
-      // The folder went away underneath us (removed by hand): forget it, so the next write recreates it.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#knownDirs.delete(dir);
-      throw storeError(err);
+      throw this.#failed(err, dir);
     }
   }
 
@@ -202,7 +318,7 @@ export class FsEvidenceStore implements EvidenceStore {
       return x < y ? -1 : x > y ? 1 : 0;
     });
     for (const e of entries) {
-      if (e.name.startsWith('.tmp-')) continue;
+      if (e.name.startsWith('.tmp-') || (keyPrefix === '' && e.name === JOURNAL_DIR)) continue;
       if (e.isDirectory()) yield* this.#walk(path.join(dir, e.name), `${keyPrefix}${e.name}/`);
       else if (e.isFile()) yield `${keyPrefix}${e.name}`;
     }
