@@ -6,9 +6,8 @@
 // the group is appended to one journal segment and made durable by ONE fdatasync, and only then
 // is any put of it acknowledged. "Acknowledged" means "fdatasync'd in the journal".
 //
-// After the flush, each put creates its file in the DESIGN layout (temporary file + link(), so
-// readers never see a partial file and create-only holds) without a flush of its own, and only
-// then returns: get/list see an entry as soon as its put resolves, and no index of pending keys
+// After the flush, each put creates its file in the DESIGN layout (O_EXCL: create-only holds)
+// without a flush of its own, and only then returns: get/list see an entry as soon as its put resolves, and no index of pending keys
 // is needed beyond the puts under way. A segment is closed by size or age; once it has settled
 // (the kernel has written most of its files back), a checkpoint flushes the files and folders its
 // records created and deletes it.

@@ -2,7 +2,7 @@
 // Keys follow the storage layout in DESIGN.md. Writes are create-only and durable on return.
 // A collector's store (open() with the journal) makes evidence durable by group commit in a
 // write-ahead journal (collector/journal.ts); everything else is written and flushed per file.
-import { closeSync, linkSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { link, mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
@@ -188,8 +188,10 @@ export class FsEvidenceStore implements EvidenceStore {
 
   /**
    * Flushed in the journal with whatever else is waiting, then created as a file without a flush.
-   * The file is made with synchronous calls: a few page-cache operations cost less on the event
-   * loop than round trips through libuv's four threads, which the journal's flushes occupy.
+   * The file is made under its final name (O_EXCL) by synchronous calls, in one turn of the event
+   * loop: this process never sees it partial, and a crash between the calls leaves a torn copy of
+   * a durable record, which replay repairs. A temporary file and link() cost four times as much
+   * here, and libuv's four threads are busy with the journal's flushes.
    */
   async #putJournaled(journal: Journal, key: string, bytes: Buffer): Promise<PutResult> {
     const final = this.#path(key);
@@ -202,34 +204,28 @@ export class FsEvidenceStore implements EvidenceStore {
     }
     // Acknowledged from here on: the record is durable.
     const appended = await journal.append(key, bytes).catch((err: unknown) => Promise.reject(this.#failed(err, dir)));
-    const tmp = tempPath(dir);
+    let fd: number;
     try {
-      const fd = openSync(tmp, 'wx', 0o644);
+      fd = openSync(final, 'wx', 0o644);
+    } catch (err) {
+      appended.release(null);
+      // Only another process can have created it since the stat; create-only still holds.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+      throw this.#failed(err, dir);
+    }
+    try {
       try {
         for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
       } finally {
         closeSync(fd);
       }
-      let created = true;
-      try {
-        linkSync(tmp, final);
-      } catch (err) {
-        // Only another process can have created it since the stat; create-only still holds.
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        created = false;
-      }
-      unlinkSync(tmp);
-      appended.release(created ? final : null);
-      return created ? 'created' : 'exists';
     } catch (err) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // never created, or already gone
-      }
+      unlinkSync(final); // ours, partial, and never acknowledged
       appended.release(null);
       throw this.#failed(err, dir);
     }
+    appended.release(final);
+    return 'created';
   }
 
   #failed(err: unknown, dir: string): CollectorError {
