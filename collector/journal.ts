@@ -6,9 +6,11 @@
 // the group is appended to one journal segment and made durable by ONE fdatasync, and only then
 // is any put of it acknowledged. "Acknowledged" means "fdatasync'd in the journal".
 //
-// After the flush, each put creates its file in the DESIGN layout (O_EXCL: create-only holds)
-// without a flush of its own, and only then returns: get/list see an entry as soon as its put resolves, and no index of pending keys
-// is needed beyond the puts under way. A segment is closed by size or age; once it has settled
+// After the flush, the files of the DESIGN layout are created in the background (O_EXCL, no
+// flush of their own, on libuv's threads), and the store answers get/list for an entry from
+// memory until its file exists; an index of the keys under way keeps puts create-only. A file
+// that cannot be made yet (a full disk) is retried, and its segment is kept for replay.
+// A segment is closed by size or age; once it has settled
 // (the kernel has written most of its files back), a checkpoint flushes the files and folders its
 // records created and deletes it.
 //
@@ -329,11 +331,15 @@ class Segment {
     readonly fh: FileHandle,
   ) {}
 
-  release(file: string | null): void {
+  /** A record whose file could not be made: the segment is kept for replay at the next start. */
+  keep = false;
+
+  release(file: string | null, kept = false): void {
     if (file !== null) {
       this.files.push(file);
       this.dirs.add(path.dirname(file));
     }
+    if (kept) this.keep = true;
     if (--this.holds === 0) this.#idle?.();
   }
 
@@ -342,9 +348,13 @@ class Segment {
   }
 }
 
-/** A durable record: once `file` exists (or was given up), call `release` so the checkpoint can go. */
+/**
+ * A durable record: once its file exists, `release(file)` lets the checkpoint go; `release(null)`
+ * when no file is owed (another process made it); `release(null, true)` when the file could not
+ * be made: the segment then outlives the checkpoint, for replay.
+ */
 export interface Appended {
-  release(file: string | null): void;
+  release(file: string | null, kept?: boolean): void;
 }
 
 interface Waiting {
@@ -474,6 +484,10 @@ export class Journal {
           if (!now && performance.now() - seg.closedAt < this.#opts.settleMs) break;
           await seg.idle();
           await seg.fh.close().catch(() => undefined);
+          if (seg.keep) {
+            this.#closed.shift(); // replayed at the next start: it holds files never made
+            continue;
+          }
           // Two at a time: the flushes run on libuv's small thread pool, beside the live appends.
           await eachLimited(seg.files, 2, (f) =>
             fsyncPath(f).catch((err: NodeJS.ErrnoException) => {

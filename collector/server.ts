@@ -100,6 +100,7 @@ export interface RunningCollector {
 /** The filesystem store with its journal, after replaying what a stopped collector left in it. */
 async function openFsStore(dataDir: string, log: Logger): Promise<FsEvidenceStore> {
   const store = new FsEvidenceStore(dataDir, { journal: true });
+  store.onMaterialiseError = (err) => log.warn({ err }, 'evidence file not made yet (it is durable in the journal); retrying');
   const { journal, replay } = await store.open();
   if (journal === 'held') log.warn('another live process owns the store journal; evidence is flushed per file');
   if (replay !== null && replay.segments > 0) {

@@ -1,12 +1,12 @@
 // The evidence store contract and its filesystem implementation (the embedded default).
 // Keys follow the storage layout in DESIGN.md. Writes are create-only and durable on return.
 // A collector's store (open() with the journal) makes evidence durable by group commit in a
-// write-ahead journal (collector/journal.ts); everything else is written and flushed per file.
-import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { link, mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
+// write-ahead journal (collector/journal.ts), makes the files in the background and answers for
+// them from memory meanwhile; everything else is written and flushed per file.
+import { link, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
-import { Journal, acquireJournal, fsyncPath, releaseJournal, replayJournal, tempPath, writeFlushed, type ReplayReport } from './journal.js';
+import { Journal, acquireJournal, type Appended, fsyncPath, releaseJournal, replayJournal, tempPath, writeFlushed, type ReplayReport } from './journal.js';
 
 export type PutResult = 'created' | 'exists';
 
@@ -95,6 +95,39 @@ class DirSyncer {
   }
 }
 
+/** An evidence put through the journal: visible once durable, until its file exists. */
+interface Pending {
+  bytes: Buffer;
+  visible: boolean;
+  durable: Promise<PutResult>;
+  /** Settles when the file is made (or given up). */
+  settled: Promise<unknown>;
+  made?: Promise<void>;
+}
+
+/** Memory for durable entries whose files are not made yet; past it, puts wait. */
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
+class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#free++;
+    else next();
+  }
+}
+
 export interface FsStoreOptions {
   /** Group commit through the write-ahead journal once open() takes it (the collector's store). */
   journal?: boolean;
@@ -118,8 +151,13 @@ export class FsEvidenceStore implements EvidenceStore {
   readonly #opts: FsStoreOptions;
   readonly #journalDir: string;
   #journal: Journal | null = null;
-  /** Evidence puts under way, by key: a second put of a key waits for the first to settle. */
-  readonly #pending = new Map<string, Promise<PutResult>>();
+  #closing = false;
+  /** Evidence puts under way and files not yet made, by key: create-only, and get/list see them. */
+  readonly #pending = new Map<string, Pending>();
+  #pendingBytes = 0;
+  #drainWaiters: (() => void)[] = [];
+  /** Two files made at a time: libuv's four threads also carry the journal's flushes. */
+  readonly #materialising = new Semaphore(2);
   readonly #dirSync = new DirSyncer();
   /** Folders known to exist durably: most writes land in today's folder of a known agent. */
   readonly #knownDirs = new Set<string>();
@@ -164,7 +202,8 @@ export class FsEvidenceStore implements EvidenceStore {
     const journal = this.#journal;
     if (journal === null) return;
     this.#journal = null;
-    await Promise.allSettled(this.#pending.values());
+    this.#closing = true;
+    await Promise.allSettled([...this.#pending.values()].map((p) => p.settled));
     await journal.close();
     await releaseJournal(this.#journalDir);
   }
@@ -178,55 +217,87 @@ export class FsEvidenceStore implements EvidenceStore {
     const journal = this.#journal;
     if (journal === null || !key.startsWith('evidence/')) return this.#putDirect(key, bytes);
     const prior = this.#pending.get(key);
-    if (prior !== undefined) return prior.then(() => this.putIfAbsent(key, bytes), () => this.putIfAbsent(key, bytes));
-    const work = this.#putJournaled(journal, key, bytes).finally(() => {
-      if (this.#pending.get(key) === work) this.#pending.delete(key);
+    // The key is under way: once that put is durable the key exists; if it failed, try again.
+    if (prior !== undefined) return prior.durable.then(() => 'exists', () => this.putIfAbsent(key, bytes));
+    const entry: Pending = { bytes, visible: false, durable: null!, settled: null! };
+    entry.durable = this.#putJournaled(journal, key, entry);
+    entry.settled = entry.durable.then(() => entry.made, () => undefined);
+    this.#pending.set(key, entry);
+    entry.durable.catch(() => this.#forget(key, entry));
+    return entry.durable.then((r) => {
+      if (r === 'exists') this.#forget(key, entry);
+      return r;
     });
-    this.#pending.set(key, work);
-    return work;
+  }
+
+  #forget(key: string, entry: Pending): void {
+    if (this.#pending.get(key) !== entry) return;
+    this.#pending.delete(key);
+    if (entry.visible) this.#pendingBytes -= entry.bytes.length;
+    if (this.#pendingBytes <= MAX_PENDING_BYTES) for (const wake of this.#drainWaiters.splice(0)) wake();
   }
 
   /**
-   * Flushed in the journal with whatever else is waiting, then created as a file without a flush.
-   * The file is made under its final name (O_EXCL) by synchronous calls, in one turn of the event
-   * loop: this process never sees it partial, and a crash between the calls leaves a torn copy of
-   * a durable record, which replay repairs. A temporary file and link() cost four times as much
-   * here, and libuv's four threads are busy with the journal's flushes.
+   * Flushed in the journal with whatever else is waiting, and acknowledged: the file is made in
+   * the background, and get/list answer from memory until then.
    */
-  async #putJournaled(journal: Journal, key: string, bytes: Buffer): Promise<PutResult> {
+  async #putJournaled(journal: Journal, key: string, entry: Pending): Promise<PutResult> {
     const final = this.#path(key);
     const dir = path.dirname(final);
     try {
-      if (statSync(final, { throwIfNoEntry: false }) !== undefined) return 'exists';
+      if (await stat(final).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)))) return 'exists';
+      // Bounded memory: files that cannot be made as fast as evidence arrives slow the puts down.
+      while (this.#pendingBytes > MAX_PENDING_BYTES) await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
       await this.#ensureDir(dir);
     } catch (err) {
       throw this.#failed(err, dir);
     }
-    // Acknowledged from here on: the record is durable.
-    const appended = await journal.append(key, bytes).catch((err: unknown) => Promise.reject(this.#failed(err, dir)));
-    let fd: number;
-    try {
-      fd = openSync(final, 'wx', 0o644);
-    } catch (err) {
-      appended.release(null);
-      // Only another process can have created it since the stat; create-only still holds.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
-      throw this.#failed(err, dir);
-    }
-    try {
-      try {
-        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      unlinkSync(final); // ours, partial, and never acknowledged
-      appended.release(null);
-      throw this.#failed(err, dir);
-    }
-    appended.release(final);
+    const appended = await journal.append(key, entry.bytes).catch((err: unknown) => Promise.reject(this.#failed(err, dir)));
+    entry.visible = true;
+    this.#pendingBytes += entry.bytes.length;
+    entry.made = this.#materialise(key, final, entry, appended);
     return 'created';
   }
+
+  /** Creates the file of a durable record, without a flush; retried while the disk refuses. */
+  async #materialise(key: string, final: string, entry: Pending, appended: Appended): Promise<void> {
+    await this.#materialising.acquire();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const fh = await open(final, 'wx', 0o644);
+          try {
+            await fh.writeFile(entry.bytes);
+          } catch (err) {
+            await fh.close();
+            await unlink(final); // ours, partial: the next attempt (or replay) writes it whole
+            throw err;
+          }
+          await fh.close();
+          appended.release(final);
+          break;
+        } catch (err) {
+          // Another process made it since the stat: create-only held, nothing is owed.
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+            appended.release(null);
+            break;
+          }
+          if (this.#closing || attempt >= 100) {
+            appended.release(null, true); // its segment stays, and the next start replays it
+            break;
+          }
+          this.onMaterialiseError(err);
+          await new Promise((r) => setTimeout(r, Math.min(1000, 10 * 2 ** attempt)));
+        }
+      }
+    } finally {
+      this.#materialising.release();
+      this.#forget(key, entry);
+    }
+  }
+
+  /** Called when a journaled file cannot be made yet (it is retried); the collector logs it. */
+  onMaterialiseError: (err: unknown) => void = () => undefined;
 
   #failed(err: unknown, dir: string): CollectorError {
     // The folder went away underneath us (removed by hand): forget it, so the next write recreates it.
@@ -281,6 +352,8 @@ export class FsEvidenceStore implements EvidenceStore {
   }
 
   async get(key: string): Promise<Buffer | null> {
+    const pending = this.#pending.get(key);
+    if (pending?.visible === true) return pending.bytes;
     try {
       return await readFile(this.#path(key));
     } catch (err) {
@@ -294,7 +367,19 @@ export class FsEvidenceStore implements EvidenceStore {
   async *list(prefix: string): AsyncIterable<string> {
     if (prefix !== '' && !prefix.endsWith('/')) throw new CollectorError('COL_ERR_INTERNAL', 'list prefixes end with "/"');
     const base = prefix === '' ? this.root : this.#path(prefix.slice(0, -1));
-    yield* this.#walk(base, prefix);
+    // Durable entries whose files are still being made, merged in order (each key once).
+    const pending = [...this.#pending].filter(([k, p]) => p.visible && k.startsWith(prefix)).map(([k]) => k).sort();
+    if (pending.length === 0) {
+      yield* this.#walk(base, prefix);
+      return;
+    }
+    let i = 0;
+    for await (const k of this.#walk(base, prefix)) {
+      while (i < pending.length && pending[i]! < k) yield pending[i++]!;
+      if (pending[i] === k) i++;
+      yield k;
+    }
+    while (i < pending.length) yield pending[i++]!;
   }
 
   async *#walk(dir: string, keyPrefix: string): AsyncIterable<string> {

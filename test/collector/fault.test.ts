@@ -221,6 +221,9 @@ describe('the collector killed between receiving and acknowledging', () => {
         // Everything the agent has no acknowledgement for is still in its spool.
         expect(s1.spoolDepth).toBe(s1.lastSeq - proxy.acked.length);
 
+        // Acknowledged means durable in the store's journal: opening the store, as the CLI does
+        // for a collector that is not running, replays it into files.
+        await new FsEvidenceStore(dataDir).open();
         const killed = await auditChain(dataDir, agentId);
         expect(killed.problems).toEqual([]);
         const storedSeqs = killed.links.map((l) => l.seq);

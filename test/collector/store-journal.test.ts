@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -151,13 +152,15 @@ describe('the live journal', () => {
     const bodies = Array.from({ length: 40 }, (_, i) => body(i + 1, 10 * i));
     const results = await Promise.all(bodies.map((b, i) => store.putIfAbsent(key(i + 1, b), b)));
     expect(results.every((r) => r === 'created')).toBe(true);
-    // A copy of the folder, as a crash leaves it, with the files the kernel had not written yet.
+    // A copy of the folder, as a crash leaves it: files are made after the acknowledgement, in
+    // the background, so some may be missing already; a third more are lost here on purpose.
     const copy = path.join(path.dirname(root), 'after-crash');
     await cp(root, copy, { recursive: true });
     await unlink(path.join(copy, '.journal', 'owner.json')); // the crashed process's, gone with it
-    for (const [i, b] of bodies.entries()) if (i % 3 === 0) await unlink(path.join(copy, ...key(i + 1, b).split('/')));
+    for (const [i, b] of bodies.entries()) if (i % 3 === 0) await rm(path.join(copy, ...key(i + 1, b).split('/')), { force: true });
     const replayed = await new FsEvidenceStore(copy).open();
-    expect(replayed.replay).toMatchObject({ records: 40, created: 14, repaired: 0, problems: [] });
+    expect(replayed.replay).toMatchObject({ records: 40, repaired: 0, problems: [] });
+    expect(replayed.replay!.created).toBeGreaterThanOrEqual(14);
     for (const [i, b] of bodies.entries()) expect(await read(copy, key(i + 1, b))).toEqual(b);
     await store.close();
   });
@@ -199,6 +202,23 @@ describe('the live journal', () => {
     expect(JSON.parse(await readFile(owner, 'utf8'))).toMatchObject({ pid: process.pid });
     await next.close();
     await expect(readFile(owner)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('answers get and list for acknowledged entries whose files are not made yet', async () => {
+    const root = await freshRoot();
+    const store = new FsEvidenceStore(root, { journal: true });
+    await store.open();
+    const bodies = Array.from({ length: 30 }, (_, i) => body(i + 1));
+    const all = bodies.map((b, i) => key(i + 1, b));
+    await Promise.all(bodies.map((b, i) => store.putIfAbsent(all[i]!, b)));
+    // Right after the acknowledgement most files are still queued (two are made at a time).
+    const notYetOnDisk = all.filter((k) => !existsSync(path.join(root, ...k.split('/'))));
+    expect(notYetOnDisk.length).toBeGreaterThan(0);
+    expect(await keys(store, 'evidence/')).toEqual([...all].sort());
+    for (const [i, k] of all.entries()) expect(await store.get(k)).toEqual(bodies[i]);
+    expect(await store.putIfAbsent(notYetOnDisk[0]!, Buffer.from('other bytes'))).toBe('exists');
+    await store.close();
+    for (const [i, k] of all.entries()) expect(await read(root, k)).toEqual(bodies[i]);
   });
 
   it('never lists the journal, and refuses keys inside it', async () => {
