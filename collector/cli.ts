@@ -128,7 +128,8 @@ async function api(t: Target, method: string, pathname: string, body?: unknown):
 
 async function localStore(t: Target): Promise<FsEvidenceStore> {
   const store = new FsEvidenceStore(t.dataDir ?? defaultDataDir);
-  await store.ping();
+  // Brings in what a stopped collector left in its journal; beside a running one, changes nothing.
+  await store.open();
   return store;
 }
 

@@ -97,13 +97,29 @@ export interface RunningCollector {
   close(): Promise<void>;
 }
 
+/** The filesystem store with its journal, after replaying what a stopped collector left in it. */
+async function openFsStore(dataDir: string, log: Logger): Promise<FsEvidenceStore> {
+  const store = new FsEvidenceStore(dataDir, { journal: true });
+  store.onMaterialiseError = (err) => log.warn({ err }, 'evidence file not made yet (it is durable in the journal); retrying');
+  const { journal, replay } = await store.open();
+  if (journal === 'held') log.warn('another live process owns the store journal; evidence is flushed per file');
+  if (replay !== null && replay.segments > 0) {
+    log.info({ segments: replay.segments, records: replay.records, created: replay.created, repaired: replay.repaired }, 'store journal replayed');
+  }
+  for (const p of replay?.problems ?? []) {
+    // Both versions are kept: the stored file, and the journal segment renamed beside it.
+    log.error({ segment: p.segment, key: p.key, problem: p.problem }, 'store journal holds evidence that disagrees with the store; kept for an operator');
+  }
+  return store;
+}
+
 export async function startCollector(
   config: CollectorConfig,
   opts: { log?: Logger; now?: () => Date; store?: EvidenceStore } = {},
 ): Promise<RunningCollector> {
   const log = opts.log ?? createLogger(config.logLevel);
   const now = opts.now ?? (() => new Date());
-  const store: EvidenceStore = opts.store ?? (config.s3 === undefined ? new FsEvidenceStore(config.dataDir) : await s3Store(config.s3));
+  const store: EvidenceStore = opts.store ?? (config.s3 === undefined ? await openFsStore(config.dataDir, log) : await s3Store(config.s3));
   await store.ping();
   // A store that fails its preflight (S3 without versioning or Object Lock when lock is required)
   // serves reads, but ingest is refused until it is fixed: evidence must not land unprotected.
@@ -235,6 +251,7 @@ export async function startCollector(
         }
         server.closeAllConnections();
         await closed;
+        await store.close?.();
         log.info('collector stopped');
       })()),
   };

@@ -1,9 +1,12 @@
 // The evidence store contract and its filesystem implementation (the embedded default).
 // Keys follow the storage layout in DESIGN.md. Writes are create-only and durable on return.
-import { randomBytes } from 'node:crypto';
+// A collector's store (open() with the journal) makes evidence durable by group commit in a
+// write-ahead journal (collector/journal.ts), makes the files in the background and answers for
+// them from memory meanwhile; everything else is written and flushed per file.
 import { link, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
+import { Journal, acquireJournal, type Appended, fsyncPath, releaseJournal, replayJournal, tempPath, writeFlushed, type ReplayReport } from './journal.js';
 
 export type PutResult = 'created' | 'exists';
 
@@ -35,13 +38,18 @@ export interface EvidenceStore {
   ping(): Promise<void>;
   /** Checks the store's settings at startup (S3: versioning and Object Lock); absent means nothing to check. */
   preflight?(): Promise<StorePreflight>;
+  /** Finishes background work (the filesystem journal's checkpoint) before the process exits. */
+  close?(): Promise<void>;
   readonly description: string;
 }
 
 const KEY_RE = /^[A-Za-z0-9=._-]+(\/[A-Za-z0-9=._-]+)*$/;
+/** The filesystem store's journal folder, at the root: never a key. */
+const JOURNAL_DIR = '.journal';
 
 export function assertKey(key: string): void {
-  if (!KEY_RE.test(key) || key.split('/').some((part) => part === '.' || part === '..' || part.startsWith('.tmp-'))) {
+  const parts = key.split('/');
+  if (!KEY_RE.test(key) || parts[0] === JOURNAL_DIR || parts.some((part) => part === '.' || part === '..' || part.startsWith('.tmp-'))) {
     throw new CollectorError('COL_ERR_INTERNAL', `invalid store key: ${JSON.stringify(key)}`);
   }
 }
@@ -55,14 +63,7 @@ function storeError(err: unknown): CollectorError {
   return new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'evidence store write failed', { cause: err });
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+const fsyncDir = (dir: string) => fsyncPath(dir, true);
 
 /**
  * Group commit for folder entries: writers that linked a file while a folder fsync was running
@@ -94,18 +95,117 @@ class DirSyncer {
   }
 }
 
+/** An evidence put through the journal: visible once durable, until its file exists. */
+interface Pending {
+  bytes: Buffer;
+  visible: boolean;
+  durable: Promise<PutResult>;
+  /** Settles when the file is made (or given up). */
+  settled: Promise<unknown>;
+  made?: Promise<void>;
+}
+
+/** Memory for durable entries whose files are not made yet; past it, puts wait. */
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
+class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#free++;
+    else next();
+  }
+}
+
+export interface FsStoreOptions {
+  /** Group commit through the write-ahead journal once open() takes it (the collector's store). */
+  journal?: boolean;
+  /** A journal segment is closed at this size (default 16 MiB) or age (default 5 s)... */
+  segmentBytes?: number;
+  segmentMs?: number;
+  /** ...and checkpointed (its files flushed) and deleted this long after (default 35 s). */
+  settleMs?: number;
+}
+
+export interface FsStoreOpenReport {
+  /** active: this store owns the journal; held: a live process does, so this one writes per file. */
+  journal: 'active' | 'held' | 'off';
+  /** What replaying a journal left by a stopped process did; null when another process owns it. */
+  replay: ReplayReport | null;
+}
+
 export class FsEvidenceStore implements EvidenceStore {
   readonly root: string;
   readonly description: string;
+  readonly #opts: FsStoreOptions;
+  readonly #journalDir: string;
+  #journal: Journal | null = null;
+  #closing = false;
+  /** Evidence puts under way and files not yet made, by key: create-only, and get/list see them. */
+  readonly #pending = new Map<string, Pending>();
+  #pendingBytes = 0;
+  #drainWaiters: (() => void)[] = [];
+  /** Two files made at a time: libuv's four threads also carry the journal's flushes. */
+  readonly #materialising = new Semaphore(2);
   readonly #dirSync = new DirSyncer();
   /** Folders known to exist durably: most writes land in today's folder of a known agent. */
   readonly #knownDirs = new Set<string>();
   /** Folders being created, so that concurrent writers all wait until the folder is durable. */
   readonly #creating = new Map<string, Promise<void>>();
 
-  constructor(root: string) {
+  constructor(root: string, opts: FsStoreOptions = {}) {
     this.root = path.resolve(root);
     this.description = `filesystem:${this.root}`;
+    this.#opts = opts;
+    this.#journalDir = path.join(this.root, JOURNAL_DIR);
+  }
+
+  /**
+   * Replays a journal left by a process that stopped (unless a live one owns it) and, with the
+   * journal option, takes it. Without open(), or while another process owns the journal, every
+   * write is flushed per file: that is how the CLI writes beside a running collector.
+   */
+  async open(): Promise<FsStoreOpenReport> {
+    await this.ping();
+    if (!(await acquireJournal(this.#journalDir))) return { journal: 'held', replay: null };
+    try {
+      const replay = await replayJournal(this.#journalDir, (key) => this.#path(key));
+      if (this.#opts.journal !== true) {
+        await releaseJournal(this.#journalDir);
+        return { journal: 'off', replay };
+      }
+      this.#journal = new Journal(this.#journalDir, replay.nextSegment, {
+        segmentBytes: this.#opts.segmentBytes ?? 16 * 1024 * 1024,
+        segmentMs: this.#opts.segmentMs ?? 5000,
+        settleMs: this.#opts.settleMs ?? 35_000,
+      });
+      return { journal: 'active', replay };
+    } catch (err) {
+      await releaseJournal(this.#journalDir).catch(() => undefined);
+      throw storeError(err);
+    }
+  }
+
+  /** Checkpoints the journal and gives it up; the store writes per file afterwards. */
+  async close(): Promise<void> {
+    const journal = this.#journal;
+    if (journal === null) return;
+    this.#journal = null;
+    this.#closing = true;
+    await Promise.allSettled([...this.#pending.values()].map((p) => p.settled));
+    await journal.close();
+    await releaseJournal(this.#journalDir);
   }
 
   #path(key: string): string {
@@ -113,20 +213,105 @@ export class FsEvidenceStore implements EvidenceStore {
     return path.join(this.root, ...key.split('/'));
   }
 
-  async putIfAbsent(key: string, bytes: Buffer): Promise<PutResult> {
+  putIfAbsent(key: string, bytes: Buffer): Promise<PutResult> {
+    const journal = this.#journal;
+    if (journal === null || !key.startsWith('evidence/')) return this.#putDirect(key, bytes);
+    const prior = this.#pending.get(key);
+    // The key is under way: once that put is durable the key exists; if it failed, try again.
+    if (prior !== undefined) return prior.durable.then(() => 'exists', () => this.putIfAbsent(key, bytes));
+    const entry: Pending = { bytes, visible: false, durable: null!, settled: null! };
+    entry.durable = this.#putJournaled(journal, key, entry);
+    entry.settled = entry.durable.then(() => entry.made, () => undefined);
+    this.#pending.set(key, entry);
+    entry.durable.catch(() => this.#forget(key, entry));
+    return entry.durable.then((r) => {
+      if (r === 'exists') this.#forget(key, entry);
+      return r;
+    });
+  }
+
+  #forget(key: string, entry: Pending): void {
+    if (this.#pending.get(key) !== entry) return;
+    this.#pending.delete(key);
+    if (entry.visible) this.#pendingBytes -= entry.bytes.length;
+    if (this.#pendingBytes <= MAX_PENDING_BYTES) for (const wake of this.#drainWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Flushed in the journal with whatever else is waiting, and acknowledged: the file is made in
+   * the background, and get/list answer from memory until then.
+   */
+  async #putJournaled(journal: Journal, key: string, entry: Pending): Promise<PutResult> {
     const final = this.#path(key);
     const dir = path.dirname(final);
-    const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    try {
+      if (await stat(final).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)))) return 'exists';
+      // Bounded memory: files that cannot be made as fast as evidence arrives slow the puts down.
+      while (this.#pendingBytes > MAX_PENDING_BYTES) await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+      await this.#ensureDir(dir);
+    } catch (err) {
+      throw this.#failed(err, dir);
+    }
+    const appended = await journal.append(key, entry.bytes).catch((err: unknown) => Promise.reject(this.#failed(err, dir)));
+    entry.visible = true;
+    this.#pendingBytes += entry.bytes.length;
+    entry.made = this.#materialise(key, final, entry, appended);
+    return 'created';
+  }
+
+  /** Creates the file of a durable record, without a flush; retried while the disk refuses. */
+  async #materialise(key: string, final: string, entry: Pending, appended: Appended): Promise<void> {
+    await this.#materialising.acquire();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const fh = await open(final, 'wx', 0o644);
+          try {
+            await fh.writeFile(entry.bytes);
+          } catch (err) {
+            await fh.close();
+            await unlink(final); // ours, partial: the next attempt (or replay) writes it whole
+            throw err;
+          }
+          await fh.close();
+          appended.release(final);
+          break;
+        } catch (err) {
+          // Another process made it since the stat: create-only held, nothing is owed.
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+            appended.release(null);
+            break;
+          }
+          if (this.#closing || attempt >= 100) {
+            appended.release(null, true); // its segment stays, and the next start replays it
+            break;
+          }
+          this.onMaterialiseError(err);
+          await new Promise((r) => setTimeout(r, Math.min(1000, 10 * 2 ** attempt)));
+        }
+      }
+    } finally {
+      this.#materialising.release();
+      this.#forget(key, entry);
+    }
+  }
+
+  /** Called when a journaled file cannot be made yet (it is retried); the collector logs it. */
+  onMaterialiseError: (err: unknown) => void = () => undefined;
+
+  #failed(err: unknown, dir: string): CollectorError {
+    // The folder went away underneath us (removed by hand): forget it, so the next write recreates it.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#knownDirs.delete(dir);
+    return storeError(err);
+  }
+
+  async #putDirect(key: string, bytes: Buffer): Promise<PutResult> {
+    const final = this.#path(key);
+    const dir = path.dirname(final);
+    const tmp = tempPath(dir);
     try {
       await this.#ensureDir(dir);
-      const fh = await open(tmp, 'wx', 0o644);
-      try {
-        await fh.writeFile(bytes);
-        // The data and the size are what must survive; fdatasync skips timestamps.
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
+      await writeFlushed(tmp, bytes);
       // link() fails with EEXIST when the key is taken: create-only without a window for a torn file.
       let created = true;
       try {
@@ -140,9 +325,7 @@ export class FsEvidenceStore implements EvidenceStore {
       return created ? 'created' : 'exists';
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
-      // The folder went away underneath us (removed by hand): forget it, so the next write recreates it.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#knownDirs.delete(dir);
-      throw storeError(err);
+      throw this.#failed(err, dir);
     }
   }
 
@@ -169,6 +352,8 @@ export class FsEvidenceStore implements EvidenceStore {
   }
 
   async get(key: string): Promise<Buffer | null> {
+    const pending = this.#pending.get(key);
+    if (pending?.visible === true) return pending.bytes;
     try {
       return await readFile(this.#path(key));
     } catch (err) {
@@ -182,7 +367,19 @@ export class FsEvidenceStore implements EvidenceStore {
   async *list(prefix: string): AsyncIterable<string> {
     if (prefix !== '' && !prefix.endsWith('/')) throw new CollectorError('COL_ERR_INTERNAL', 'list prefixes end with "/"');
     const base = prefix === '' ? this.root : this.#path(prefix.slice(0, -1));
-    yield* this.#walk(base, prefix);
+    // Durable entries whose files are still being made, merged in order (each key once).
+    const pending = [...this.#pending].filter(([k, p]) => p.visible && k.startsWith(prefix)).map(([k]) => k).sort();
+    if (pending.length === 0) {
+      yield* this.#walk(base, prefix);
+      return;
+    }
+    let i = 0;
+    for await (const k of this.#walk(base, prefix)) {
+      while (i < pending.length && pending[i]! < k) yield pending[i++]!;
+      if (pending[i] === k) i++;
+      yield k;
+    }
+    while (i < pending.length) yield pending[i++]!;
   }
 
   async *#walk(dir: string, keyPrefix: string): AsyncIterable<string> {
@@ -202,7 +399,7 @@ export class FsEvidenceStore implements EvidenceStore {
       return x < y ? -1 : x > y ? 1 : 0;
     });
     for (const e of entries) {
-      if (e.name.startsWith('.tmp-')) continue;
+      if (e.name.startsWith('.tmp-') || (keyPrefix === '' && e.name === JOURNAL_DIR)) continue;
       if (e.isDirectory()) yield* this.#walk(path.join(dir, e.name), `${keyPrefix}${e.name}/`);
       else if (e.isFile()) yield `${keyPrefix}${e.name}`;
     }

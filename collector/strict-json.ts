@@ -15,6 +15,8 @@ export class StrictJsonError extends Error {
 }
 
 const MAX_DEPTH = 64;
+/** A number or literal, matched where the scanner stands (sticky: nothing is copied). */
+const SCALAR = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
 
 export function parseStrictJson(bytes: Buffer): unknown {
   const text = bytes.toString('utf8');
@@ -30,17 +32,22 @@ export function parseStrictJson(bytes: Buffer): unknown {
     }
   };
 
-  const string = (): string => {
+  /** Skips a string; decodes it only for a key (values are decoded by JSON.parse at the end). */
+  const string = (decode: boolean): string => {
     const start = i;
+    let escaped = false;
     i++; // opening quote
     while (i < text.length) {
       const c = text.charCodeAt(i);
       if (c === 0x22) {
         i++;
-        return JSON.parse(text.slice(start, i)) as string;
+        if (!decode) return '';
+        return escaped ? (JSON.parse(text.slice(start, i)) as string) : text.slice(start + 1, i - 1);
       }
-      if (c === 0x5c) i += 2;
-      else if (c < 0x20) throw new StrictJsonError('control character in string', i);
+      if (c === 0x5c) {
+        escaped = true;
+        i += 2;
+      } else if (c < 0x20) throw new StrictJsonError('control character in string', i);
       else i++;
     }
     throw new StrictJsonError('unterminated string', start);
@@ -62,7 +69,7 @@ export function parseStrictJson(bytes: Buffer): unknown {
         ws();
         if (text[i] !== '"') throw new StrictJsonError('expected a key', i);
         const keyAt = i;
-        const key = string();
+        const key = string(true);
         if (keys.has(key)) throw new StrictJsonError(`duplicate key ${JSON.stringify(key)}`, keyAt);
         keys.add(key);
         ws();
@@ -103,11 +110,12 @@ export function parseStrictJson(bytes: Buffer): unknown {
       }
     }
     if (c === '"') {
-      string();
+      string(false);
       return;
     }
     // Numbers and literals: JSON.parse below validates their exact grammar.
-    const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+    SCALAR.lastIndex = i;
+    const m = SCALAR.exec(text);
     if (m === null) throw new StrictJsonError('unexpected token', i);
     i += m[0].length;
   };

@@ -221,6 +221,9 @@ describe('the collector killed between receiving and acknowledging', () => {
         // Everything the agent has no acknowledgement for is still in its spool.
         expect(s1.spoolDepth).toBe(s1.lastSeq - proxy.acked.length);
 
+        // Acknowledged means durable in the store's journal: opening the store, as the CLI does
+        // for a collector that is not running, replays it into files.
+        await new FsEvidenceStore(dataDir).open();
         const killed = await auditChain(dataDir, agentId);
         expect(killed.problems).toEqual([]);
         const storedSeqs = killed.links.map((l) => l.seq);
@@ -246,15 +249,17 @@ describe('the collector killed between receiving and acknowledging', () => {
         expect(s2).toMatchObject({ spoolDepth: 0, quarantined: 0 });
         expect(s2.lastSeq).toBeGreaterThan(s1.lastSeq);
 
-        const audit = await auditChain(dataDir, agentId);
-        expect(audit.problems).toEqual([]);
-        expect(audit.links.map((l) => l.seq)).toEqual(range(1, s2.lastSeq));
         // The restarted collector took the resent results it had stored before as duplicates.
         const m = await counters(collector.url);
         const storedUnacked = storedSeqs.filter((s) => !acked.includes(s)).length;
         expect(m.get('vcm_ingest_envelopes_total{outcome="duplicate"}')).toBe(storedUnacked);
         expect(m.get('vcm_ingest_envelopes_total{outcome="accepted"}')).toBe(s2.lastSeq - storedSeqs.length);
         expect(m.get('vcm_ingest_envelopes_total{outcome="rejected"}')).toBe(0);
+        // Files are made just after the acknowledgement; a clean stop has made them all.
+        await collector.stop();
+        const audit = await auditChain(dataDir, agentId);
+        expect(audit.problems).toEqual([]);
+        expect(audit.links.map((l) => l.seq)).toEqual(range(1, s2.lastSeq));
       } finally {
         await proxy?.close();
         await collector?.stop();
@@ -379,14 +384,16 @@ describe('a full disk under the collector', () => {
     expect(after.code, after.stderr).toBe(0);
     const done = await agentStatus(stateDir);
     expect(done).toMatchObject({ spoolDepth: 0, quarantined: 0 });
-    const audit = await auditChain(mountPoint, agentId);
-    expect(audit.problems).toEqual([]);
-    expect(audit.temporaries).toEqual([]);
-    expect(audit.links.map((l) => l.seq)).toEqual(range(1, done.lastSeq));
     // The refused large result was never taken for stored: it is accepted now, as new.
     const retried = await postRaw(url, '/v1/results', bigEnvelope);
     expect(retried.status).toBe(200);
     expect((retried.json as { results: { outcome: string }[] }).results[0]?.outcome).toBe('accepted');
+    // Files are made just after the acknowledgement; a clean stop has made them all.
+    await collector.stop();
+    const audit = await auditChain(mountPoint, agentId);
+    expect(audit.problems).toEqual([]);
+    expect(audit.temporaries).toEqual([]);
+    expect(audit.links.map((l) => l.seq)).toEqual(range(1, done.lastSeq));
     const bigAudit = await auditChain(mountPoint, big.agentId);
     expect(bigAudit).toMatchObject({ problems: [], temporaries: [] });
     expect(bigAudit.links.map((l) => l.seq)).toEqual([1]);
