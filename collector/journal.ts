@@ -305,6 +305,12 @@ export async function replayJournal(dir: string, filePath: (key: string) => stri
         report.repaired++;
       }
     }
+    // Files a stopped process was writing beside their names are litter: the records above made
+    // every acknowledged file whole.
+    for (const d of dirs) {
+      const names = await readdir(d).catch(() => [] as string[]);
+      for (const n of names) if (n.startsWith('.tmp-')) await unlink(path.join(d, n)).catch(() => undefined);
+    }
     // Deepest first, so that each new folder's entry is flushed after the folder itself.
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
     if (verdict === null) await unlink(segment);

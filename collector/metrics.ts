@@ -101,6 +101,8 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
 
 export interface MetricsSources {
   state: CollectorState;
+  /** Acknowledged evidence not yet in its own file (the filesystem store's journal). */
+  pendingFiles?: () => number;
   registry: AgentRegistry;
   policy: () => PolicyDocument;
   now: () => Date;
@@ -173,6 +175,15 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     registers: [registry],
   });
   preflightOk.set(1);
+
+  new Gauge({
+    name: 'vcm_evidence_files_pending',
+    help: 'Acknowledged evidence durable in the journal whose own file is not made yet.',
+    registers: [registry],
+    collect() {
+      this.set(src.pendingFiles?.() ?? 0);
+    },
+  });
 
   const enrollments = new Counter({
     name: 'vcm_enrollments_total',

@@ -131,7 +131,7 @@ export async function startCollector(
 
   const registry = new AgentRegistry(store);
   const state = new CollectorState();
-  const metrics = createMetrics({ state, registry, policy: () => policy, now }, { perHostSeries: config.perHostSeries });
+  const metrics = createMetrics({ state, registry, policy: () => policy, now, pendingFiles: () => store.pendingFiles?.() ?? 0 }, { perHostSeries: config.perHostSeries });
   metrics.preflightOk.set(preflight === null || preflight.ok ? 1 : 0);
   const ingestor = new Ingestor({
     store,

@@ -3,7 +3,7 @@
 // A collector's store (open() with the journal) makes evidence durable by group commit in a
 // write-ahead journal (collector/journal.ts), makes the files in the background and answers for
 // them from memory meanwhile; everything else is written and flushed per file.
-import { link, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
 import { Journal, acquireJournal, type Appended, fsyncPath, releaseJournal, replayJournal, tempPath, writeFlushed, type ReplayReport } from './journal.js';
@@ -40,6 +40,8 @@ export interface EvidenceStore {
   preflight?(): Promise<StorePreflight>;
   /** Finishes background work (the filesystem journal's checkpoint) before the process exits. */
   close?(): Promise<void>;
+  /** Acknowledged evidence whose own file is not made yet (durable in the journal meanwhile). */
+  pendingFiles?(): number;
   readonly description: string;
 }
 
@@ -197,6 +199,10 @@ export class FsEvidenceStore implements EvidenceStore {
     }
   }
 
+  pendingFiles(): number {
+    return this.#pending.size;
+  }
+
   /** Checkpoints the journal and gives it up; the store writes per file afterwards. */
   async close(): Promise<void> {
     const journal = this.#journal;
@@ -259,29 +265,29 @@ export class FsEvidenceStore implements EvidenceStore {
     return 'created';
   }
 
-  /** Creates the file of a durable record, without a flush; retried while the disk refuses. */
+  /**
+   * Creates the file of a durable record, without a flush; retried while the disk refuses. It is
+   * written beside its name and linked in whole, so a reader of the store never sees part of it.
+   */
   async #materialise(key: string, final: string, entry: Pending, appended: Appended): Promise<void> {
     await this.#materialising.acquire();
     try {
       for (let attempt = 0; ; attempt++) {
+        const tmp = tempPath(path.dirname(final));
         try {
-          const fh = await open(final, 'wx', 0o644);
+          await writeFile(tmp, entry.bytes, { flag: 'wx', mode: 0o644 });
           try {
-            await fh.writeFile(entry.bytes);
+            // EEXIST: another process made it since; create-only held, nothing is owed.
+            await link(tmp, final);
+            appended.release(final);
           } catch (err) {
-            await fh.close();
-            await unlink(final); // ours, partial: the next attempt (or replay) writes it whole
-            throw err;
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            appended.release(null);
           }
-          await fh.close();
-          appended.release(final);
+          await unlink(tmp).catch(() => undefined);
           break;
         } catch (err) {
-          // Another process made it since the stat: create-only held, nothing is owed.
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-            appended.release(null);
-            break;
-          }
+          await unlink(tmp).catch(() => undefined);
           if (this.#closing || attempt >= 100) {
             appended.release(null, true); // its segment stays, and the next start replays it
             break;

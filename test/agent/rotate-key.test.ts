@@ -238,7 +238,7 @@ describe('vcm-agent rotate-key against a collector process', () => {
     const revoke = await runCli(COLLECTOR_CLI, ['agents', 'revoke', agentId, '--reason', 'test', '--collector', collector.url], { env: { VCM_ADMIN_TOKEN: adminToken } });
     expect(revoke.code, revoke.stderr).toBe(0);
     const keyBefore = await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'));
-    const files = await listTree(storeDir);
+    const files = await listTree(storeDir, collector.url);
 
     const res = await agent(['rotate-key']);
     expect(res.code).toBe(2);
@@ -247,6 +247,6 @@ describe('vcm-agent rotate-key against a collector process', () => {
     expect(await exists(path.join(stateDir, 'agent-ed25519.next.pem'))).toBe(false);
     expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
     expect(await status()).toMatchObject({ key: { generation: 4 }, rotationPending: null });
-    expect(await listTree(storeDir)).toEqual(files);
+    expect(await listTree(storeDir, collector.url)).toEqual(files);
   });
 });

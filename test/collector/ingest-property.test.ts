@@ -58,7 +58,7 @@ async function expectAlive(): Promise<void> {
 /** Evidence files of the given agents, relative to evidence/. */
 async function evidenceOf(agents: readonly TestAgent[]): Promise<string[]> {
   const dirs = agents.map((a) => `agent=${a.agentId}`);
-  return (await listTree(path.join(data.dir, 'evidence'))).filter((f) => f.split(path.sep).some((part) => dirs.includes(part)));
+  return (await listTree(path.join(data.dir, 'evidence'), collector.url)).filter((f) => f.split(path.sep).some((part) => dirs.includes(part)));
 }
 
 // ---------------------------------------------------------------------------------------------

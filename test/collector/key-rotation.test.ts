@@ -57,13 +57,13 @@ async function accepted(body: Buffer, outcome = 'accepted'): Promise<void> {
 
 /** Sends `attempt`; it must be refused with `code`, counted once under `counted`, and store nothing. */
 async function refused(attempt: () => Promise<RawAnswer>, status: number, code: string, counted: Record<string, number>): Promise<void> {
-  const files = await listTree(data.dir);
+  const files = await listTree(data.dir, collector.url);
   const before = await counters(collector.url, FAMILIES);
   const res = await attempt();
   expect(res.status, res.body.toString()).toBe(status);
   expect(res.json).toEqual({ error: { code, message: expect.any(String) } });
   expect(counterDeltas(before, await counters(collector.url, FAMILIES))).toEqual(counted);
-  expect(await listTree(data.dir)).toEqual(files);
+  expect(await listTree(data.dir, collector.url)).toEqual(files);
 }
 
 const rotationRefused = (reason: string) => ({ [`vcm_key_rotations_total{outcome="${reason}"}`]: 1 });
@@ -125,18 +125,18 @@ describe('key rotation over HTTP against a collector process', () => {
 
   it('rotates, and answers a retry of the same bytes without writing again', async () => {
     rotation1 = rotationBody(A, keysOfA[0]!, keysOfA[1]!, { generation: 1, afterSeq: 4 });
-    const files = await listTree(data.dir);
+    const files = await listTree(data.dir, collector.url);
     const before = await counters(collector.url, FAMILIES);
     const res = await rotate(rotation1);
     expect(res.status, res.body.toString()).toBe(200);
     expect(res.json).toEqual({ agentId: A.agentId, generation: 1, keyId: keysOfA[1]!.agentId, afterSeq: 4, rotatedAt: expect.any(String), duplicate: false });
-    expect(await listTree(data.dir)).toEqual([...files, `keys/${A.agentId}.key-1.json`].sort());
+    expect(await listTree(data.dir, collector.url)).toEqual([...files, `keys/${A.agentId}.key-1.json`].sort());
     expect(counterDeltas(before, await counters(collector.url, FAMILIES))).toEqual({ 'vcm_key_rotations_total{outcome="rotated"}': 1 });
 
     const again = await rotate(rotation1);
     expect(again.status).toBe(200);
     expect(again.json).toEqual({ ...(res.json as object), duplicate: true });
-    expect(await listTree(data.dir)).toEqual([...files, `keys/${A.agentId}.key-1.json`].sort());
+    expect(await listTree(data.dir, collector.url)).toEqual([...files, `keys/${A.agentId}.key-1.json`].sort());
   });
 
   it('takes the new key after the rotation point, the old key up to it (late delivery), and refuses the old key after it', async () => {

@@ -371,7 +371,7 @@ describe('tamper matrix over HTTP against a collector process', () => {
   for (const c of cases) {
     it(`${c.expect.status} ${c.expect.code ?? c.expect.outcome ?? ''}: ${c.name}`, async () => {
       const attempt = await c.arrange();
-      const filesBefore = await listTree(data.dir);
+      const filesBefore = await listTree(data.dir, collector.url);
       const before = await counters(collector.url);
 
       const res = await send(attempt);
@@ -383,7 +383,7 @@ describe('tamper matrix over HTTP against a collector process', () => {
         expect((res.json as { results: { outcome: string }[] }).results).toEqual([expect.objectContaining({ outcome: c.expect.outcome })]);
       }
       expect(counterDeltas(before, await counters(collector.url))).toEqual(c.expect.counted);
-      expect(await listTree(data.dir)).toEqual(filesBefore);
+      expect(await listTree(data.dir, collector.url)).toEqual(filesBefore);
       await expectServing();
     });
   }
@@ -399,11 +399,11 @@ describe('tamper matrix over HTTP against a collector process', () => {
   });
 
   it('stores a body cut short on the wire nowhere, and keeps serving', async () => {
-    const filesBefore = await listTree(data.dir);
+    const filesBefore = await listTree(data.dir, collector.url);
     const answer = await cutOnTheWire(aNext());
     // Node's HTTP parser refuses the incomplete request; whatever answers, it is a 4xx.
     expect(answer).toMatch(/^HTTP\/1\.1 4\d\d /);
-    expect(await listTree(data.dir)).toEqual(filesBefore);
+    expect(await listTree(data.dir, collector.url)).toEqual(filesBefore);
     await expectServing();
   });
 

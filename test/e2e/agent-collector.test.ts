@@ -26,7 +26,8 @@ async function listEvidence(dataDir: string): Promise<string[]> {
     for (const e of entries) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else out.push(p);
+      // Only evidence files: not a file the collector is still writing beside its name.
+      else if (e.name.endsWith('.dsse.json')) out.push(p);
     }
   }
   await walk(path.join(dataDir, 'evidence'));

@@ -85,8 +85,25 @@ export function counterDeltas(before: Map<string, number>, after: Map<string, nu
   return out;
 }
 
-/** Every file under `root`, as sorted paths relative to it (missing root: none). */
-export async function listTree(root: string): Promise<string[]> {
+/** Waits until the collector has made the file of every evidence it acknowledged. */
+export async function filesSettled(url: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pending = (await counters(url, ['vcm_evidence_files_pending'])).get('vcm_evidence_files_pending') ?? 0;
+    if (pending === 0) return;
+    if (Date.now() > deadline) throw new Error(`${pending} acknowledged evidence files still not made after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Every file under `root`, as sorted paths relative to it (missing root: none). The store's
+ * journal folder is left out: its segments come and go by themselves. With the collector's URL,
+ * first waits until every acknowledged evidence has its file, so that two listings around a
+ * request differ only by what that request stored.
+ */
+export async function listTree(root: string, collectorUrl?: string): Promise<string[]> {
+  if (collectorUrl !== undefined) await filesSettled(collectorUrl);
   const out: string[] = [];
   async function walk(dir: string): Promise<void> {
     let entries;
@@ -98,6 +115,7 @@ export async function listTree(root: string): Promise<string[]> {
     }
     for (const e of entries) {
       const p = path.join(dir, e.name);
+      if (dir === root && e.name === '.journal') continue;
       if (e.isDirectory()) await walk(p);
       else out.push(path.relative(root, p));
     }

@@ -63,7 +63,8 @@ export function startCollectorProcess(dataDir: string, opts: { listen?: string; 
           logs: () => out,
           stop: () =>
             new Promise<void>((done) => {
-              if (child.exitCode !== null) return done();
+              // Already gone (exited, or killed by a signal): 'exit' will not come again.
+              if (child.exitCode !== null || child.signalCode !== null) return done();
               child.once('exit', () => done());
               child.kill('SIGTERM');
             }),
