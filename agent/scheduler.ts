@@ -86,6 +86,7 @@ interface Planned {
 export class Scheduler {
   readonly #opts: SchedulerOptions;
   readonly #planned = new Map<string, Planned>();
+  readonly #nextRuns = new Map<string, Date>();
   readonly #queue: { id: string; reason: RunReason; done: () => void }[] = [];
   readonly #waiting = new Map<string, Promise<void>>();
   readonly #startTimers = new Set<NodeJS.Timeout>();
@@ -112,10 +113,25 @@ export class Scheduler {
     }));
   }
 
-  /** One check's plan, with its next run (computing it costs node-cron a few date conversions). */
+  /** One check's plan, with its next run. */
   planned(id: string): { intervalSeconds: number; periodSeconds: number; expression: string; nextRunAt: Date | null } | undefined {
     const p = this.#planned.get(id);
-    return p === undefined ? undefined : { intervalSeconds: p.intervalSeconds, periodSeconds: p.periodSeconds, expression: p.expression, nextRunAt: p.task.getNextRun() };
+    return p === undefined ? undefined : { intervalSeconds: p.intervalSeconds, periodSeconds: p.periodSeconds, expression: p.expression, nextRunAt: this.#nextRun(p) };
+  }
+
+  /**
+   * node-cron's next run, which costs it a dozen Intl date conversions. Every task here has the
+   * same time zone, so a next run computed for one expression stays the answer for every task
+   * with that expression until that moment passes (checks of one interval share an expression).
+   */
+  #nextRun(p: Planned): Date | null {
+    const known = this.#nextRuns.get(p.expression);
+    // node-cron reads the wall clock, so this does too.
+    if (known !== undefined && known.getTime() > Date.now() && p.task.getStatus() !== 'stopped') return new Date(known);
+    const next = p.task.getNextRun();
+    if (next === null) this.#nextRuns.delete(p.expression);
+    else this.#nextRuns.set(p.expression, new Date(next));
+    return next;
   }
 
   task(id: string): ScheduledTask | undefined {

@@ -1,11 +1,12 @@
 // The real HostIO: files under a root prefix, and commands from a declared allow-list only.
 // This is the only module that may import node:child_process (eslint enforces it).
 import { execFile } from 'node:child_process';
-import { lstatSync, readFileSync, readdirSync, readlinkSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { CheckError, codeForFsError } from './errors.js';
-import type { CommandResult, DirEntry, FileStat, HostIO, HttpResult, Platform } from './types.js';
+import { StringDecoder } from 'node:string_decoder';
+import { CheckError, codeForFsError, isCheckError } from './errors.js';
+import type { CommandResult, DirEntry, FileStat, HostIO, HttpResult, Platform, ReadFileOptions } from './types.js';
 
 /** Files larger than this are refused: no control source is anywhere near it. */
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -160,6 +161,35 @@ function fileStat(s: Stats): FileStat {
   };
 }
 
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Reads whole lines until one matches `until` (or the end), then stops. For /proc tables that the
+ * kernel generates as they are read: what is never read is never generated.
+ */
+function readLinesUntilSync(real: string, until: RegExp, hostPath: string): string {
+  const fd = openSync(real, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    const decoder = new StringDecoder('utf8');
+    let text = '';
+    let checked = 0; // lines before this offset have been tested
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return text + decoder.end();
+      text += decoder.write(chunk.subarray(0, n));
+      if (text.length > MAX_FILE_BYTES) throw new CheckError('CHK_ERR_PARSE', 'file is larger than any source should be', { subject: hostPath });
+      for (let nl = text.indexOf('\n', checked); nl >= 0; nl = text.indexOf('\n', checked)) {
+        const line = text.slice(checked, nl);
+        checked = nl + 1;
+        if (until.test(line)) return text.slice(0, checked);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function dirEntry(e: Dirent): DirEntry {
   return { name: e.name, type: e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other' };
 }
@@ -199,13 +229,15 @@ export class RealHostIO implements HostIO {
     }
   }
 
-  async readFile(hostPath: string): Promise<string> {
+  async readFile(hostPath: string, opts: ReadFileOptions = {}): Promise<string> {
     const sync = inMemory('readFile', hostPath);
     const real = sync ? this.resolveSync(hostPath) : await this.resolve(hostPath);
     let buf: Buffer;
     try {
+      if (sync && opts.until !== undefined) return readLinesUntilSync(real, opts.until, hostPath);
       buf = sync ? readFileSync(real) : await readFile(real);
     } catch (err) {
+      if (isCheckError(err)) throw err;
       throw new CheckError(codeForFsError(err), 'cannot read file', { subject: hostPath, cause: err });
     }
     if (buf.length > MAX_FILE_BYTES) {

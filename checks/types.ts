@@ -86,9 +86,20 @@ export interface DirEntry {
  * The one door to the host. Paths are host-absolute (`/proc/net/tcp`); the implementation maps
  * them under its root prefix. Failures throw `HostIOError` with a `CHK_ERR_*` code.
  */
+/** How much of a file a caller needs. */
+export interface ReadFileOptions {
+  /**
+   * The caller needs the file only up to the first line this matches (tested line by line,
+   * without the newline). The real HostIO may stop reading there and return whole lines up to
+   * at least that one; replay and recording return the whole file, so a parser must give the
+   * same result for any such prefix.
+   */
+  until?: RegExp;
+}
+
 export interface HostIO {
   readonly platform: Platform;
-  readFile(path: string): Promise<string>;
+  readFile(path: string, opts?: ReadFileOptions): Promise<string>;
   readDir(path: string): Promise<DirEntry[]>;
   readLink(path: string): Promise<string>;
   /** Metadata of a file (the link itself is not followed for the last component). */

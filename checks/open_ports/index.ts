@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { CheckError, isCheckError } from '../errors.js';
 import type { Check, CollectContext, CommandResult, DirEntry, Evaluation, HostIO, Reason, SourceDecl } from '../types.js';
 import { ID_U, listenersFromLsof, LSOF_TCP, LSOF_UDP, parseLsofFields, parseUid } from './darwin.js';
-import { listenersFromProcNet, pidsFromProcListing, socketInode, type Family, type ParsedListener, type Protocol } from './linux.js';
+import { AFTER_TCP_LISTENERS, listenersFromProcNet, pidsFromProcListing, socketInode, type Family, type ParsedListener, type Protocol } from './linux.js';
 import { codeForPsError, isNothingFound, LISTENERS_COMMAND, listenersFromRows, parseListenersReport, POWERSHELL, type PsError } from './win32.js';
 import { verdict } from '../verdict.js';
 
@@ -79,9 +79,10 @@ export const factsSchema = z.object({
 export type Facts = z.output<typeof factsSchema>;
 export type Listener = Facts['listeners'][number];
 
-const TABLES: readonly { path: string; protocol: Protocol; family: Family; optional: boolean }[] = [
-  { path: '/proc/net/tcp', protocol: 'tcp', family: 'ipv4', optional: false },
-  { path: '/proc/net/tcp6', protocol: 'tcp', family: 'ipv6', optional: true },
+// TCP tables are read only as far as their listeners go; UDP tables have no such order.
+const TABLES: readonly { path: string; protocol: Protocol; family: Family; optional: boolean; until?: RegExp }[] = [
+  { path: '/proc/net/tcp', protocol: 'tcp', family: 'ipv4', optional: false, until: AFTER_TCP_LISTENERS },
+  { path: '/proc/net/tcp6', protocol: 'tcp', family: 'ipv6', optional: true, until: AFTER_TCP_LISTENERS },
   { path: '/proc/net/udp', protocol: 'udp', family: 'ipv4', optional: false },
   { path: '/proc/net/udp6', protocol: 'udp', family: 'ipv6', optional: true },
 ];
@@ -232,7 +233,7 @@ async function collectLinux(ctx: CollectContext): Promise<Facts> {
   for (const t of TABLES) {
     let text: string;
     try {
-      text = await io.readFile(t.path);
+      text = await io.readFile(t.path, t.until === undefined ? {} : { until: t.until });
     } catch (err) {
       if (t.optional && isCheckError(err) && err.code === 'CHK_ERR_SOURCE_MISSING') {
         missingSources.push(t.path);

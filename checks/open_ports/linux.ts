@@ -35,6 +35,15 @@ export interface ParsedListener {
 
 export const TCP_LISTEN = 0x0a;
 
+/**
+ * A /proc/net/tcp{,6} row that comes after every listener. The kernel lists the listening hash
+ * first, then the established hash (tcp_seq_next in net/ipv4/tcp_ipv4.c), so once such a row is
+ * read the rest of the table holds no listener, and not reading it spares the kernel the walk of
+ * the whole established hash. SYN_RECV (03) does not end the listeners: before Linux 4.4 the
+ * open requests were listed under their listener, between listeners.
+ */
+export const AFTER_TCP_LISTENERS = /^\s*\d+: [0-9A-Fa-f]+:[0-9A-Fa-f]+ [0-9A-Fa-f]+:[0-9A-Fa-f]+ (?!0A|0a|03)[0-9A-Fa-f]{2} /;
+
 const HEX8 = /^[0-9A-Fa-f]{8}$/;
 const HEX32 = /^[0-9A-Fa-f]{32}$/;
 const HEX4 = /^[0-9A-Fa-f]{4}$/;

@@ -252,6 +252,23 @@ describe('RealHostIO: kernel pseudo-files are read at the call, other files afte
     expect((await io.stat('/sys/class/net/tun7')).type).toBe('symlink');
   });
 
+  it('readFile with `until` stops after the first whole line that matches, across read chunks', async () => {
+    // Lines of 100 bytes, the marker past the first 64 KiB read, and a multi-byte character split by that boundary.
+    const row = (i: number, tag: string) => `${String(i).padStart(6)} ${tag} ${'x'.repeat(100 - 10 - tag.length)}\n`;
+    const head = `${Array.from({ length: 600 }, (_, i) => row(i, 'AA')).join('')}x`;
+    const pad = 'é'.repeat(4000); // two bytes each, the 64 KiB boundary inside one of them
+    const body = `${head}${pad}\n${row(700, 'AA')}${row(701, 'ZZ')}${row(702, 'AA')}${row(703, 'ZZ')}`;
+    await fixture({ '/proc/net/tcp': body });
+    const io = new RealHostIO({ root });
+    const got = await io.readFile('/proc/net/tcp', { until: /^\s*\d+ ZZ / });
+    expect(got).toBe(body.slice(0, body.indexOf(row(702, 'AA'))));
+    // No line matches: the whole file, as without `until`.
+    expect(await io.readFile('/proc/net/tcp', { until: /^never$/ })).toBe(body);
+    expect(await io.readFile('/proc/net/tcp')).toBe(body);
+    const missing = await caught(io.readFile('/proc/net/udp9', { until: /x/ }));
+    expect([missing.code, missing.subject]).toEqual(['CHK_ERR_SOURCE_MISSING', '/proc/net/udp9']);
+  });
+
   it('on the host itself, /proc/self/comm reads the same as the file system does', async () => {
     expect(await new RealHostIO().readFile('/proc/self/comm')).toBe(readFileSync('/proc/self/comm', 'utf8'));
     const missing = await caught(new RealHostIO().readFile('/proc/999999999/comm'));

@@ -96,6 +96,32 @@ describe('Scheduler (fake timers)', () => {
     await scheduler.stop();
   });
 
+  it('planned() gives node-cron\'s next run at every moment, computing it once per expression and slot', async () => {
+    const { scheduler } = make({ runMs: 300 });
+    scheduler.apply([
+      { id: 'vpn', intervalSeconds: 5 },
+      { id: 'usb_policy', intervalSeconds: 5 },
+      { id: 'open_ports', intervalSeconds: 60 },
+    ]);
+    const ids = ['vpn', 'usb_policy', 'open_ports'];
+    const computed = ids.map((id) => vi.spyOn(scheduler.task(id)!, 'getNextRun'));
+    const calls = () => computed.reduce((n, c) => n + c.mock.calls.length, 0);
+    // Steps that land before, on and just after the slots, over several minutes.
+    for (const step of [1, 250, 999, 1000, 1, 4749, 3000, 2000, 1999, 1, 60_000, 7, 12_345, 100_000]) {
+      await vi.advanceTimersByTimeAsync(step);
+      for (const id of ids) {
+        const before = calls();
+        const got = scheduler.planned(id)?.nextRunAt?.getTime();
+        // usb_policy shares vpn's expression, just computed at this very moment.
+        if (id === 'usb_policy') expect(calls() - before).toBe(0);
+        const truth = scheduler.task(id)!.getNextRun()?.getTime();
+        expect(got, `${id} at +${Date.now() - T0.getTime()} ms`).toBe(truth);
+        expect(got).toBeGreaterThan(Date.now());
+      }
+    }
+    await scheduler.stop();
+  });
+
   it('adds random jitter on top of the offset (node-cron maxRandomDelay), bounded by the setting', async () => {
     const random = vi.spyOn(Math, 'random').mockReturnValue(0.999);
     const { scheduler, runs } = make({ jitterSeconds: 30 });

@@ -1,7 +1,10 @@
 import fc from 'fast-check';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isCheckError } from '../../../checks/errors.js';
 import {
+  AFTER_TCP_LISTENERS,
   decodeAddressBytes,
   formatIPv6,
   listenersFromProcNet,
@@ -240,5 +243,70 @@ describe('open_ports fd and /proc listings', () => {
         { name: '99', type: 'file' },
       ]),
     ).toEqual([1, 77, 812]);
+  });
+});
+
+/** What RealHostIO returns for `until`: whole lines up to the first that matches. */
+function prefixUntil(text: string, until: RegExp): string {
+  let at = 0;
+  for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', at)) {
+    const line = text.slice(at, nl);
+    at = nl + 1;
+    if (until.test(line)) return text.slice(0, at);
+  }
+  return text;
+}
+
+describe('open_ports reads a TCP table only as far as its listeners (kernel order: listeners first)', () => {
+  const rowsOf = (t: string) => t.split('\n').slice(1).filter((l) => l.trim() !== '');
+  const withState = (row: string, st: string) => row.replace(/^(\s*\d+: \S+ \S+ )[0-9A-F]{2} /, `$1${st} `);
+
+  it('the header, LISTEN and SYN_RECV rows do not end the listeners; any other state does', () => {
+    const [header, row] = [TCP.split('\n')[0]!, rowsOf(TCP)[0]!];
+    expect(AFTER_TCP_LISTENERS.test(header)).toBe(false);
+    expect(AFTER_TCP_LISTENERS.test(withState(row, '0A'))).toBe(false);
+    expect(AFTER_TCP_LISTENERS.test(withState(row, '03'))).toBe(false);
+    for (const st of ['01', '02', '04', '05', '06', '07', '08', '09', '0B', '0C']) expect(AFTER_TCP_LISTENERS.test(withState(row, st)), st).toBe(true);
+    expect(AFTER_TCP_LISTENERS.test(rowsOf(TCP6).at(-1)!)).toBe(true);
+  });
+
+  it('for tables in kernel order, the prefix gives the same listeners as the whole table (fast-check)', () => {
+    const v4 = rowsOf(TCP);
+    const v6 = rowsOf(TCP6);
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(fc.tuple(fc.nat(99), fc.constantFrom('0A', '0A', '03')), { maxLength: 12 }),
+        fc.array(fc.tuple(fc.nat(99), fc.constantFrom('01', '02', '03', '06', '07', '08', '0B')), { maxLength: 12 }),
+        (ipv6, listening, rest) => {
+          const pool = ipv6 ? v6 : v4;
+          const header = (ipv6 ? TCP6 : TCP).split('\n')[0]!;
+          const rows = [...listening, ...rest].map(([i, st]) => withState(pool[i % pool.length]!, st));
+          const text = `${[header, ...rows].join('\n')}\n`;
+          const family = ipv6 ? 'ipv6' : 'ipv4';
+          const prefix = prefixUntil(text, AFTER_TCP_LISTENERS);
+          expect(text.startsWith(prefix)).toBe(true);
+          expect(listenersFromProcNet(prefix, 'tcp', family)).toEqual(listenersFromProcNet(text, 'tcp', family));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('every recorded and synthetic TCP table in the fixtures gives the same listeners from its prefix', () => {
+    const base = path.resolve(import.meta.dirname, '../../fixtures/checks/open_ports/linux');
+    let tables = 0;
+    for (const c of readdirSync(base)) {
+      const manifest = JSON.parse(readFileSync(path.join(base, c, 'manifest.json'), 'utf8')) as { calls: { op: string; path?: string; content?: string; file?: string }[] };
+      for (const call of manifest.calls) {
+        if (call.op !== 'readFile' || (call.path !== '/proc/net/tcp' && call.path !== '/proc/net/tcp6')) continue;
+        const text = call.content ?? (call.file === undefined ? undefined : readFileSync(path.join(base, c, 'raw', call.file), 'utf8'));
+        if (text === undefined) continue; // a recorded error
+        const family = call.path.endsWith('6') ? 'ipv6' : 'ipv4';
+        expect(listenersFromProcNet(prefixUntil(text, AFTER_TCP_LISTENERS), 'tcp', family), `${c} ${call.path}`).toEqual(listenersFromProcNet(text, 'tcp', family));
+        tables++;
+      }
+    }
+    expect(tables).toBeGreaterThan(10);
   });
 });
