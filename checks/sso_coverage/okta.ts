@@ -172,6 +172,11 @@ export function toCheckError(err: unknown, what: string, secret: string, signal:
     return new CheckError('CHK_ERR_PARSE', `Okta returned a body that is not JSON reading ${what}`, { subject: what });
   }
   const message = typeof e.message === 'string' ? redact(e.message) : 'unknown error';
+  // The SDK turns the service app's key into a JWK when it signs its first client assertion: a
+  // key it cannot use is a configuration problem, not a fault of the check.
+  if (/private key|\bJWK\b|\bPEM\b/i.test(message)) {
+    return new CheckError('CHK_ERR_NOT_CONFIGURED', `the Okta service app's private key cannot be used: ${message}`, { subject: 'okta private key' });
+  }
   return new CheckError('CHK_ERR_INTERNAL', `reading ${what} failed: ${message}`, { subject: what });
 }
 

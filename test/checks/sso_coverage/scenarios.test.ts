@@ -317,6 +317,21 @@ describe('sso_coverage with the real Okta SDK against a local Okta server', () =
     expect(errorCode(r.error)).toBe('CHK_ERR_SOURCE_MISSING');
   });
 
+  it('a private key the SDK cannot use is unknown, CHK_ERR_NOT_CONFIGURED, and the key is never quoted', async () => {
+    const s = baseScenario({ staff: 10 });
+    const keyFile = '/etc/vcm/okta-key.pem';
+    const garbage = 'not-a-key-but-secret-material-0123456789';
+    const r = await runScenario(s, {
+      okta: { auth: { type: 'privateKey', clientId: '0oaservice00000000a1', privateKeyFile: keyFile } },
+      secretFile: { path: keyFile, content: garbage },
+    });
+    expect(r.facts).toBeNull();
+    expect(r.error).toMatchObject({ code: 'CHK_ERR_NOT_CONFIGURED', message: expect.stringContaining("the Okta service app's private key cannot be used") });
+    expect(String((r.error as Error).message)).not.toContain(garbage);
+    // Nothing reached Okta: the key failed before the first request.
+    expect(r.server.requests.filter((q) => q.path.startsWith('/api/'))).toHaveLength(0);
+  });
+
   it('a private-key service app: client assertion, Bearer token, read-only scopes; API tokens need a scope it lacks', async () => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
