@@ -46,6 +46,23 @@ export interface EvidenceStore {
 }
 
 const KEY_RE = /^[A-Za-z0-9=._-]+(\/[A-Za-z0-9=._-]+)*$/;
+/**
+ * Puts a written temporary file under its final name and removes the temporary name. link()
+ * fails with EEXIST when the name is taken: create-only, with no window in which a reader could
+ * see part of a file. False when the name was taken.
+ */
+async function linkInPlace(tmp: string, final: string): Promise<boolean> {
+  try {
+    await link(tmp, final);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
 /** The filesystem store's journal folder, at the root: never a key. */
 const JOURNAL_DIR = '.journal';
 
@@ -276,15 +293,8 @@ export class FsEvidenceStore implements EvidenceStore {
         const tmp = tempPath(path.dirname(final));
         try {
           await writeFile(tmp, entry.bytes, { flag: 'wx', mode: 0o644 });
-          try {
-            // EEXIST: another process made it since; create-only held, nothing is owed.
-            await link(tmp, final);
-            appended.release(final);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-            appended.release(null);
-          }
-          await unlink(tmp).catch(() => undefined);
+          // Not created: another process made it since; create-only held, nothing is owed.
+          appended.release((await linkInPlace(tmp, final)) ? final : null);
           break;
         } catch (err) {
           await unlink(tmp).catch(() => undefined);
@@ -318,15 +328,7 @@ export class FsEvidenceStore implements EvidenceStore {
     try {
       await this.#ensureDir(dir);
       await writeFlushed(tmp, bytes);
-      // link() fails with EEXIST when the key is taken: create-only without a window for a torn file.
-      let created = true;
-      try {
-        await link(tmp, final);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        created = false;
-      }
-      await unlink(tmp);
+      const created = await linkInPlace(tmp, final);
       await this.#dirSync.sync(dir);
       return created ? 'created' : 'exists';
     } catch (err) {

@@ -50,6 +50,20 @@ export interface IdentityRead {
 /** Names the org's API endpoints in facts.sources, the way files are named for host credentials. */
 export const oktaSourcePath = (orgUrl: string, what: 'users' | 'api-tokens') => `${orgUrl}/api/v1/${what}`;
 
+type Source = IdentityRead['sources'][number];
+
+/** Both Okta sources in the same state, and nothing read from them. */
+function notRead(orgUrl: string, how: Omit<Source, 'path' | 'kinds'>): IdentityRead {
+  return {
+    facts: null,
+    credentials: [],
+    sources: [
+      { path: oktaSourcePath(orgUrl, 'users'), kinds: ['idp_password'], ...how },
+      { path: oktaSourcePath(orgUrl, 'api-tokens'), kinds: ['idp_api_token'], ...how },
+    ],
+  };
+}
+
 /**
  * Reads the staff's Okta passwords and the API tokens. Any failure to read Okta (no access, a
  * revoked token, the network, the budget) is kept as unreadable sources with its code and reason,
@@ -60,15 +74,7 @@ export async function readIdentityProvider(ctx: CollectContext, cfg: IdentityPro
   if (!hasOktaAccess(ctx.identityProvider, cfg.okta)) {
     // The policy asks every agent of the vendor; only the one with Okta access can answer, and it
     // does. Here the identity credentials are not present, which is not a failure to read them.
-    const reason = 'this agent has no Okta access; the agent configured with it reports these';
-    return {
-      facts: null,
-      credentials: [],
-      sources: [
-        { path: oktaSourcePath(orgUrl, 'users'), kinds: ['idp_password'], state: 'absent', reason },
-        { path: oktaSourcePath(orgUrl, 'api-tokens'), kinds: ['idp_api_token'], state: 'absent', reason },
-      ],
-    };
+    return notRead(orgUrl, { state: 'absent', reason: 'this agent has no Okta access; the agent configured with it reports these' });
   }
   try {
     const { okta, secret } = await resolveOktaAccess(ctx, cfg.okta);
@@ -102,14 +108,6 @@ export async function readIdentityProvider(ctx: CollectContext, cfg: IdentityPro
   } catch (err) {
     // Not a CheckError is a bug: let the runner report it.
     if (!isCheckError(err)) throw err;
-    const failed = { state: 'unreadable' as const, code: err.code, reason: err.message };
-    return {
-      facts: null,
-      credentials: [],
-      sources: [
-        { path: oktaSourcePath(orgUrl, 'users'), kinds: ['idp_password'], ...failed },
-        { path: oktaSourcePath(orgUrl, 'api-tokens'), kinds: ['idp_api_token'], ...failed },
-      ],
-    };
+    return notRead(orgUrl, { state: 'unreadable', code: err.code, reason: err.message });
   }
 }

@@ -20,6 +20,7 @@ import {
 } from './linux.js';
 import { LOCAL_USERS_SCRIPT, parseLocalUsers, windowsPasswords } from './win32.js';
 import { DEFAULT_CHECK_TIMEOUT_MS } from '../runner.js';
+import { OKTA_TIMEOUT_MS } from '../sso_coverage/access.js';
 import { verdict } from '../verdict.js';
 import { identityFactsSchema, identityProviderConfigSchema, readIdentityProvider } from './identity.js';
 
@@ -142,9 +143,6 @@ export const configSchema = z
   })
   .strict();
 export type Config = z.infer<typeof configSchema>;
-
-/** The default budget when the identity provider is read (the policy's timeoutSeconds overrides it). */
-export const IDP_TIMEOUT_MS = 10 * 60_000;
 
 /** Fail codes of this check; README.md documents each one, and a test keeps the two equal. */
 export const CREDENTIAL_AGE_FAIL_CODES = {
@@ -504,5 +502,5 @@ export const credentialAge: Check<Config, Facts> = {
   },
   evaluate,
   // Paging through an identity provider's users takes longer than reading local files.
-  timeoutMs: (config) => (config.identityProvider === undefined ? DEFAULT_CHECK_TIMEOUT_MS : IDP_TIMEOUT_MS),
+  timeoutMs: (config) => (config.identityProvider === undefined ? DEFAULT_CHECK_TIMEOUT_MS : OKTA_TIMEOUT_MS),
 };

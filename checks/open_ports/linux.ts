@@ -2,6 +2,7 @@
 // `socket:[<inode>]` links under /proc/<pid>/fd. No I/O here; index.ts does the reading.
 import { CheckError } from '../errors.js';
 import type { DirEntry } from '../types.js';
+import { formatIpv6Groups } from '../ipv6.js';
 
 export type Protocol = 'tcp' | 'udp';
 export type Family = 'ipv4' | 'ipv6';
@@ -76,29 +77,12 @@ function isIPv4Mapped(b: Uint8Array): boolean {
   return b[10] === 0xff && b[11] === 0xff;
 }
 
-/** RFC 5952: lower case, no leading zeros, the longest run (≥2) of zero groups as `::`. */
+/** RFC 5952, with IPv4-mapped addresses in their dotted form. */
 export function formatIPv6(b: Uint8Array): string {
   if (isIPv4Mapped(b)) return `::ffff:${formatIPv4(b, 12)}`;
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((b[i] ?? 0) << 8) | (b[i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestLen < 2) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIpv6Groups(groups);
 }
 
 function allZero(b: Uint8Array): boolean {

@@ -21,6 +21,9 @@ export async function readSecret(io: HostIO, ref: { file?: string | undefined; e
   throw new CheckError('CHK_ERR_NOT_CONFIGURED', `no ${what} is configured`);
 }
 
+/** The default budget of a check that pages through Okta (the policy's timeoutSeconds overrides it). */
+export const OKTA_TIMEOUT_MS = 10 * 60_000;
+
 export interface OktaAccess {
   okta: OktaConfig;
   /** The API token or the private key: for the SDK only, never for facts or logs. */

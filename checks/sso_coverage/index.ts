@@ -2,7 +2,7 @@
 // are apps federated rather than password-vaulted, and are leavers deprovisioned in time?
 // The check reads an identity provider's API, not the host: see README.md.
 import type { Check, CollectContext, SourceDecl } from '../types.js';
-import { hasOktaAccess, resolveOktaAccess } from './access.js';
+import { OKTA_TIMEOUT_MS, hasOktaAccess, resolveOktaAccess } from './access.js';
 import { evaluate } from './evaluate.js';
 import { buildFacts, type RawObservations } from './measure.js';
 import { parseRoster } from './roster.js';
@@ -21,9 +21,6 @@ const sources: readonly SourceDecl[] = [
   { kind: 'file', path: '<okta.auth.privateKeyFile>', why: "the Okta service app's private key, when a policy names a file" },
   { kind: 'file', path: '<roster.file>', why: 'the staff roster (CSV or JSON), when configured' },
 ];
-
-/** sso_coverage's default budget per run (the policy's timeoutSeconds overrides it). */
-export const SSO_TIMEOUT_MS = 10 * 60_000;
 
 export interface CollectOptions {
   /** The clock (tests pin it); every age and lag is measured to this instant. */
@@ -66,7 +63,7 @@ export const ssoCoverage: Check<Config, Facts> = {
   collect: (ctx) => collectSso(ctx),
   evaluate,
   // Paging through a large org's users, factors and app assignments takes minutes, not seconds.
-  timeoutMs: () => SSO_TIMEOUT_MS,
+  timeoutMs: () => OKTA_TIMEOUT_MS,
   // One agent per provider holds the Okta access; the others do not run this check at all.
   runsHere: (config, identityProvider) => hasOktaAccess(identityProvider, config.okta),
 };

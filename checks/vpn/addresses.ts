@@ -1,5 +1,6 @@
 // IP addresses and prefixes as bigints, for the vpn check's route and CIDR arithmetic.
 // Pure functions: parsing, RFC 5952 formatting, containment and interface-name globs.
+import { formatIpv6Groups } from '../ipv6.js';
 
 export type Family = 'ipv4' | 'ipv6';
 
@@ -78,27 +79,9 @@ export function formatIpv4(value: bigint): string {
   return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 0xffn).toString()).join('.');
 }
 
-/** RFC 5952: lower case, no leading zeros, the longest run (2+) of zero groups as `::`. */
+/** RFC 5952 (checks/ipv6.ts). */
 export function formatIpv6(value: bigint): string {
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIpv6Groups(Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn)));
 }
 
 export function formatAddress(family: Family, value: bigint): string {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listTree } from '../helpers/collector-probe.js';
 import { AGENT_CLI, COLLECTOR_CLI, runCli, sample, startCollectorProcess, tempDir, type CollectorProcess } from '../helpers/processes.js';
 
 interface StoredEnvelope {
@@ -14,24 +15,10 @@ interface StoredEnvelope {
   statement: { predicate: { seq: number; prev: string | null; agentId: string; finding: { check: string; status: string } } };
 }
 
+/** The evidence files in the store, as absolute paths (not a file still being written beside its name). */
 async function listEvidence(dataDir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(dir: string): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      // Only evidence files: not a file the collector is still writing beside its name.
-      else if (e.name.endsWith('.dsse.json')) out.push(p);
-    }
-  }
-  await walk(path.join(dataDir, 'evidence'));
-  return out.sort();
+  const root = path.join(dataDir, 'evidence');
+  return (await listTree(root)).filter((f) => f.endsWith('.dsse.json')).map((f) => path.join(root, f));
 }
 
 async function loadEvidence(file: string): Promise<StoredEnvelope> {

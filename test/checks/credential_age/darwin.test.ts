@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { authorityTag, darwinPasswords, parseDsclUsers, parsePlist, passwordLastSetMs } from '../../../checks/credential_age/darwin.js';
-import { isCheckError } from '../../../checks/errors.js';
+import { thrownCode } from '../../helpers/check-errors.js';
 
 const HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n<plist version="1.0">\n';
 
@@ -81,15 +81,6 @@ ${record({
 </array>
 </plist>
 `;
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isCheckError(err) ? err.code : 'not a CheckError';
-  }
-  return undefined;
-}
 
 describe('parsePlist', () => {
   it('reads dicts, arrays, strings, numbers, booleans, dates and data', () => {

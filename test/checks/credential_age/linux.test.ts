@@ -15,8 +15,8 @@ import {
   privateKeyNames,
   sshDirOf,
 } from '../../../checks/credential_age/linux.js';
-import { isCheckError } from '../../../checks/errors.js';
 import type { DirEntry } from '../../../checks/types.js';
+import { thrownCode } from '../../helpers/check-errors.js';
 
 // Public keys made with ssh-keygen; the fingerprints are what `ssh-keygen -lf` printed for them.
 const ED25519 = 'AAAAC3NzaC1lZDI1NTE5AAAAIEoTGMdCe8DejhbfyZOMUBWCtIBv+VWfIMe6av3QJ0zm';
@@ -29,15 +29,6 @@ const DAY = 86_400_000;
 /** 2026-11-22T12:00:00Z is day 20779 since 1970-01-01. */
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const TODAY = 20779;
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isCheckError(err) ? err.code : 'not a CheckError';
-  }
-  return undefined;
-}
 
 describe('classifyPasswordField (shadow(5) password field)', () => {
   it.each([

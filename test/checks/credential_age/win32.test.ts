@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isCheckError } from '../../../checks/errors.js';
 import { LOCAL_USERS_SCRIPT, parseLocalUsers, parsePsDate, windowsPasswords } from '../../../checks/credential_age/win32.js';
+import { thrownCode } from '../../helpers/check-errors.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 
@@ -8,15 +8,6 @@ const NOW = Date.parse('2026-11-22T12:00:00Z');
 const TWO_USERS =
   '[{"Name":"Administrator","Enabled":false,"PasswordRequired":true,"PasswordLastSet":"\\/Date(1562600000000)\\/","PasswordExpires":null,"SID":"S-1-5-21-1394777289-3961777894-1791813945-500","PrincipalSource":"Local"},' +
   '{"Name":"alice","Enabled":true,"PasswordRequired":false,"PasswordLastSet":"\\/Date(1782000000000)\\/","PasswordExpires":"\\/Date(1785628800000)\\/","SID":"S-1-5-21-1394777289-3961777894-1791813945-1001","PrincipalSource":"Local"}]';
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isCheckError(err) ? err.code : 'not a CheckError';
-  }
-  return undefined;
-}
 
 describe('the PowerShell script', () => {
   it('asks for UTF-8 without failing on it, stops on errors, and ends in ConvertTo-Json -Depth 5 -Compress', () => {

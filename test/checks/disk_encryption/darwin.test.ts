@@ -21,21 +21,13 @@ import {
   type DarwinFacts,
   type FileVaultState,
 } from '../../../checks/disk_encryption/index.js';
-import { CheckError, isCheckError, type CheckErrorCode } from '../../../checks/errors.js';
+import { isCheckError, type CheckErrorCode } from '../../../checks/errors.js';
 import { manifestSchema, ReplayHostIO, type RecordedCall } from '../../../checks/replay.js';
 import { runCheck } from '../../../checks/runner.js';
 import { listCases } from '../../helpers/fixtures.js';
+import { thrownCode } from '../../helpers/check-errors.js';
 
 const defaults = configSchema.parse({});
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof CheckError ? err.code : `not a CheckError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 describe('parseFdesetupStatus', () => {
   it.each<[string, FileVaultState]>([

@@ -10,16 +10,7 @@ import {
   parseMountinfo,
   parseSwaps,
 } from '../../../checks/disk_encryption/linux.js';
-import { CheckError } from '../../../checks/errors.js';
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof CheckError ? err.code : `not a CheckError: ${String(err)}`;
-  }
-  return undefined;
-}
+import { thrownCode } from '../../helpers/check-errors.js';
 
 describe('decodeOctalEscapes', () => {
   it('decodes the characters the kernel escapes', () => {

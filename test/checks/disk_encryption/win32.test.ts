@@ -17,9 +17,10 @@ import {
   type BitLockerRow,
   type VolumeRow,
 } from '../../../checks/disk_encryption/win32.js';
-import { CheckError, isCheckError } from '../../../checks/errors.js';
+import { isCheckError } from '../../../checks/errors.js';
 import { manifestSchema, ReplayHostIO, type RecordedCall } from '../../../checks/replay.js';
 import { listCases } from '../../helpers/fixtures.js';
+import { thrownCode } from '../../helpers/check-errors.js';
 
 const defaults = configSchema.parse({});
 const GUID_C = '\\\\?\\Volume{3f2e7a14-9b1c-4d2a-8e5f-0a1b2c3d4e5f}\\';
@@ -48,15 +49,6 @@ function wv(over: Partial<VolumeRow>): VolumeRow {
 const C = wv({});
 const D = wv({ DeviceID: GUID_D, DriveLetter: 'D:', Name: 'D:\\', Label: 'Data', BootVolume: false });
 const REC = wv({ DeviceID: GUID_REC, DriveLetter: '', Name: GUID_REC, BootVolume: false });
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof CheckError ? err.code : `not a CheckError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 describe('the BitLocker script', () => {
   it('is one Windows PowerShell command line, as the conventions say', () => {

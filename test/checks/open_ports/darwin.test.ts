@@ -4,19 +4,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ID_U, listenersFromLsof, LSOF_TCP, LSOF_UDP, parseLsofFields, parseUid, splitLsofName } from '../../../checks/open_ports/darwin.js';
 import { openPorts } from '../../../checks/open_ports/index.js';
-import { CheckError } from '../../../checks/errors.js';
 import { manifestSchema, ReplayHostIO, type RecordedCall } from '../../../checks/replay.js';
 import { runCheck } from '../../../checks/runner.js';
 import { listCases } from '../../helpers/fixtures.js';
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof CheckError ? err.code : `not a CheckError: ${String(err)}`;
-  }
-  return undefined;
-}
+import { thrownCode } from '../../helpers/check-errors.js';
 
 const SSH = 'p1\nclaunchd\nu0\nf41\ntIPv6\nPTCP\nn*:22\nTST=LISTEN\nTQR=0\nTQS=0\nf42\ntIPv4\nPTCP\nn*:22\nTST=LISTEN\nTQR=0\nTQS=0\n';
 

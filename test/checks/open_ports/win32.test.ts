@@ -2,7 +2,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CheckError } from '../../../checks/errors.js';
 import { openPorts, type Facts } from '../../../checks/open_ports/index.js';
 import {
   codeForPsError,
@@ -17,15 +16,7 @@ import {
 import { manifestSchema, ReplayHostIO, type RecordedCall } from '../../../checks/replay.js';
 import { runCheck } from '../../../checks/runner.js';
 import { listCases } from '../../helpers/fixtures.js';
-
-function thrownCode(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof CheckError ? err.code : `not a CheckError: ${String(err)}`;
-  }
-  return undefined;
-}
+import { thrownCode } from '../../helpers/check-errors.js';
 
 const row = (LocalAddress: string, LocalPort: number, OwningProcess: number | null, ProcessName: string | null): EndpointRow => ({ LocalAddress, LocalPort, OwningProcess, ProcessName });
 const NOT_FOUND = {

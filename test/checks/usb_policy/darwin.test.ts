@@ -1,21 +1,12 @@
 // The macOS parsers of usb_policy: the XML property list reader and `profiles -C -o stdout-xml`.
 import { describe, expect, it } from 'vitest';
-import { isCheckError } from '../../../checks/errors.js';
 import { parsePlist, parseProfilesOutput } from '../../../checks/usb_policy/darwin.js';
 import type { CommandResult } from '../../../checks/types.js';
+import { thrownCode as codeOf } from '../../helpers/check-errors.js';
 
 const HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n<plist version="1.0">\n';
 const plist = (body: string): string => `${HEAD}${body}\n</plist>\n`;
 const ok = (stdout: string): CommandResult => ({ stdout, stderr: '', exitCode: 0 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isCheckError(err) ? err.code : 'not a CheckError';
-  }
-  return undefined;
-}
 
 describe('XML property lists', () => {
   it('reads every value type', () => {

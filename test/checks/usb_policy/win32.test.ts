@@ -1,20 +1,11 @@
 // The Windows script and parser of usb_policy.
 import { describe, expect, it } from 'vitest';
-import { isCheckError } from '../../../checks/errors.js';
 import { usbPolicy } from '../../../checks/usb_policy/index.js';
 import { parseUsbPolicyOutput, POWERSHELL, USB_POLICY_ARGS, USB_POLICY_SCRIPT } from '../../../checks/usb_policy/win32.js';
 import type { CommandResult } from '../../../checks/types.js';
+import { thrownCode as codeOf } from '../../helpers/check-errors.js';
 
 const ok = (stdout: string): CommandResult => ({ stdout, stderr: '', exitCode: 0 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isCheckError(err) ? err.code : 'not a CheckError';
-  }
-  return undefined;
-}
 
 describe('the PowerShell script', () => {
   it('is declared exactly as it is run', () => {
