@@ -1,9 +1,13 @@
 // The agent's HTTP client (undici 7). Plain HTTP only to loopback; HTTPS may pin a CA file and
 // present a client certificate (mTLS). undici is imported on the first request, not at start:
 // `vcm-agent check` and `status` never load it, and the daemon loads it when it first delivers.
+//
+// Only undici's Agent and its request API are loaded, not the package's index. The index also
+// loads undici's fetch, WebSocket, cache and cookie modules, and the cookie module reads the global
+// `Headers`, which makes Node load its own bundled copy of undici and compile a second llhttp. That
+// is ~5 MiB of resident memory the daemon never uses (test/bench/agent-idle-rss.bench.mjs).
 import { readFileSync } from 'node:fs';
-import type * as UndiciModule from 'undici';
-import type { Dispatcher } from 'undici';
+import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { errorBodySchema, isLoopbackHost } from '../collector/contract.js';
 import { AgentError } from './errors.js';
 
@@ -55,10 +59,16 @@ function readPem(file: string, what: string): Buffer {
   }
 }
 
-type Undici = typeof UndiciModule;
+interface Undici {
+  Agent: typeof UndiciAgent;
+  /** undici's `Dispatcher.prototype.request`, called on our Agent. */
+  request: (this: Dispatcher, opts: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+}
 let undiciModule: Promise<Undici> | undefined;
 function loadUndici(): Promise<Undici> {
-  undiciModule ??= import('undici');
+  undiciModule ??= Promise.all([import('undici/lib/dispatcher/agent.js'), import('undici/lib/api/api-request.js')]).then(
+    ([agent, api]) => ({ Agent: agent.default, request: api.default }),
+  );
   return undiciModule;
 }
 
@@ -109,11 +119,12 @@ export class CollectorClient {
     const timeoutMs = this.#opts.timeoutMs ?? 30_000;
     try {
       const { request } = await loadUndici();
-      const res = await request(url, {
+      const res = await request.call(await this.#agent(), {
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
         method,
         body,
         headers,
-        dispatcher: await this.#agent(),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         ...(signal === undefined ? {} : { signal }),

@@ -19,6 +19,7 @@ Module._resolveFilename = function (request, parent, ...rest) {
 };
 const hook = 'import { appendFileSync } from "node:fs"; export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(' + JSON.stringify(out) + ', r.url + "\\\\n"); return r; }';
 Module.register('data:text/javascript,' + encodeURIComponent(hook));
+process.on('exit', () => fs.appendFileSync(out, process.moduleLoadList.map((m) => 'builtin:' + m + '\\n').join('')));
 `;
 
 /** Packages (or our own folders) a command must not load. */
@@ -85,6 +86,11 @@ describe('the agent loads only what it uses', () => {
       for (const p of NEVER) expect(loaded(modules, p), p).toEqual([]);
       expect(loaded(modules, 'undici').length).toBeGreaterThan(0);
       expect(loaded(modules, 'node-cron').length).toBeGreaterThan(0);
+      // Only undici's Agent and request API: not its index (fetch, WebSocket, cache), whose cookie
+      // module would make Node load its own bundled undici as well.
+      expect(modules.filter((m) => m.endsWith('/node_modules/undici/index.js') || m.includes('/node_modules/undici/lib/web/'))).toEqual([]);
+      expect(modules).toContain('builtin:NativeModule http');
+      expect(modules.filter((m) => m.startsWith('builtin:') && m.includes('internal/deps/undici'))).toEqual([]);
       // Nothing the daemon does not need: enrollment, the fixture recorder, the table printer.
       for (const p of ['/dist/agent/enroll.js', '/dist/checks/replay.js', '/dist/agent/format.js']) expect(loaded(modules, p), p).toEqual([]);
     }, 60_000);
