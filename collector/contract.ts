@@ -84,6 +84,23 @@ export function verifySignatureAt(envelope: Envelope, index: number, publicKey: 
   return payload !== null && sig !== null && sig.length === 64 && edVerify(null, pae(envelope.payloadType, payload), publicKey, sig);
 }
 
+/**
+ * verifyEnvelope on libuv's threads: the collector verifies the envelopes of a batch in parallel,
+ * on every core, while its main thread parses and stores.
+ */
+export async function verifyEnvelopeAsync(envelope: Envelope, publicKey: KeyObject): Promise<boolean> {
+  const payload = strictBase64(envelope.payload);
+  if (payload === null) return false;
+  const message = pae(envelope.payloadType, payload);
+  for (const s of envelope.signatures) {
+    const sig = strictBase64(s.sig);
+    if (sig === null || sig.length !== 64) continue;
+    const ok = await new Promise<boolean>((resolve, reject) => edVerify(null, message, publicKey, sig, (err, valid) => (err ? reject(err) : resolve(valid))));
+    if (ok) return true;
+  }
+  return false;
+}
+
 /** True when one signature on the envelope verifies under `publicKey`. */
 export function verifyEnvelope(envelope: Envelope, publicKey: KeyObject): boolean {
   const payload = strictBase64(envelope.payload);

@@ -216,4 +216,16 @@ describe('per-agent rate limit', () => {
     const other = await enrollTestAgent(collector.url, collector.store, 'acme', 'host-2');
     expect((await post(resultEnvelope(other, 1, null))).status).toBe(200);
   });
+  it('spends a batch\'s allowance in the batch\'s order: the lines stored are the first ones, with no gap', async () => {
+    await collector.close();
+    collector = await start({ rateLimit: { perSecond: 0.001, burst: 4 } });
+    const agent = await enrollTestAgent(collector.url, collector.store);
+    const envs = chain(agent, 12);
+    // Signatures are checked in parallel; the allowance must still go to lines 1–4, whatever order they verify in.
+    const res = await post(Buffer.concat(envs.flatMap((e) => [e, Buffer.from('\n')])), 'application/x-ndjson');
+    expect(res.status).toBe(429);
+    const keys: string[] = [];
+    for await (const k of collector.store.list('evidence/')) keys.push(k);
+    expect(keys.map((k) => Number(/\/(\d{12})-/.exec(k)![1])).sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+  });
 });

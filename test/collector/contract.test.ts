@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -9,6 +9,8 @@ import {
   signEnvelope,
   strictBase64,
   verifyEnvelope,
+  verifyEnvelopeAsync,
+  type Envelope,
 } from '../../collector/contract.js';
 
 describe('DSSE encoding', () => {
@@ -22,17 +24,27 @@ describe('DSSE encoding', () => {
     expect(pae('t', Buffer.from('é')).toString('utf8')).toBe('DSSEv1 1 t 2 é');
   });
 
-  it('signs and verifies, and any change to type, payload or signature fails', () => {
+  it('signs and verifies, and any change to type, payload or signature fails (on the main thread and on libuv\'s threads alike)', async () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const bytes = signEnvelope('application/x-test', Buffer.from('{"a":1}'), privateKey, 'k1');
     const env = envelopeSchema.parse(JSON.parse(bytes.toString()));
-    expect(verifyEnvelope(env, publicKey)).toBe(true);
-    expect(verifyEnvelope({ ...env, payloadType: 'application/x-other' }, publicKey)).toBe(false);
-    expect(verifyEnvelope({ ...env, payload: Buffer.from('{"a":2}').toString('base64') }, publicKey)).toBe(false);
     const sig = Buffer.from(env.signatures[0]!.sig, 'base64');
     sig[0] = sig[0]! ^ 1;
-    expect(verifyEnvelope({ ...env, signatures: [{ keyid: 'k1', sig: sig.toString('base64') }] }, publicKey)).toBe(false);
-    expect(verifyEnvelope(env, generateKeyPairSync('ed25519').publicKey)).toBe(false);
+    const flipped = { keyid: 'k1', sig: sig.toString('base64') };
+    const cases: [Envelope, KeyObject, boolean][] = [
+      [env, publicKey, true],
+      [{ ...env, payloadType: 'application/x-other' }, publicKey, false],
+      [{ ...env, payload: Buffer.from('{"a":2}').toString('base64') }, publicKey, false],
+      [{ ...env, signatures: [flipped] }, publicKey, false],
+      [env, generateKeyPairSync('ed25519').publicKey, false],
+      // One good signature among several is enough (a key rotation carries two).
+      [{ ...env, signatures: [flipped, env.signatures[0]!] }, publicKey, true],
+      [{ ...env, signatures: [{ keyid: 'k1', sig: 'not base64!' }] }, publicKey, false],
+    ];
+    for (const [e, key, expected] of cases) {
+      expect(verifyEnvelope(e, key)).toBe(expected);
+      expect(await verifyEnvelopeAsync(e, key)).toBe(expected);
+    }
   });
 
   it('accepts only canonical base64, so that no two strings carry the same bytes', () => {
