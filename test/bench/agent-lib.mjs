@@ -1,13 +1,13 @@
 // Shared by the agent benchmarks: real processes from dist/, a collector on loopback, an enrolled
 // agent, /proc readings, and one way to print a target beside its baseline.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scratchDir } from './scratch.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const AGENT_CLI = path.join(REPO, 'dist/agent/cli.js');
+export const AGENT_CLI = process.env.BENCH_AGENT_CLI ?? path.join(REPO, 'dist/agent/cli.js');
 export const COLLECTOR_CLI = path.join(REPO, 'dist/collector/cli.js');
 export const UNIT_FILE = path.join(REPO, 'agent/systemd/vcm-agent.service');
 
@@ -16,7 +16,7 @@ export function onLinux() {
 }
 
 export function tempDir(prefix) {
-  const dir = mkdtempSync(path.join(tmpdir(), `vcm-bench-${prefix}-`));
+  const dir = scratchDir(prefix);
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

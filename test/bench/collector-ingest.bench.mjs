@@ -3,10 +3,10 @@
 // p99 ≤ 50 ms; batches of 50 ≥ 60 % of one core's raw Ed25519 verify rate, measured in this run.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scratchDir } from './scratch.mjs';
 import { Pool } from 'undici';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -127,7 +127,7 @@ function cpuLine(name, seconds, verifyRate) {
   console.log(`${name.padEnd(44)} ${(seconds * 1e6).toFixed(0).padStart(9)} µs       (${(seconds * verifyRate).toFixed(2)}x one raw verify; the batch target needs <= 1.67x on a core of its own)`);
 }
 
-const dir = await mkdtemp(path.join(tmpdir(), 'vcm-bench-ingest-'));
+const dir = scratchDir('ingest');
 // BENCH_COLLECTOR_NODE_FLAGS passes Node flags to the collector, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
 const child = spawn(process.execPath, [...(process.env.BENCH_COLLECTOR_NODE_FLAGS ?? '').split(' ').filter(Boolean), dist('collector/cli.js'), 'serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--rate-limit', '100000/100000', '--log-level', 'info'], {
   stdio: ['ignore', 'pipe', 'inherit'],

@@ -5,10 +5,10 @@
 // process with no agents, and a scrape of it.
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scratchDir } from './scratch.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dist = (p) => path.join(repo, 'dist', p);
@@ -46,7 +46,7 @@ function line(name, value, unit, target, ok, extra = '') {
   console.log(`${name.padEnd(40)} ${value.toFixed(1).padStart(9)} ${unit.padEnd(5)} target ${target.padEnd(10)} ${ok ? 'PASS' : 'MISS'} ${extra}`);
 }
 
-const dir = await mkdtemp(path.join(tmpdir(), 'vcm-bench-scale-'));
+const dir = scratchDir('scale');
 try {
   const log = pino({ level: 'silent' });
   const empty = await startCollector(parseCollectorConfig({ dataDir: path.join(dir, 'empty'), listen: '127.0.0.1:0' }), { log });

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeScratch } from './scratch.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
@@ -16,6 +17,7 @@ if (benches.length === 0) {
   console.error(`no benchmark matches ${wanted.join(' ')}`);
   process.exit(2);
 }
+console.log(describeScratch());
 let failed = 0;
 for (const bench of benches) {
   console.log(`\n=== ${bench}`);
