@@ -1,4 +1,6 @@
-// The scheduler: one node-cron task per enabled check, on the policy's interval.
+// The scheduler: node-cron tasks for the enabled checks, on the policy's intervals. Checks that
+// share an interval share one task (one cron expression, see "Spread"): node-cron computes every
+// next run through Intl, and one task per check paid that once per check per slot.
 //   - Spread: each agent gets a stable offset inside the period, derived from its id, so that a
 //     fleet's runs spread evenly over the period; node-cron's maxRandomDelay adds random jitter on
 //     top, so that the fleet never lines up on the same second (also not after a mass restart).
@@ -77,15 +79,22 @@ export interface SchedulerOptions {
 }
 
 interface Planned {
-  task: ScheduledTask;
   intervalSeconds: number;
   periodSeconds: number;
   expression: string;
 }
 
+/** One node-cron task and the checks it starts, in the order they were planned. */
+interface Slot {
+  task: ScheduledTask;
+  checks: Set<string>;
+}
+
 export class Scheduler {
   readonly #opts: SchedulerOptions;
   readonly #planned = new Map<string, Planned>();
+  /** By cron expression. */
+  readonly #slots = new Map<string, Slot>();
   readonly #nextRuns = new Map<string, Date>();
   readonly #queue: { id: string; reason: RunReason; done: () => void }[] = [];
   readonly #waiting = new Map<string, Promise<void>>();
@@ -109,7 +118,7 @@ export class Scheduler {
       intervalSeconds: p.intervalSeconds,
       periodSeconds: p.periodSeconds,
       expression: p.expression,
-      nextRunAt: p.task.getNextRun(),
+      nextRunAt: this.#slots.get(p.expression)!.task.getNextRun(),
     }));
   }
 
@@ -127,15 +136,17 @@ export class Scheduler {
   #nextRun(p: Planned): Date | null {
     const known = this.#nextRuns.get(p.expression);
     // node-cron reads the wall clock, so this does too.
-    if (known !== undefined && known.getTime() > Date.now() && p.task.getStatus() !== 'stopped') return new Date(known);
-    const next = p.task.getNextRun();
+    const task = this.#slots.get(p.expression)!.task;
+    if (known !== undefined && known.getTime() > Date.now() && task.getStatus() !== 'stopped') return new Date(known);
+    const next = task.getNextRun();
     if (next === null) this.#nextRuns.delete(p.expression);
     else this.#nextRuns.set(p.expression, new Date(next));
     return next;
   }
 
   task(id: string): ScheduledTask | undefined {
-    return this.#planned.get(id)?.task;
+    const p = this.#planned.get(id);
+    return p === undefined ? undefined : this.#slots.get(p.expression)?.task;
   }
 
   /** Plans exactly these checks; unchanged ones keep their task. */
@@ -145,8 +156,13 @@ export class Scheduler {
     for (const [id, p] of this.#planned) {
       const w = wanted.get(id);
       if (w === undefined || cronPeriod(w.intervalSeconds) !== p.periodSeconds) {
-        void p.task.destroy();
         this.#planned.delete(id);
+        const slot = this.#slots.get(p.expression)!;
+        slot.checks.delete(id);
+        if (slot.checks.size === 0) {
+          void slot.task.destroy();
+          this.#slots.delete(p.expression);
+        }
         if (w === undefined) this.#opts.log.info({ check: id }, 'check unscheduled');
       }
     }
@@ -155,16 +171,8 @@ export class Scheduler {
       if (this.#planned.has(s.id)) continue;
       const periodSeconds = cronPeriod(s.intervalSeconds);
       const expression = cronExpression(periodSeconds, stableOffset(this.#opts.agentId, periodSeconds));
-      const task = this.#opts.cron.createTask(expression, () => this.trigger(s.id, 'schedule'), {
-        name: `vcm-check-${s.id}`,
-        noOverlap: true,
-        maxRandomDelay: Math.round(Math.min(this.#opts.jitterSeconds, periodSeconds / 2) * 1000),
-        timezone: 'Etc/UTC',
-      });
-      // Slots missed while the machine slept (or the loop was blocked) become one catch-up run.
-      task.on('execution:missed', () => void this.trigger(s.id, 'catch-up'));
-      void task.start();
-      this.#planned.set(s.id, { task, intervalSeconds: s.intervalSeconds, periodSeconds, expression });
+      const { task } = this.#slotFor(expression, periodSeconds, s.id);
+      this.#planned.set(s.id, { intervalSeconds: s.intervalSeconds, periodSeconds, expression });
       if (periodSeconds !== s.intervalSeconds) {
         this.#opts.log.info({ check: s.id, intervalSeconds: s.intervalSeconds, periodSeconds }, 'interval rounded down to a period cron can express');
       }
@@ -172,6 +180,28 @@ export class Scheduler {
       const last = this.#opts.lastRun?.(s.id);
       if (last === undefined || now - last >= periodSeconds * 1000) this.#startSoon(s.id);
     }
+  }
+
+  /** The task for `expression`, created on first use, now also starting `id`. */
+  #slotFor(expression: string, periodSeconds: number, id: string): Slot {
+    const known = this.#slots.get(expression);
+    if (known !== undefined) {
+      known.checks.add(id);
+      return known;
+    }
+    const slot: Slot = { task: null!, checks: new Set([id]) };
+    const runAll = (reason: RunReason) => Promise.all([...slot.checks].map((c) => this.trigger(c, reason))).then(() => undefined);
+    slot.task = this.#opts.cron.createTask(expression, () => runAll('schedule'), {
+      name: `vcm-checks-every-${periodSeconds}s`,
+      noOverlap: true,
+      maxRandomDelay: Math.round(Math.min(this.#opts.jitterSeconds, periodSeconds / 2) * 1000),
+      timezone: 'Etc/UTC',
+    });
+    // Slots missed while the machine slept (or the loop was blocked) become one catch-up run.
+    slot.task.on('execution:missed', () => void runAll('catch-up'));
+    void slot.task.start();
+    this.#slots.set(expression, slot);
+    return slot;
   }
 
   /** Overdue at start: one run, after a random delay up to the jitter. */
@@ -236,7 +266,8 @@ export class Scheduler {
     this.#stopped = true;
     for (const t of this.#startTimers) clearTimeout(t);
     this.#startTimers.clear();
-    for (const p of this.#planned.values()) await p.task.destroy();
+    for (const slot of this.#slots.values()) await slot.task.destroy();
+    this.#slots.clear();
     this.#planned.clear();
     for (const q of this.#queue.splice(0)) q.done();
     this.#waiting.clear();

@@ -136,7 +136,9 @@ export function serviceLaunch() {
   const script = exec.findIndex((t) => t.endsWith('/agent/cli.js'));
   const env = {};
   for (const m of unit.matchAll(/^Environment=(\w+)=(.*)$/gm)) env[m[1]] = m[2];
-  return { nodeFlags: exec.slice(1, script), env };
+  // BENCH_AGENT_NODE_FLAGS adds Node flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const extra = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return { nodeFlags: [...exec.slice(1, script), ...extra], env };
 }
 
 /** Prints one target: what, target, measured, baseline, ratio, PASS/MISS. */

@@ -96,6 +96,28 @@ describe('Scheduler (fake timers)', () => {
     await scheduler.stop();
   });
 
+  it('checks that share an interval share one node-cron task, and each still runs in every slot', async () => {
+    const created = vi.spyOn(cron, 'createTask');
+    const { scheduler, runs } = make();
+    scheduler.apply(['vpn', 'disk_encryption', 'usb_policy'].map((id) => ({ id, intervalSeconds: 900 })).concat([{ id: 'open_ports', intervalSeconds: 60 }]));
+    expect(created).toHaveBeenCalledTimes(2);
+    created.mockRestore();
+    expect(scheduler.task('vpn')).toBe(scheduler.task('usb_policy'));
+    expect(scheduler.task('vpn')).not.toBe(scheduler.task('open_ports'));
+    await vi.advanceTimersByTimeAsync(2 * 900_000 + 1000);
+    const count = (id: string) => runs.filter((r) => r.id === id && r.reason === 'schedule').length;
+    for (const id of ['vpn', 'disk_encryption', 'usb_policy']) expect(count(id), id).toBe(2);
+    expect(count('open_ports')).toBe(30);
+    // Dropping two of the three keeps the shared task for the third; dropping it too destroys it.
+    const shared = scheduler.task('vpn')!;
+    scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }, { id: 'open_ports', intervalSeconds: 60 }]);
+    expect(scheduler.task('vpn')).toBe(shared);
+    expect(shared.getStatus()).not.toBe('destroyed');
+    scheduler.apply([{ id: 'open_ports', intervalSeconds: 60 }]);
+    expect(shared.getStatus()).toBe('destroyed');
+    await scheduler.stop();
+  });
+
   it('planned() gives node-cron\'s next run at every moment, computing it once per expression and slot', async () => {
     const { scheduler } = make({ runMs: 300 });
     scheduler.apply([
