@@ -82,10 +82,6 @@ export interface DirEntry {
   type: 'file' | 'dir' | 'symlink' | 'other';
 }
 
-/**
- * The one door to the host. Paths are host-absolute (`/proc/net/tcp`); the implementation maps
- * them under its root prefix. Failures throw `HostIOError` with a `CHK_ERR_*` code.
- */
 /** How much of a file a caller needs. */
 export interface ReadFileOptions {
   /**
@@ -97,6 +93,10 @@ export interface ReadFileOptions {
   until?: RegExp;
 }
 
+/**
+ * The one door to the host. Paths are host-absolute (`/proc/net/tcp`); the implementation maps
+ * them under its root prefix. Failures throw `HostIOError` with a `CHK_ERR_*` code.
+ */
 export interface HostIO {
   readonly platform: Platform;
   readFile(path: string, opts?: ReadFileOptions): Promise<string>;
@@ -166,10 +166,10 @@ export interface Check<C = unknown, F = unknown> {
   evaluate(facts: F, config: C): Evaluation;
   /**
    * The time budget for one collection under a config, when the runner's default (30 s) is not
-   * right: a check that pages through an identity provider's API needs minutes. The policy's
-   * `timeoutSeconds` for the check overrides it.
+   * right (undefined: the default): a check that pages through an identity provider's API needs
+   * minutes. The policy's `timeoutSeconds` for the check overrides it.
    */
-  timeoutMs?(config: C): number;
+  timeoutMs?(config: C): number | undefined;
   /**
    * false: this agent is not the one to run the check, and the daemon does not schedule it
    * (sso_coverage on a host without Okta access; the agent that has the access runs it). Absent:

@@ -2,11 +2,12 @@
 // org's API tokens, dated by Okta (passwordChanged, a token's created). Read through the same Okta
 // client as sso_coverage, with the same access (the agent's config, or the policy's settings).
 import { z } from 'zod';
-import { isCheckError, type CheckErrorCode } from '../errors.js';
+import { isCheckError } from '../errors.js';
 import { hasOktaAccess, resolveOktaAccess } from '../sso_coverage/access.js';
 import { identityCredentials } from '../sso_coverage/measure.js';
 import { oktaConfigSchema, populationSchema, populationSelectorSchema } from '../sso_coverage/schema.js';
 import type { CollectContext } from '../types.js';
+import type { Source } from './index.js';
 
 export const identityProviderConfigSchema = z
   .object({
@@ -33,8 +34,8 @@ export const identityFactsSchema = z
   .strict();
 export type IdentityFacts = z.infer<typeof identityFactsSchema>;
 
-/** What the identity side adds to the facts; `error` when Okta could not be read at all. */
-export interface IdentityRead {
+/** What the identity side adds to the facts: `facts` is null when Okta could not be read at all. */
+interface IdentityRead {
   facts: IdentityFacts | null;
   credentials: {
     kind: 'idp_password' | 'idp_api_token';
@@ -44,13 +45,11 @@ export interface IdentityRead {
     name?: string | undefined;
     expiresAt?: string | null | undefined;
   }[];
-  sources: { path: string; kinds: ('idp_password' | 'idp_api_token')[]; state: 'read' | 'absent' | 'unreadable'; code?: CheckErrorCode; reason?: string }[];
+  sources: Source[];
 }
 
 /** Names the org's API endpoints in facts.sources, the way files are named for host credentials. */
-export const oktaSourcePath = (orgUrl: string, what: 'users' | 'api-tokens') => `${orgUrl}/api/v1/${what}`;
-
-type Source = IdentityRead['sources'][number];
+const oktaSourcePath = (orgUrl: string, what: 'users' | 'api-tokens') => `${orgUrl}/api/v1/${what}`;
 
 /** Both Okta sources in the same state, and nothing read from them. */
 function notRead(orgUrl: string, how: Omit<Source, 'path' | 'kinds'>): IdentityRead {
@@ -65,9 +64,10 @@ function notRead(orgUrl: string, how: Omit<Source, 'path' | 'kinds'>): IdentityR
 }
 
 /**
- * Reads the staff's Okta passwords and the API tokens. Any failure to read Okta (no access, a
- * revoked token, the network, the budget) is kept as unreadable sources with its code and reason,
- * so the host side is still judged and the identity kinds are unknown, never passed.
+ * Reads the staff's Okta passwords and the API tokens. Okta refusing or failing (a revoked token,
+ * the network, a request timing out) is kept as unreadable sources with its code and reason, so
+ * the host side is still judged and the identity kinds are unknown, never passed. The check's own
+ * budget running out ends the whole check in the runner instead.
  */
 export async function readIdentityProvider(ctx: CollectContext, cfg: IdentityProviderConfig, now: Date): Promise<IdentityRead> {
   let orgUrl = cfg.okta?.orgUrl ?? ctx.identityProvider?.okta?.orgUrl ?? 'okta';

@@ -19,8 +19,7 @@ import {
   type ScopeOptions,
 } from './linux.js';
 import { LOCAL_USERS_SCRIPT, parseLocalUsers, windowsPasswords } from './win32.js';
-import { DEFAULT_CHECK_TIMEOUT_MS } from '../runner.js';
-import { OKTA_TIMEOUT_MS } from '../sso_coverage/access.js';
+import { OKTA_TIMEOUT_MS, hasOktaAccess } from '../sso_coverage/access.js';
 import { verdict } from '../verdict.js';
 import { identityFactsSchema, identityProviderConfigSchema, readIdentityProvider } from './identity.js';
 
@@ -340,6 +339,11 @@ function scopeFor(config: Config, platform: Platform): ScopeOptions {
   return { minUid: config.minUid ?? DEFAULT_MIN_UID[platform] ?? 1000, includeRoot: config.includeRoot };
 }
 
+/** Windows has no uid: every local account is in scope. */
+function factsScope(config: Config, platform: Platform): Facts['scope'] {
+  return platform === 'win32' ? { minUid: null, includeRoot: config.includeRoot } : scopeFor(config, platform);
+}
+
 async function collectLinux(ctx: CollectContext<Config>, nowMs: number): Promise<Facts> {
   const { io } = ctx;
   const scope = scopeFor(ctx.config, 'linux');
@@ -394,7 +398,7 @@ async function collectWin32(ctx: CollectContext<Config>, nowMs: number): Promise
   const sink: Sink = { credentials: [], sources: [{ path: 'Get-LocalUser', kinds: ['password'], state: 'read' }] };
   for (const p of passwords) sink.credentials.push({ kind: 'password', path: null, dateFrom: 'sam', ...p });
   const facts: Account[] = accounts.map((a) => ({ ...a, uid: null, home: null, shell: null, loginShell: null }));
-  return finish(nowMs, { minUid: null, includeRoot: ctx.config.includeRoot }, facts, sink);
+  return finish(nowMs, factsScope(ctx.config, 'win32'), facts, sink);
 }
 
 /**
@@ -425,8 +429,7 @@ function collectHost(ctx: CollectContext<Config>, nowMs: number): Promise<Facts>
 
 /** An agent that only reads the identity provider: no host account or file is read. */
 function identityOnly(ctx: CollectContext<Config>, nowMs: number): Facts {
-  const scope = ctx.platform === 'win32' ? { minUid: null, includeRoot: ctx.config.includeRoot } : scopeFor(ctx.config, ctx.platform);
-  return finish(nowMs, scope, [], { credentials: [], sources: [] });
+  return finish(nowMs, factsScope(ctx.config, ctx.platform), [], { credentials: [], sources: [] });
 }
 
 /** `password:alice`, `ssh_private_key:alice:/home/alice/.ssh/id_rsa`, `ssh_host_key:/etc/ssh/ssh_host_rsa_key`. */
@@ -502,5 +505,8 @@ export const credentialAge: Check<Config, Facts> = {
   },
   evaluate,
   // Paging through an identity provider's users takes longer than reading local files.
-  timeoutMs: (config) => (config.identityProvider === undefined ? DEFAULT_CHECK_TIMEOUT_MS : OKTA_TIMEOUT_MS),
+  timeoutMs: (config) => (config.identityProvider === undefined ? undefined : OKTA_TIMEOUT_MS),
+  // With hostCredentials off, only the agent that reads the identity provider has anything to
+  // judge; elsewhere the check would read nothing and pass.
+  runsHere: (config, identityProvider) => config.identityProvider?.hostCredentials !== false || hasOktaAccess(identityProvider, config.identityProvider.okta),
 };

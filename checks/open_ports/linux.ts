@@ -8,21 +8,6 @@ export type Protocol = 'tcp' | 'udp';
 export type Family = 'ipv4' | 'ipv6';
 export type Scope = 'wildcard' | 'loopback' | 'specific';
 
-/** One row of a /proc/net table, decoded. */
-export interface ProcNetSocket {
-  localAddress: string;
-  localPort: number;
-  remoteAddress: string;
-  remotePort: number;
-  /** True when the remote address is all zeros (unspecified). */
-  remoteUnspecified: boolean;
-  /** Kernel socket state (include/net/tcp_states.h): 0x0A is LISTEN, 0x07 is CLOSE. */
-  state: number;
-  uid: number;
-  inode: number;
-  scope: Scope;
-}
-
 /** A socket that accepts traffic on a local port. */
 export interface ParsedListener {
   protocol: Protocol;
@@ -153,25 +138,6 @@ function checkedRow(line: string, family: Family, source: string, lineNo: number
 function decodeEndpoint(hexAddr: string, family: Family): { bytes: Uint8Array; address: string } {
   const bytes = decodeAddressBytes(hexAddr, family)!;
   return { bytes, address: family === 'ipv4' ? formatIPv4(bytes) : formatIPv6(bytes) };
-}
-
-/** Parses a /proc/net/{tcp,tcp6,udp,udp6} table, every row decoded. */
-export function parseProcNet(text: string, family: Family, source = '/proc/net'): ProcNetSocket[] {
-  return rawRows(text, family, source).map((row) => {
-    const l = decodeEndpoint(row.local, family);
-    const r = decodeEndpoint(row.remote, family);
-    return {
-      localAddress: l.address,
-      localPort: parseInt(row.localPort, 16),
-      remoteAddress: r.address,
-      remotePort: parseInt(row.remotePort, 16),
-      remoteUnspecified: allZero(r.bytes),
-      state: parseInt(row.state, 16),
-      uid: Number(row.uid),
-      inode: Number(row.inode),
-      scope: scopeOf(l.bytes, family),
-    };
-  });
 }
 
 function splitEndpoint(s: string | undefined, family: Family): { hexAddr: string; hexPort: string } | null {

@@ -155,7 +155,8 @@ function leaverState(accounts: readonly RawUser[]): LeaverState {
   return 'deprovisioned';
 }
 
-function inPopulation(u: RawUser, raw: Pick<RawObservations, 'selector' | 'groupMemberIds'>): boolean {
+/** Whether an account belongs to the population the selector names (group members or attribute value). */
+export function inPopulation(u: RawUser, raw: Pick<RawObservations, 'selector' | 'groupMemberIds'>): boolean {
   switch (raw.selector.kind) {
     case 'all':
       return true;

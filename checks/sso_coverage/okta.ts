@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type * as OktaSdk from '@okta/okta-sdk-nodejs';
 import type { ApiToken, Application, AppUser, Client, Collection, LogEvent, User, UserFactor } from '@okta/okta-sdk-nodejs';
 import { CheckError, isCheckError } from '../errors.js';
-import type { IdentityObservations, PopulationSelector, RawApiToken, RawApp, RawFactor, RawObservations, RawUser } from './measure.js';
+import { inPopulation, type IdentityObservations, type PopulationSelector, type RawApiToken, type RawApp, type RawFactor, type RawObservations, type RawUser } from './measure.js';
 import { ACCESS_STATUSES, DEFAULT_SCOPES, type Config, type OktaConfig, type Population } from './schema.js';
 
 type Sdk = typeof OktaSdk;
@@ -172,11 +172,6 @@ export function toCheckError(err: unknown, what: string, secret: string, signal:
     return new CheckError('CHK_ERR_PARSE', `Okta returned a body that is not JSON reading ${what}`, { subject: what });
   }
   const message = typeof e.message === 'string' ? redact(e.message) : 'unknown error';
-  // The SDK turns the service app's key into a JWK when it signs its first client assertion: a
-  // key it cannot use is a configuration problem, not a fault of the check.
-  if (/private key|\bJWK\b|\bPEM\b/i.test(message)) {
-    return new CheckError('CHK_ERR_NOT_CONFIGURED', `the Okta service app's private key cannot be used: ${message}`, { subject: 'okta private key' });
-  }
   return new CheckError('CHK_ERR_INTERNAL', `reading ${what} failed: ${message}`, { subject: what });
 }
 
@@ -307,6 +302,22 @@ export interface OktaClient {
 }
 
 /**
+ * The SDK turns the service app's key (PEM or JWK, RSA or EC) into a JWK only when it signs its
+ * first client assertion, deep inside a request. Its own conversion, run here before any request,
+ * tells a key it cannot use (a configuration problem) from a fault of the check.
+ */
+async function assertUsableKey(secret: string): Promise<void> {
+  const { getPemAndJwk } = createRequire(import.meta.url)('@okta/okta-sdk-nodejs/src/jwt.js') as { getPemAndJwk(key: string): Promise<unknown> };
+  try {
+    await getPemAndJwk(secret);
+  } catch (err) {
+    const raw = err instanceof Error ? err.message : String(err);
+    const message = secret.length >= 4 ? raw.split(secret).join('[redacted]') : raw;
+    throw new CheckError('CHK_ERR_NOT_CONFIGURED', `the Okta service app's private key cannot be used: ${message}`, { subject: 'okta private key' });
+  }
+}
+
+/**
  * An SDK client for the org: SSWS token or private-key JWT, the SDK's GET cache off
  * (`cacheMiddleware: null`), and the bounded executor above.
  */
@@ -317,6 +328,7 @@ export async function createOktaClient(okta: OktaConfig, secret: string, signal:
   } catch (err) {
     throw new CheckError('CHK_ERR_INTERNAL', 'the Okta SDK (@okta/okta-sdk-nodejs) could not be loaded', { cause: err });
   }
+  if (okta.auth.type === 'privateKey') await assertUsableKey(secret);
   const stats: Stats = { requests: 0, retries: 0, endpoints: new Set() };
   const requestExecutor = makeExecutor(sdk, okta, signal, stats);
   try {
@@ -446,10 +458,9 @@ export async function collectOkta(input: OktaCollectInput): Promise<OktaObservat
   const limit = okta.pageSize;
 
   // 1–2. Every account, and the population.
-  const { users, selector, groupMemberIds } = await readPopulation(client, r, okta, input.population, { deprovisioned: true });
-  const inPopulation = (u: RawUser) =>
-    selector.kind === 'all' || (selector.kind === 'group' ? groupMemberIds!.has(u.id) : u.selectorValue === selector.value);
-  const activeStaff = [...users.values()].filter((u) => inPopulation(u) && ACCESS_STATUSES.has(u.status)).map((u) => u.id).sort();
+  const population = await readPopulation(client, r, okta, input.population, { deprovisioned: true });
+  const { users, selector, groupMemberIds } = population;
+  const activeStaff = [...users.values()].filter((u) => inPopulation(u, population) && ACCESS_STATUSES.has(u.status)).map((u) => u.id).sort();
 
   // 3. Factors of active staff accounts (no pagination on this endpoint).
   const factors = new Map<string, RawFactor[]>();

@@ -1,6 +1,6 @@
 // IP addresses and prefixes as bigints, for the vpn check's route and CIDR arithmetic.
 // Pure functions: parsing, RFC 5952 formatting, containment and interface-name globs.
-import { formatIpv6Groups } from '../ipv6.js';
+import { formatIpv6Groups, parseIpv4Octets, parseIpv6Groups } from '../ipv6.js';
 
 export type Family = 'ipv4' | 'ipv6';
 
@@ -14,54 +14,14 @@ export interface Prefix {
 export const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
 
 export function parseIpv4(text: string): bigint | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  let value = 0n;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return null;
-    const n = Number(p);
-    if (n > 255) return null;
-    value = (value << 8n) | BigInt(n);
-  }
-  return value;
+  const octets = parseIpv4Octets(text);
+  return octets === null ? null : octets.reduce((v, o) => (v << 8n) | BigInt(o), 0n);
 }
 
 export function parseIpv6(text: string): bigint | null {
   // Zone ids (fe80::1%en0) name a link, not part of the address.
-  const addr = text.split('%')[0] ?? '';
-  if (addr === '' || addr.split('::').length > 2) return null;
-  let groups: string[];
-  const toGroups = (s: string): string[] | null => {
-    if (s === '') return [];
-    const out: string[] = [];
-    const pieces = s.split(':');
-    for (let i = 0; i < pieces.length; i++) {
-      const piece = pieces[i]!;
-      if (i === pieces.length - 1 && piece.includes('.')) {
-        const v4 = parseIpv4(piece);
-        if (v4 === null) return null;
-        out.push(((v4 >> 16n) & 0xffffn).toString(16), (v4 & 0xffffn).toString(16));
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(piece)) return null;
-        out.push(piece);
-      }
-    }
-    return out;
-  };
-  if (addr.includes('::')) {
-    const [head, tail] = addr.split('::') as [string, string];
-    const h = toGroups(head);
-    const t = toGroups(tail);
-    if (h === null || t === null || h.length + t.length > 7) return null;
-    groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  } else {
-    const g = toGroups(addr);
-    if (g === null || g.length !== 8) return null;
-    groups = g;
-  }
-  let value = 0n;
-  for (const g of groups) value = (value << 16n) | BigInt(parseInt(g, 16));
-  return value;
+  const groups = parseIpv6Groups(text.split('%')[0]!);
+  return groups === null ? null : groups.reduce((v, g) => (v << 16n) | BigInt(g), 0n);
 }
 
 /** An address of either family; IPv4-mapped IPv6 (::ffff:a.b.c.d) is read as IPv4. */

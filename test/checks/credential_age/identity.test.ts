@@ -175,6 +175,18 @@ describe('credential_age: identity-provider credentials from Okta', () => {
     expect(enabledChecks(refused).map((c) => c.id)).toEqual(['sso_coverage']);
   });
 
+  it('with hostCredentials off, credential_age runs only where Okta can be read: elsewhere it would read nothing and pass', async () => {
+    const { enabledChecks } = await import('../../../agent/cycle.js');
+    const policy = {
+      version: 1,
+      createdAt: '2026-11-01T00:00:00.000Z',
+      freshnessSeconds: 7200,
+      checks: { credential_age: { enabled: true, intervalSeconds: 86400, config: { identityProvider: { hostCredentials: false } } } },
+    };
+    expect(enabledChecks(policy).map((c) => c.id)).toEqual([]);
+    expect(enabledChecks(policy, access('https://acme.okta.com')).map((c) => c.id)).toEqual(['credential_age']);
+  });
+
   it('budgets: 30 s for host checks, 10 minutes when an identity provider is read, and the policy\'s timeoutSeconds over both', async () => {
     const host = configSchema.parse({});
     const idp = configSchema.parse({ identityProvider: {} });

@@ -8,7 +8,6 @@ import {
   decodeAddressBytes,
   formatIPv6,
   listenersFromProcNet,
-  parseProcNet,
   pidsFromProcListing,
   socketInode,
 } from '../../../checks/open_ports/linux.js';
@@ -45,10 +44,9 @@ const UDP6 = `  sl  local_address                         remote_address        
 
 describe('open_ports /proc/net parser', () => {
   it('decodes little-endian IPv4 words and big-endian ports', () => {
-    const rows = parseProcNet(TCP, 'ipv4');
-    expect(rows[0]).toMatchObject({ localAddress: '127.0.0.1', localPort: 631, state: 0x0a, uid: 0, inode: 20345, scope: 'loopback' });
-    expect(rows[2]).toMatchObject({ localAddress: '10.0.0.2', localPort: 22, remoteAddress: '10.0.0.1', remotePort: 54321, state: 1 });
-    expect(rows[3]).toMatchObject({ localAddress: '192.0.2.2', localPort: 18093, uid: 1000, scope: 'specific' });
+    const rows = listenersFromProcNet(TCP, 'tcp', 'ipv4');
+    expect(rows[0]).toMatchObject({ address: '127.0.0.1', port: 631, uid: 0, inode: 20345, scope: 'loopback' });
+    expect(rows[2]).toMatchObject({ address: '192.0.2.2', port: 18093, uid: 1000, scope: 'specific' });
   });
 
   it('keeps only LISTEN rows of a TCP table', () => {
@@ -91,7 +89,7 @@ describe('open_ports /proc/net parser', () => {
   ])('refuses %s with CHK_ERR_PARSE naming the line', (_what, text) => {
     let caught: unknown;
     try {
-      parseProcNet(text, 'ipv4', '/proc/net/tcp');
+      listenersFromProcNet(text, 'tcp', 'ipv4', '/proc/net/tcp');
     } catch (err) {
       caught = err;
     }
