@@ -104,8 +104,15 @@ program
     const real = new RealHostIO({ root: opts.root, allowedCommands: allowListFor(checks, currentPlatform()) });
     const recording = opts.record === undefined ? null : new (await import('../checks/replay.js')).RecordingHostIO(real);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));
-    // The agent config supplies only the Okta access here (a missing default file is fine).
-    const identityProvider = identityProviderAccess(loadConfig(opts.config === undefined ? {} : { config: opts.config }).config);
+    // The agent config supplies only the Okta access here. Without the default file (absent, or
+    // readable by the service's group only) the checks run without it; a file named by --config
+    // or VCM_CONFIG must be readable.
+    const { config } = loadConfig(opts.config === undefined ? {} : { config: opts.config }, process.env, {
+      onUnreadableDefault: (file, err) => {
+        process.stderr.write(`vcm-agent: cannot read ${file} (${err.code ?? 'unreadable'}); running the checks without the agent config, so without its Okta access\n`);
+      },
+    });
+    const identityProvider = identityProviderAccess(config);
     const findings = await runChecks(checks, {
       io: recording ?? real,
       configs,

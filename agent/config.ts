@@ -6,7 +6,7 @@
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { CheckError } from '../checks/errors.js';
-import { orgUrlSchema } from '../checks/sso_coverage/schema.js';
+import { orgUrlSchema } from '../checks/sso_coverage/org-url.js';
 import type { IdentityProviderAccess } from '../checks/types.js';
 import { AgentError } from './errors.js';
 import { defaultStateDir } from './state.js';
@@ -190,7 +190,7 @@ export type Source = 'default' | `file ${string}` | `env ${string}` | 'flag';
 
 export interface LoadedConfig {
   config: Readonly<AgentConfig>;
-  /** The file read, or null when the default file does not exist. */
+  /** The file read, or null when the default file does not exist (or was let go as unreadable). */
   file: string | null;
   /** Where each setting that is not a default came from. */
   sources: Record<string, Source>;
@@ -233,19 +233,32 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+export interface LoadOptions {
+  /** The file read when neither --config nor VCM_CONFIG names one; default defaultConfigFile(). */
+  defaultFile?: string;
+  /**
+   * For commands that can do without the file: when the default file exists but this user may not
+   * read it (it is installed readable by the service's group only), this is called and the file
+   * counts as absent. Without it, that is an error. A file named explicitly must always be read.
+   */
+  onUnreadableDefault?: (file: string, err: NodeJS.ErrnoException) => void;
+}
+
 /** Reads the file (if any), applies the environment and the flags, validates, freezes. */
-export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): LoadedConfig {
   const explicit = flags.config ?? (env.VCM_CONFIG === '' ? undefined : env.VCM_CONFIG);
-  const file = explicit ?? defaultConfigFile();
+  const file = explicit ?? opts.defaultFile ?? defaultConfigFile();
   let raw: Record<string, unknown> = {};
   let read: string | null = null;
   let text: string | undefined;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (explicit !== undefined || code !== 'ENOENT') {
-      throw new AgentError('AGT_ERR_CONFIG', `cannot read the config file ${file}: ${(err as Error).message}`);
+    const e = err as NodeJS.ErrnoException;
+    if (explicit === undefined && (e.code === 'EACCES' || e.code === 'EPERM') && opts.onUnreadableDefault !== undefined) {
+      opts.onUnreadableDefault(file, e);
+    } else if (explicit !== undefined || e.code !== 'ENOENT') {
+      throw new AgentError('AGT_ERR_CONFIG', `cannot read the config file ${file}: ${e.message}`);
     }
   }
   if (text !== undefined) {
@@ -317,26 +330,34 @@ function oktaSecretRef(okta: OktaAccessConfig): { what: string; env?: string; fi
   return env !== undefined ? { what, env } : { what, file: (okta.tokenFile ?? okta.privateKeyFile)! };
 }
 
+/** Reads the secret a reference names, once: its state, and its value when present. */
+function readSecret(ref: { env?: string; file?: string }, env: NodeJS.ProcessEnv): SecretStatus & { value: string | null } {
+  if (ref.env !== undefined) {
+    const v = env[ref.env]?.trim();
+    return { reference: `env ${ref.env}`, state: v === undefined ? 'missing' : v === '' ? 'empty' : 'present', value: v === undefined || v === '' ? null : v };
+  }
+  let text: string;
+  try {
+    text = readFileSync(ref.file!, 'utf8').trim();
+  } catch (err) {
+    return { reference: `file ${ref.file}`, state: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable', value: null };
+  }
+  return { reference: `file ${ref.file}`, state: text === '' ? 'empty' : 'present', value: text === '' ? null : text };
+}
+
 /** Says whether the Okta secret reference resolves, without ever returning the secret. */
 export function oktaSecretStatus(okta: OktaAccessConfig, env: NodeJS.ProcessEnv = process.env): SecretStatus & { what: string } {
   const ref = oktaSecretRef(okta);
-  if (ref.env !== undefined) {
-    const v = env[ref.env];
-    return { what: ref.what, reference: `env ${ref.env}`, state: v === undefined ? 'missing' : v.trim() === '' ? 'empty' : 'present' };
-  }
-  try {
-    return { what: ref.what, reference: `file ${ref.file}`, state: readFileSync(ref.file!, 'utf8').trim() === '' ? 'empty' : 'present' };
-  } catch (err) {
-    return { what: ref.what, reference: `file ${ref.file}`, state: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable' };
-  }
+  const { reference, state } = readSecret(ref, env);
+  return { what: ref.what, reference, state };
 }
 
 /** Resolves the Okta secret reference; only the code that calls Okta may hold the result. */
 export function resolveOktaSecret(okta: OktaAccessConfig, env: NodeJS.ProcessEnv = process.env): string {
-  const status = oktaSecretStatus(okta, env);
-  if (status.state !== 'present') throw new AgentError('AGT_ERR_CONFIG', `the ${status.what} (${status.reference}) is ${status.state}`);
   const ref = oktaSecretRef(okta);
-  return ref.env !== undefined ? env[ref.env]!.trim() : readFileSync(ref.file!, 'utf8').trim();
+  const { reference, state, value } = readSecret(ref, env);
+  if (value === null) throw new AgentError('AGT_ERR_CONFIG', `the ${ref.what} (${reference}) is ${state}`);
+  return value;
 }
 
 /**

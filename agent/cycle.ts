@@ -73,7 +73,6 @@ export async function refreshPolicy(state: StateDir, client: CollectorClient, ag
   return { policy: cached, changed: false, error };
 }
 
-/** The checks a policy enables (all of them when there is no policy yet). */
 /**
  * The checks this agent runs: enabled by the policy (all without one), and meant for this agent
  * (sso_coverage only where there is Okta access). A config the check refuses still runs, so that

@@ -17,7 +17,7 @@ import { policyTimeouts, runCheck } from '../checks/runner.js';
 import type { Policy } from '../collector/contract.js';
 import { identityProviderAccess, type LoadedConfig } from './config.js';
 import { enabledChecks, httpOptions, recordPass, refreshPolicy } from './cycle.js';
-import { Deliverer, deliveryPass } from './delivery.js';
+import { Deliverer, backoffDelayMs, deliveryPass, type BackoffOptions } from './delivery.js';
 import { isAgentError } from './errors.js';
 import { CollectorClient } from './http.js';
 import { Ledger } from './ledger.js';
@@ -56,7 +56,8 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
 
   async function start(): Promise<Daemon> {
     const client = new CollectorClient(config.collectorUrl ?? enrolled.collectorUrl, httpOptions(config));
-    await settlePendingRotation(state, client, log, config.delivery);
+    const backoff: BackoffOptions = { initialMs: config.delivery.backoffInitialSeconds * 1000, maxMs: config.delivery.backoffMaxSeconds * 1000 };
+    await settlePendingRotation(state, client, log, backoff);
     const { identity, key } = await state.requireIdentity();
     const ledger = await Ledger.open(state, identity, key, { log, bounds: config.spool });
     const status = await StatusFile.open(state, { debounceMs: 1000 });
@@ -72,7 +73,9 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
     // At once, not debounced: a run that dies before it writes its stop is then told apart as a crash.
     await status.flush();
 
+    // The policy in force, with its per-check budgets: both change together, on a refresh only.
     let policy: Policy | null = await state.policy().catch(() => null);
+    let timeoutsMs = policyTimeouts(policy?.checks);
     ledger.policyVersion = policy?.version ?? null;
     // Okta access from this host's config, handed to the checks that read the identity provider.
     const identityProvider = identityProviderAccess(config);
@@ -96,7 +99,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
 
     const deliverer = new Deliverer((signal) => ledger.exclusive((spool) => deliveryPass(spool, client, { log, limits: { maxCount: config.delivery.batchMaxCount, maxBytes: config.delivery.batchMaxBytes }, signal })), {
       log,
-      backoff: { initialMs: config.delivery.backoffInitialSeconds * 1000, maxMs: config.delivery.backoffMaxSeconds * 1000 },
+      backoff,
       onPass: async (pass, next) => {
         await recordPass(status, pass, next.retryInMs);
         if (pass.accepted + pass.duplicates + pass.quarantined > 0 || pass.stopped !== null) {
@@ -126,7 +129,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       const finding = await runCheck(check, {
         io,
         configs: { [id]: p?.checks[check.id]?.config ?? {} },
-        timeoutsMs: policyTimeouts(p?.checks),
+        timeoutsMs,
         identityProvider,
         caches: { [id]: cache },
       });
@@ -185,6 +188,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       if (r.error === null && r.changed) {
         log.info({ from: policy?.version ?? null, to: r.policy?.version ?? null }, 'policy changed; re-planning checks');
         policy = r.policy;
+        timeoutsMs = policyTimeouts(policy?.checks);
         ledger.policyVersion = policy?.version ?? null;
         scheduler.apply(schedules(policy));
       }
@@ -296,24 +300,19 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
 /**
  * A key rotation a crash left pending must be settled before anything is signed: until the
  * collector answers, neither key is known to be the right one for the next sequence number.
- * Waits with backoff; a stop signal meanwhile ends the process (nothing is in flight).
+ * Waits with the delivery backoff; a stop signal meanwhile ends the process (nothing is in flight).
  */
-async function settlePendingRotation(state: StateDir, client: CollectorClient, log: Logger, delivery: LoadedConfig['config']['delivery']): Promise<void> {
+async function settlePendingRotation(state: StateDir, client: CollectorClient, log: Logger, backoff: BackoffOptions): Promise<void> {
   const { settleRotation } = await import('./rotate.js');
-  if ((await state.pendingRotation()) === null) {
-    await settleRotation(state, client, log);
-    return;
-  }
-  let delayMs = delivery.backoffInitialSeconds * 1000;
-  for (;;) {
+  for (let attempt = 1; ; attempt++) {
     try {
       await settleRotation(state, client, log);
       return;
     } catch (err) {
       if (!isAgentError(err) || err.code !== 'AGT_ERR_ROTATION_PENDING') throw err;
+      const delayMs = backoffDelayMs(attempt, null, backoff);
       log.warn({ err: err.message, retryInMs: delayMs }, 'key rotation pending; waiting for the collector before signing anything');
-      await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random() / 2)));
-      delayMs = Math.min(delayMs * 2, delivery.backoffMaxSeconds * 1000);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
 }

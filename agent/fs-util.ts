@@ -1,4 +1,5 @@
-// Durable small-file writes: write a temporary file, fsync, rename, fsync the folder.
+// Durable small-file writes: write a temporary file, fsync, rename, fsync the folder. Removals
+// fsync the folder too.
 import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -32,6 +33,17 @@ export async function writeFileDurable(file: string, data: string | Buffer, mode
   }
   await fh.close();
   await rename(tmp, file);
+  await fsyncDir(path.dirname(file));
+}
+
+/** Removes a file, and makes the removal durable (fsyncs the folder); a missing file is fine. */
+export async function removeDurably(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
   await fsyncDir(path.dirname(file));
 }
 

@@ -7,7 +7,9 @@
 // `Headers`, which makes Node load its own bundled copy of undici and compile a second llhttp. That
 // is ~5 MiB of resident memory the daemon never uses (test/bench/agent-idle-rss.bench.mjs).
 import { readFileSync } from 'node:fs';
-import type { Agent as UndiciAgent, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import type AgentClass from 'undici/lib/dispatcher/agent.js';
+import type apiRequest from 'undici/lib/api/api-request.js';
 import { errorBodySchema, isLoopbackHost } from '../collector/contract.js';
 import { AgentError } from './errors.js';
 
@@ -29,7 +31,6 @@ export interface HttpOptions {
 export const DEFAULT_KEEP_ALIVE_MS = 30_000;
 /** No collector answer the agent reads is anywhere near this. */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
-
 
 export function checkCollectorUrl(raw: string): URL {
   let url: URL;
@@ -60,9 +61,9 @@ function readPem(file: string, what: string): Buffer {
 }
 
 interface Undici {
-  Agent: typeof UndiciAgent;
+  Agent: typeof AgentClass;
   /** undici's `Dispatcher.prototype.request`, called on our Agent. */
-  request: (this: Dispatcher, opts: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+  request: typeof apiRequest;
 }
 let undiciModule: Promise<Undici> | undefined;
 function loadUndici(): Promise<Undici> {
@@ -117,8 +118,9 @@ export class CollectorClient {
     const url = new URL(pathname, this.base);
     if (this.#closed) throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `the client for ${url.origin} is closed`);
     const timeoutMs = this.#opts.timeoutMs ?? 30_000;
+    // Outside the try: undici failing to load is a broken install, not an unreachable collector.
+    const { request } = await loadUndici();
     try {
-      const { request } = await loadUndici();
       const res = await request.call(await this.#agent(), {
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
@@ -161,13 +163,17 @@ export function describeError(res: HttpResponse): string {
 }
 
 export function errorOf(res: HttpResponse): { code: string; message: string } {
+  const parsed = errorBodySchema.safeParse(jsonBody(res));
+  return parsed.success ? parsed.data.error : { code: `HTTP_${res.status}`, message: `HTTP ${res.status}` };
+}
+
+/** The body parsed as JSON, or undefined when it is not JSON: for a schema to refuse. */
+export function jsonBody(res: Pick<HttpResponse, 'body'>): unknown {
   try {
-    const parsed = errorBodySchema.safeParse(JSON.parse(res.body.toString('utf8')));
-    if (parsed.success) return parsed.data.error;
+    return JSON.parse(res.body.toString('utf8'));
   } catch {
-    // not JSON
+    return undefined;
   }
-  return { code: `HTTP_${res.status}`, message: `HTTP ${res.status}` };
 }
 
 /** Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date, as milliseconds from `now`. */

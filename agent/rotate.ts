@@ -18,8 +18,7 @@
 // Results already signed and spooled keep their old-key signatures: their sequence numbers are
 // at most afterSeq, so the collector still takes them under the old key.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { readFile, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, rename } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import {
   PAYLOAD_TYPE_ROTATE_KEY,
@@ -29,8 +28,8 @@ import {
   type RotateKeyPayload,
 } from '../collector/contract.js';
 import { AgentError, isAgentError } from './errors.js';
-import { fsyncDir, writeFileDurable } from './fs-util.js';
-import { errorOf, type CollectorClient } from './http.js';
+import { fsyncDir, removeDurably, writeFileDurable } from './fs-util.js';
+import { describeError, errorOf, jsonBody, type CollectorClient } from './http.js';
 import { Ledger } from './ledger.js';
 import { keyInUse, type PendingRotation, type StateDir } from './state.js';
 
@@ -41,16 +40,6 @@ export type RotationOutcome =
 
 export function fingerprint(privateKey: KeyObject): string {
   return agentIdFor(createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString());
-}
-
-async function removeDurably(file: string): Promise<void> {
-  try {
-    await unlink(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  await fsyncDir(path.dirname(file));
 }
 
 /** The switch, once the collector knows the new key. Each step is safe to repeat after a crash. */
@@ -103,7 +92,9 @@ export async function settleRotation(state: StateDir, client: CollectorClient, l
     throw new AgentError('AGT_ERR_ROTATION_PENDING', `key rotation to generation ${pending.generation} not settled: ${err.message}`, { cause: err });
   }
   if (res.status === 200) {
-    const answer = rotateKeyResponseSchema.safeParse(JSON.parse(res.body.toString('utf8')));
+    // A body that is not JSON at all is as unexpected as one of the wrong shape: the rotation stays
+    // pending and the same bytes go again.
+    const answer = rotateKeyResponseSchema.safeParse(jsonBody(res));
     if (!answer.success || answer.data.keyId !== pending.keyId || answer.data.generation !== pending.generation) {
       throw new AgentError('AGT_ERR_ROTATION_PENDING', 'the collector answered the key rotation with an unexpected body');
     }
@@ -111,10 +102,10 @@ export async function settleRotation(state: StateDir, client: CollectorClient, l
     log.info({ generation: pending.generation, keyId: pending.keyId, afterSeq: pending.afterSeq, duplicate: answer.data.duplicate }, 'key rotated');
     return { outcome: 'rotated', generation: pending.generation, keyId: pending.keyId, afterSeq: pending.afterSeq, duplicate: answer.data.duplicate };
   }
-  const e = errorOf(res);
   if (res.status >= 500 || res.status === 408 || res.status === 429) {
-    throw new AgentError('AGT_ERR_ROTATION_PENDING', `key rotation to generation ${pending.generation} not settled: ${e.code}: ${e.message}`);
+    throw new AgentError('AGT_ERR_ROTATION_PENDING', `key rotation to generation ${pending.generation} not settled: ${describeError(res)}`);
   }
+  const e = errorOf(res);
   await abandon(state);
   log.error({ generation: pending.generation, status: res.status, code: e.code, error: e.message }, 'collector refused the key rotation; keeping the current key');
   return { outcome: 'abandoned', generation: pending.generation, code: e.code, message: e.message };

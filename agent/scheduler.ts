@@ -7,7 +7,8 @@
 //     Checks of one agent that share a period share the offset: they run back to back and their
 //     results leave in one batch.
 //   - No overlap: a check is never queued or run twice at once; runs of different checks go one
-//     at a time through one queue, which bounds the agent's CPU and memory.
+//     at a time through one queue, which bounds the agent's CPU and memory. A slot that finds a
+//     check still queued or running skips that check only, not the others of its interval.
 //   - Sleep and suspend: node-cron reports each slot it missed (execution:missed); they collapse
 //     into one catch-up run, never a burst. The same holds at start: a check whose last run is
 //     older than its interval runs once, soon after start (after a random delay up to the jitter).
@@ -88,6 +89,8 @@ interface Planned {
 interface Slot {
   task: ScheduledTask;
   checks: Set<string>;
+  /** node-cron's next run, kept until that moment passes (see #nextRun). */
+  next: Date | null;
 }
 
 export class Scheduler {
@@ -95,7 +98,6 @@ export class Scheduler {
   readonly #planned = new Map<string, Planned>();
   /** By cron expression. */
   readonly #slots = new Map<string, Slot>();
-  readonly #nextRuns = new Map<string, Date>();
   readonly #queue: { id: string; reason: RunReason; done: () => void }[] = [];
   readonly #waiting = new Map<string, Promise<void>>();
   readonly #startTimers = new Set<NodeJS.Timeout>();
@@ -118,7 +120,7 @@ export class Scheduler {
       intervalSeconds: p.intervalSeconds,
       periodSeconds: p.periodSeconds,
       expression: p.expression,
-      nextRunAt: this.#slots.get(p.expression)!.task.getNextRun(),
+      nextRunAt: this.#nextRun(p),
     }));
   }
 
@@ -129,19 +131,14 @@ export class Scheduler {
   }
 
   /**
-   * node-cron's next run, which costs it a dozen Intl date conversions. Every task here has the
-   * same time zone, so a next run computed for one expression stays the answer for every task
-   * with that expression until that moment passes (checks of one interval share an expression).
+   * node-cron's next run, which costs it a dozen Intl date conversions: computed once per slot of
+   * the task, and kept until that moment passes.
    */
   #nextRun(p: Planned): Date | null {
-    const known = this.#nextRuns.get(p.expression);
+    const slot = this.#slots.get(p.expression)!;
     // node-cron reads the wall clock, so this does too.
-    const task = this.#slots.get(p.expression)!.task;
-    if (known !== undefined && known.getTime() > Date.now() && task.getStatus() !== 'stopped') return new Date(known);
-    const next = task.getNextRun();
-    if (next === null) this.#nextRuns.delete(p.expression);
-    else this.#nextRuns.set(p.expression, new Date(next));
-    return next;
+    if (slot.next === null || slot.next.getTime() <= Date.now() || slot.task.getStatus() === 'stopped') slot.next = slot.task.getNextRun();
+    return slot.next === null ? null : new Date(slot.next);
   }
 
   task(id: string): ScheduledTask | undefined {
@@ -189,16 +186,20 @@ export class Scheduler {
       known.checks.add(id);
       return known;
     }
-    const slot: Slot = { task: null!, checks: new Set([id]) };
-    const runAll = (reason: RunReason) => Promise.all([...slot.checks].map((c) => this.trigger(c, reason))).then(() => undefined);
+    const slot: Slot = { task: null!, checks: new Set([id]), next: null };
+    // Queues the runs and returns: the queue keeps each check from overlapping itself. Waiting for
+    // the runs here would make node-cron skip the next slot for every check of the task whenever
+    // one of them is slow.
+    const runAll = (reason: RunReason) => {
+      for (const c of slot.checks) void this.trigger(c, reason);
+    };
     slot.task = this.#opts.cron.createTask(expression, () => runAll('schedule'), {
       name: `vcm-checks-every-${periodSeconds}s`,
-      noOverlap: true,
       maxRandomDelay: Math.round(Math.min(this.#opts.jitterSeconds, periodSeconds / 2) * 1000),
       timezone: 'Etc/UTC',
     });
     // Slots missed while the machine slept (or the loop was blocked) become one catch-up run.
-    slot.task.on('execution:missed', () => void runAll('catch-up'));
+    slot.task.on('execution:missed', () => runAll('catch-up'));
     void slot.task.start();
     this.#slots.set(expression, slot);
     return slot;

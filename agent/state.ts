@@ -113,7 +113,13 @@ export class StateDir {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new AgentError('AGT_ERR_STATE', `cannot read ${file}`, { cause: err });
     }
-    const parsed = schema.safeParse(JSON.parse(text));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new AgentError('AGT_ERR_STATE', `${file} is damaged: ${(err as Error).message}`, { cause: err });
+    }
+    const parsed = schema.safeParse(json);
     if (!parsed.success) throw new AgentError('AGT_ERR_STATE', `${file} is damaged: ${parsed.error.issues[0]?.message ?? ''}`);
     return parsed.data;
   }

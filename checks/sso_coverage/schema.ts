@@ -2,6 +2,7 @@
 // class, account status classes) that the facts, the evaluation and the metrics share.
 import { z } from 'zod';
 import type { OktaAuthSettings } from '../types.js';
+import { orgUrlSchema } from './org-url.js';
 
 /** Read-only management scopes the private-key service app requests by default (see README). */
 export const DEFAULT_SCOPES = ['okta.users.read', 'okta.groups.read', 'okta.apps.read', 'okta.logs.read'] as const;
@@ -47,33 +48,6 @@ export const SIGN_ON_CLASS: Readonly<Record<string, SignOnClass>> = {
   SECURE_PASSWORD_STORE: 'password_vaulted',
   // BOOKMARK carries no credential: a link only. Unknown modes land in `other` too.
 };
-
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
-
-/**
- * The org URL as an origin without a trailing slash (`https://acme.okta.com/` becomes
- * `https://acme.okta.com`). Paths, queries and credentials are refused; plain HTTP only on loopback.
- */
-export const orgUrlSchema = z
-  .string()
-  .trim()
-  .superRefine((s, ctx) => {
-    let u: URL;
-    try {
-      u = new URL(s);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'orgUrl must be an absolute URL' });
-      return;
-    }
-    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && LOOPBACK_HOSTS.has(u.hostname))) {
-      ctx.addIssue({ code: 'custom', message: 'orgUrl must use https (http only on loopback)' });
-    }
-    if (u.username !== '' || u.password !== '') ctx.addIssue({ code: 'custom', message: 'orgUrl must not carry credentials' });
-    if (u.pathname !== '/' || u.search !== '' || u.hash !== '') {
-      ctx.addIssue({ code: 'custom', message: 'orgUrl must be the org origin only, like https://acme.okta.com' });
-    }
-  })
-  .transform((s) => new URL(s).origin);
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 const readOnlyScope = z.string().regex(/^okta\.[A-Za-z]+\.read$/, 'read-only scopes only (okta.<resource>.read)');

@@ -18,6 +18,10 @@ let data: Awaited<ReturnType<typeof tempDir>>;
 let collector: CollectorProcess;
 let storeDir: string;
 let stateDir: string;
+/** The agent's key, its next key while a rotation is under way, and the pending request. */
+let keyFile: string;
+let nextKeyFile: string;
+let rotationFile: string;
 let agentId: string;
 
 const agent = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
@@ -93,19 +97,30 @@ async function relay(mode: 'drop-answer' | 'hold'): Promise<{ url: string; seen:
   };
 }
 
-/** Starts `rotate-key` through `via`, and SIGKILLs it once the relay saw what it waits for. */
-async function rotateKilled(via: Awaited<ReturnType<typeof relay>>): Promise<void> {
-  const child = spawn(process.execPath, [AGENT_CLI, 'rotate-key', '--state-dir', stateDir], { env: { ...process.env, VCM_COLLECTOR_URL: via.url }, stdio: 'ignore' });
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, sig) => resolve(sig)));
-  await Promise.race([via.seen, exited.then(() => Promise.reject(new Error('rotate-key exited before the relay saw the request')))]);
-  child.kill('SIGKILL');
-  expect(await exited).toBe('SIGKILL');
+/**
+ * Starts `rotate-key` through a relay in `mode`, and SIGKILLs it once the relay saw what it waits
+ * for; the relay is closed either way.
+ */
+async function rotateKilled(mode: Parameters<typeof relay>[0]): Promise<void> {
+  const via = await relay(mode);
+  try {
+    const child = spawn(process.execPath, [AGENT_CLI, 'rotate-key', '--state-dir', stateDir], { env: { ...process.env, VCM_COLLECTOR_URL: via.url }, stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, sig) => resolve(sig)));
+    await Promise.race([via.seen, exited.then(() => Promise.reject(new Error('rotate-key exited before the relay saw the request')))]);
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+  } finally {
+    await via.close();
+  }
 }
 
 beforeAll(async () => {
   data = await tempDir('rotate-key');
   storeDir = path.join(data.dir, 'store');
   stateDir = path.join(data.dir, 'agent');
+  keyFile = path.join(stateDir, 'agent-ed25519.pem');
+  nextKeyFile = path.join(stateDir, 'agent-ed25519.next.pem');
+  rotationFile = path.join(stateDir, 'rotation.json');
   collector = await startCollectorProcess(storeDir);
   const token = await runCli(COLLECTOR_CLI, ['token', 'create', '--vendor', 'acme', '--data-dir', storeDir]);
   expect(token.code, token.stderr).toBe(0);
@@ -134,12 +149,11 @@ describe('vcm-agent rotate-key against a collector process', () => {
     const m = /key rotated: generation 1, fingerprint ([0-9a-f]{64}); results after seq (\d+) are signed with it/.exec(res.stdout);
     expect(m, res.stdout).not.toBeNull();
     expect(Number(m![2])).toBe(before.lastSeq);
-    const keyFile = path.join(stateDir, 'agent-ed25519.pem');
     expect(await keyFingerprint(keyFile)).toBe(m![1]);
     expect(m![1]).not.toBe(agentId);
     expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
-    expect(await exists(path.join(stateDir, 'agent-ed25519.next.pem'))).toBe(false);
-    expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
+    expect(await exists(nextKeyFile)).toBe(false);
+    expect(await exists(rotationFile)).toBe(false);
     const after = await status();
     expect(after).toMatchObject({ key: { generation: 1, keyId: m![1] }, rotationPending: null, spoolDepth: before.spoolDepth, lastSeq: before.lastSeq });
     const text = await agent(['status']);
@@ -150,12 +164,7 @@ describe('vcm-agent rotate-key against a collector process', () => {
   });
 
   it('after a kill once the collector applied the rotation but before the agent heard it, the next run finishes the switch', async () => {
-    const via = await relay('drop-answer');
-    try {
-      await rotateKilled(via);
-    } finally {
-      await via.close();
-    }
+    await rotateKilled('drop-answer');
     // The collector has generation 2; the agent still holds generation 1 and the pending request.
     expect(await storedRotations()).toEqual([`${agentId}.key-1.json`, `${agentId}.key-2.json`]);
     const pending = await status();
@@ -165,36 +174,26 @@ describe('vcm-agent rotate-key against a collector process', () => {
     await runOnceDelivers();
     const after = await status();
     expect(after).toMatchObject({ key: { generation: 2 }, rotationPending: null });
-    expect(after.key!.keyId).toBe(await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem')));
+    expect(after.key!.keyId).toBe(await keyFingerprint(keyFile));
     expect(await storedRotations()).toHaveLength(2);
   });
 
   it('after a kill before the request reached the collector, rotate-key sends the same request instead of starting another', async () => {
-    const via = await relay('hold');
-    try {
-      await rotateKilled(via);
-    } finally {
-      await via.close();
-    }
+    await rotateKilled('hold');
     expect(await storedRotations()).toHaveLength(2);
-    const pending = (JSON.parse(await readFile(path.join(stateDir, 'rotation.json'), 'utf8')) as { keyId: string; generation: number });
+    const pending = (JSON.parse(await readFile(rotationFile, 'utf8')) as { keyId: string; generation: number });
     expect(pending.generation).toBe(3);
 
     const res = await agent(['rotate-key']);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain(`key rotated: generation 3, fingerprint ${pending.keyId}`);
     expect(await storedRotations()).toHaveLength(3);
-    expect(await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'))).toBe(pending.keyId);
+    expect(await keyFingerprint(keyFile)).toBe(pending.keyId);
     await runOnceDelivers();
   });
 
   it('the daemon, started with a rotation pending while the collector is away, signs nothing until it settles it', async () => {
-    const via = await relay('drop-answer');
-    try {
-      await rotateKilled(via);
-    } finally {
-      await via.close();
-    }
+    await rotateKilled('drop-answer');
     expect(await status()).toMatchObject({ key: { generation: 3 }, rotationPending: { generation: 4 } });
     const { port } = new URL(collector.url);
     await collector.stop();
@@ -226,7 +225,7 @@ describe('vcm-agent rotate-key against a collector process', () => {
       const res = await agent(['rotate-key']);
       expect(res.code).toBe(2);
       expect(res.stderr).toMatch(/AGT_ERR_STATE_LOCKED/);
-      expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
+      expect(await exists(rotationFile)).toBe(false);
     } finally {
       await writeFile(path.join(stateDir, 'agent.lock'), '0\n');
     }
@@ -237,15 +236,15 @@ describe('vcm-agent rotate-key against a collector process', () => {
     const adminToken = await createAdminToken(store, { name: 'rotate-key test', role: 'admin' });
     const revoke = await runCli(COLLECTOR_CLI, ['agents', 'revoke', agentId, '--reason', 'test', '--collector', collector.url], { env: { VCM_ADMIN_TOKEN: adminToken } });
     expect(revoke.code, revoke.stderr).toBe(0);
-    const keyBefore = await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'));
+    const keyBefore = await keyFingerprint(keyFile);
     const files = await listTree(storeDir, collector.url);
 
     const res = await agent(['rotate-key']);
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/AGT_ERR_ROTATE_REJECTED: COL_ERR_REVOKED/);
-    expect(await keyFingerprint(path.join(stateDir, 'agent-ed25519.pem'))).toBe(keyBefore);
-    expect(await exists(path.join(stateDir, 'agent-ed25519.next.pem'))).toBe(false);
-    expect(await exists(path.join(stateDir, 'rotation.json'))).toBe(false);
+    expect(await keyFingerprint(keyFile)).toBe(keyBefore);
+    expect(await exists(nextKeyFile)).toBe(false);
+    expect(await exists(rotationFile)).toBe(false);
     expect(await status()).toMatchObject({ key: { generation: 4 }, rotationPending: null });
     expect(await listTree(storeDir, collector.url)).toEqual(files);
   });

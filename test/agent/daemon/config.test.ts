@@ -1,6 +1,6 @@
 // The agent's local configuration: strict file, environment overrides, flags, redaction, docs.
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ENV_OVERRIDES, agentConfigSchema, describeConfig, envName, loadConfig, identityProviderAccess, oktaSecretStatus, redactUrl, resolveOktaSecret } from '../../../agent/config.js';
@@ -20,6 +20,18 @@ afterEach(async () => {
 
 async function write(config: unknown): Promise<void> {
   await writeFile(file, JSON.stringify(config));
+}
+
+/** Runs `fn` as a user the file modes apply to: chmod does not stop root, so root runs it as nobody. */
+function unprivileged<T>(fn: () => T): T {
+  if (process.getuid?.() !== 0) return fn();
+  if (typeof process.seteuid !== 'function') throw new Error('running as root without process.seteuid (a worker thread?): an unreadable file cannot be made');
+  process.seteuid(65534);
+  try {
+    return fn();
+  } finally {
+    process.seteuid(0);
+  }
 }
 
 /** Every leaf path of the schema, from a config with every optional part filled in. */
@@ -72,6 +84,33 @@ describe('agent config', () => {
     expect(() => loadConfig({ config: path.join(dir.dir, 'nope.json') }, noEnv)).toThrow(/cannot read the config file .*nope\.json/);
     await writeFile(file, '{ "logLevel": ');
     expect(() => loadConfig({ config: file }, noEnv)).toThrow(/not valid JSON/);
+  });
+
+  it('an unreadable default file counts as none where the command allows it (check), and says so; a file named must be read', async () => {
+    await write({ okta: { orgUrl: 'https://acme.okta.com', tokenEnv: 'OKTA_TOKEN' } });
+    // Like a config installed 0640 root:vcm-agent, read by someone outside that group.
+    await chmod(dir.dir, 0o755);
+    await chmod(file, 0o000);
+    const told: [string, string | undefined][] = [];
+    const onUnreadableDefault = (f: string, err: NodeJS.ErrnoException) => told.push([f, err.code]);
+    const loaded = unprivileged(() => loadConfig({}, noEnv, { defaultFile: file, onUnreadableDefault }));
+    expect(told).toEqual([[file, 'EACCES']]);
+    expect(loaded.file).toBeNull();
+    expect(loaded.config.okta).toBeUndefined();
+    expect(identityProviderAccess(loaded.config)).toBeUndefined();
+    // Every other command: an error, as before.
+    expect(() => unprivileged(() => loadConfig({}, noEnv, { defaultFile: file }))).toThrow(/cannot read the config file .*config\.json/);
+    // Named by --config or VCM_CONFIG: an error even where the default may be let go.
+    expect(() => unprivileged(() => loadConfig({ config: file }, noEnv, { onUnreadableDefault }))).toThrow(/cannot read the config file .*config\.json/);
+    expect(() => unprivileged(() => loadConfig({}, { VCM_CONFIG: file }, { onUnreadableDefault }))).toThrow(/cannot read the config file .*config\.json/);
+    expect(told).toHaveLength(1);
+    // A missing default file is no config, as ever, and nothing to say.
+    expect(loadConfig({}, noEnv, { defaultFile: path.join(dir.dir, 'none.json'), onUnreadableDefault }).file).toBeNull();
+    expect(told).toHaveLength(1);
+    // Readable again: its Okta access is used.
+    await chmod(file, 0o644);
+    const readable = unprivileged(() => loadConfig({}, noEnv, { defaultFile: file, onUnreadableDefault }));
+    expect([readable.file, readable.config.okta?.orgUrl]).toEqual([file, 'https://acme.okta.com']);
   });
 
   it('precedence: flags over environment over file over defaults, and each value says where it came from', async () => {

@@ -63,7 +63,9 @@ describe('the agent loads only what it uses', () => {
 
   it('vcm-agent status: no checks, no HTTP client', async () => {
     const modules = await modulesOf('status', (env) => runCli(AGENT_CLI, ['status', '--state-dir', path.join(dir.dir, 'none')], { env }));
-    for (const p of [...NEVER, 'undici', 'node-cron', '/dist/checks/index.js']) expect(loaded(modules, p), p).toEqual([]);
+    // The config validates an Okta org URL, without sso_coverage's schemas (checks/sso_coverage/org-url.ts).
+    for (const p of [...NEVER, 'undici', 'node-cron', '/dist/checks/index.js', '/dist/checks/sso_coverage/schema.js']) expect(loaded(modules, p), p).toEqual([]);
+    expect(modules.some((m) => m.endsWith('/dist/agent/config.js'))).toBe(true);
   });
 
   describe('the daemon, through a full cycle with delivery', () => {

@@ -62,7 +62,8 @@ describe('Scheduler (fake timers)', () => {
     vi.useRealTimers();
   });
 
-  function make(opts: { runMs?: number; lastRun?: (id: string) => number | undefined; jitterSeconds?: number } = {}) {
+  /** `runMs`: how long each run takes, the same for every check or per check. */
+  function make(opts: { runMs?: number | ((id: string) => number); lastRun?: (id: string) => number | undefined; jitterSeconds?: number } = {}) {
     const runs: { id: string; reason: RunReason; at: number }[] = [];
     let running = 0;
     let maxConcurrent = 0;
@@ -79,7 +80,7 @@ describe('Scheduler (fake timers)', () => {
         runs.push({ id, reason, at: Date.now() });
         running++;
         maxConcurrent = Math.max(maxConcurrent, running);
-        await new Promise((r) => setTimeout(r, opts.runMs ?? 10));
+        await new Promise((r) => setTimeout(r, typeof opts.runMs === 'function' ? opts.runMs(id) : (opts.runMs ?? 10)));
         running--;
       },
     });
@@ -169,6 +170,28 @@ describe('Scheduler (fake timers)', () => {
     // About one run per 3.5 s, not one per second.
     expect(runs.length).toBeGreaterThanOrEqual(2);
     expect(runs.length).toBeLessThanOrEqual(4);
+  });
+
+  it('a slow check does not cost the other checks of its interval their next slot', async () => {
+    // vpn takes one and a half periods; usb_policy, planned first, is quick.
+    const { scheduler, runs, maxConcurrent } = make({ runMs: (id) => (id === 'vpn' ? 90_000 : 10) });
+    scheduler.apply(['usb_policy', 'vpn'].map((id) => ({ id, intervalSeconds: 60 })));
+    const first = T0.getTime() + stableOffset(AGENT, 60) * 1000;
+    // Up to just before the third slot: the second came while vpn was still running.
+    await vi.advanceTimersByTimeAsync(first + 2 * 60_000 - 1000 - Date.now());
+    const usb = runs.filter((r) => r.id === 'usb_policy');
+    expect(usb.map((r) => r.reason)).toEqual(['schedule', 'schedule']);
+    // Its second run waited in the queue for vpn's run to end, inside the second slot's period.
+    expect(usb[1]!.at).toBeGreaterThanOrEqual(first + 60_000);
+    expect(usb[1]!.at).toBeLessThan(first + 2 * 60_000);
+    // vpn itself skipped the slot it was still running in.
+    expect(runs.filter((r) => r.id === 'vpn')).toHaveLength(1);
+    expect(maxConcurrent()).toBe(1);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(runs.filter((r) => r.id === 'vpn')).toHaveLength(2);
+    const stopping = scheduler.stop();
+    await vi.advanceTimersByTimeAsync(90_000);
+    await stopping;
   });
 
   it('runs different checks one at a time through one queue, then reports idle once', async () => {
