@@ -70,6 +70,13 @@ export function buildApp(deps: AppDeps): Handler {
   const limit = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const log = deps.log.child({ component: 'http' });
 
+  /** Results and key rotations wait for the rebuilt state, and for a store that passed its preflight. */
+  function assertWritable(): void {
+    if (!deps.started()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting');
+    const refused = deps.ingestRefused?.() ?? null;
+    if (refused !== null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', refused);
+  }
+
   async function results(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let body: Buffer;
     let type: string;
@@ -155,9 +162,7 @@ export function buildApp(deps: AppDeps): Handler {
         }
       }
       case 'POST /v1/keys/rotate': {
-        if (!deps.started()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting');
-        const refused = deps.ingestRefused?.() ?? null;
-        if (refused !== null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', refused);
+        assertWritable();
         try {
           if (mediaType(req) !== 'application/json') throw new CollectorError('COL_ERR_UNSUPPORTED_MEDIA_TYPE', 'send application/json');
           const answer = await rotateKey(deps.rotate, await readBody(req, ROTATE_BODY_LIMIT_BYTES));
@@ -170,9 +175,7 @@ export function buildApp(deps: AppDeps): Handler {
         }
       }
       case 'POST /v1/results': {
-        if (!deps.started()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting');
-        const refused = deps.ingestRefused?.() ?? null;
-        if (refused !== null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', refused);
+        assertWritable();
         const t0 = performance.now();
         try {
           await results(req, res);

@@ -63,7 +63,7 @@ program
   .option('--tls-key <file>', 'PEM private key for --tls-cert')
   .option('--allow-plain-http', 'allow plain HTTP on a non-loopback address (TLS terminated in front)')
   .addOption(new Option('--rate-limit <rate/burst>', 'per-agent envelopes per second, and burst').argParser(rateLimit).default({ perSecond: 20, burst: 500 }, '20/500'))
-  .addOption(new Option('--body-limit <size>', 'largest request body taken (results, enrollment), e.g. 4MiB for sso_coverage facts of large orgs').argParser(byteSize).default(1024 * 1024, '1MiB'))
+  .addOption(new Option('--body-limit <size>', 'largest POST /v1/results body taken (enrollment and key rotation take 64KiB), e.g. 4MiB for sso_coverage facts of large orgs').argParser(byteSize).default(1024 * 1024, '1MiB'))
   .addOption(new Option('--per-host-series <which>', 'per-host metric series for all hosts, or only non-passing ones (large fleets)').choices(['all', 'non-passing']).default('all'))
   .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('info'))
   .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; bodyLimit: number; logLevel: string }) => {
@@ -286,8 +286,9 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.exitCode = 2;
     return;
   }
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE' || code === 'EACCES') {
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  // Only the listener's own failure: an EACCES on a file is not an address problem.
+  if ((code === 'EADDRINUSE' || code === 'EACCES') && syscall === 'listen') {
     const e = new CollectorError('COL_ERR_CONFIG', `cannot listen: ${(err as Error).message}`);
     process.stderr.write(`vcm-collector: ${e.code}: ${e.message}\n`);
     process.exitCode = 2;

@@ -77,39 +77,47 @@ export function signEnvelopeBy(payloadType: string, payload: Buffer, signers: re
   return encodeEnvelope({ payloadType, payload: payload.toString('base64'), signatures });
 }
 
-/** True when the envelope's signature at `index` verifies under `publicKey` (rotation: 0 old key, 1 new key). */
-export function verifySignatureAt(envelope: Envelope, index: number, publicKey: KeyObject): boolean {
-  const payload = strictBase64(envelope.payload);
-  const sig = envelope.signatures[index] === undefined ? null : strictBase64(envelope.signatures[index].sig);
-  return payload !== null && sig !== null && sig.length === 64 && edVerify(null, pae(envelope.payloadType, payload), publicKey, sig);
+/**
+ * What a signature on the envelope must cover (the PAE of its type and decoded payload) and its
+ * signatures decoded, a malformed one as null; null when the payload is not canonical base64.
+ * `payload` is strictBase64(envelope.payload) when the caller has decoded it already.
+ */
+function signingInputs(envelope: Envelope, payload = strictBase64(envelope.payload)): { message: Buffer; sigs: (Buffer | null)[] } | null {
+  if (payload === null) return null;
+  const sigs = envelope.signatures.map((s) => {
+    const sig = strictBase64(s.sig);
+    return sig !== null && sig.length === 64 ? sig : null;
+  });
+  return { message: pae(envelope.payloadType, payload), sigs };
 }
 
-/**
- * verifyEnvelope on libuv's threads: the collector verifies the envelopes of a batch in parallel,
- * on every core, while its main thread parses and stores.
- */
-export async function verifyEnvelopeAsync(envelope: Envelope, publicKey: KeyObject): Promise<boolean> {
-  const payload = strictBase64(envelope.payload);
-  if (payload === null) return false;
-  const message = pae(envelope.payloadType, payload);
-  for (const s of envelope.signatures) {
-    const sig = strictBase64(s.sig);
-    if (sig === null || sig.length !== 64) continue;
-    const ok = await new Promise<boolean>((resolve, reject) => edVerify(null, message, publicKey, sig, (err, valid) => (err ? reject(err) : resolve(valid))));
-    if (ok) return true;
-  }
-  return false;
+/** True when the envelope's signature at `index` verifies under `publicKey` (rotation: 0 old key, 1 new key). */
+export function verifySignatureAt(envelope: Envelope, index: number, publicKey: KeyObject): boolean {
+  const inputs = signingInputs(envelope);
+  const sig = inputs?.sigs[index];
+  return inputs !== null && sig != null && edVerify(null, inputs.message, publicKey, sig);
 }
 
 /** True when one signature on the envelope verifies under `publicKey`. */
 export function verifyEnvelope(envelope: Envelope, publicKey: KeyObject): boolean {
-  const payload = strictBase64(envelope.payload);
-  if (payload === null) return false;
-  const message = pae(envelope.payloadType, payload);
-  return envelope.signatures.some((s) => {
-    const sig = strictBase64(s.sig);
-    return sig !== null && sig.length === 64 && edVerify(null, message, publicKey, sig);
-  });
+  const inputs = signingInputs(envelope);
+  return inputs !== null && inputs.sigs.some((sig) => sig !== null && edVerify(null, inputs.message, publicKey, sig));
+}
+
+/**
+ * verifyEnvelope on libuv's threads: the collector verifies the envelopes of a batch in parallel,
+ * on every core, while its main thread parses and stores. Ingest, which parses the payload next,
+ * passes it decoded (strictBase64(envelope.payload)), so that it is decoded once per envelope.
+ */
+export async function verifyEnvelopeAsync(envelope: Envelope, publicKey: KeyObject, payload?: Buffer): Promise<boolean> {
+  const inputs = signingInputs(envelope, payload);
+  if (inputs === null) return false;
+  for (const sig of inputs.sigs) {
+    if (sig === null) continue;
+    const ok = await new Promise<boolean>((resolve, reject) => edVerify(null, inputs.message, publicKey, sig, (err, valid) => (err ? reject(err) : resolve(valid))));
+    if (ok) return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------

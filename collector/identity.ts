@@ -1,7 +1,8 @@
 // The collector's own Ed25519 key: returned to agents at enrollment (it signs checkpoints later).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFlushed } from './fs-util.js';
 
 export interface CollectorIdentity {
   privateKey: KeyObject;
@@ -18,13 +19,7 @@ export async function loadOrCreateIdentity(file: string): Promise<CollectorIdent
     const { privateKey } = generateKeyPairSync('ed25519');
     pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     try {
-      const fh = await open(file, 'wx', 0o600);
-      try {
-        await fh.writeFile(pem);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await writeFlushed(file, pem, 0o600);
     } catch (e) {
       // Another process created it first: use theirs.
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;

@@ -157,10 +157,12 @@ export class Ingestor {
     // After a rotation the sequence number decides which key must have signed: the old key's
     // results up to the rotation point still count (late delivery), and nothing after it.
     const signer = agent.keys.length === 1 ? agent.keys[0]! : keyForSeq(agent, claimedSeq(envelope) ?? Number.MAX_SAFE_INTEGER);
-    if (!(await verifyEnvelopeAsync(envelope, signer.key))) throw new CollectorError('COL_ERR_BAD_SIGNATURE');
+    // Decoded once, for the signature and then for the statement; not canonical base64 is a bad signature.
+    const payload = strictBase64(envelope.payload);
+    if (payload === null || !(await verifyEnvelopeAsync(envelope, signer.key, payload))) throw new CollectorError('COL_ERR_BAD_SIGNATURE');
     if (envelope.payloadType !== PAYLOAD_TYPE_STATEMENT) throw new CollectorError('COL_ERR_UNKNOWN_TYPE', 'unknown payloadType');
 
-    const statementJson = parseJson(strictBase64(envelope.payload) ?? Buffer.alloc(0)) as Record<string, unknown> | null;
+    const statementJson = parseJson(payload) as Record<string, unknown> | null;
     const predicateType = statementJson?.predicateType;
     if (statementJson?._type !== STATEMENT_TYPE || (predicateType !== PREDICATE_TYPE_FINDING && predicateType !== PREDICATE_TYPE_SPOOL_DROP)) {
       throw new CollectorError('COL_ERR_UNKNOWN_TYPE', 'unknown statement or predicate type');

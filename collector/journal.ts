@@ -9,7 +9,8 @@
 // After the flush, the files of the DESIGN layout are created in the background (O_EXCL, no
 // flush of their own, on libuv's threads), and the store answers get/list for an entry from
 // memory until its file exists; an index of the keys under way keeps puts create-only. A file
-// that cannot be made yet (a full disk) is retried, and its segment is kept for replay.
+// that cannot be made yet (a full disk) is retried until it can be; one still owed at shutdown
+// keeps its segment, for replay at the next start.
 // A segment is closed by size or age; once it has settled
 // (the kernel has written most of its files back), a checkpoint flushes the files and folders its
 // records created and deletes it.
@@ -28,10 +29,11 @@
 //
 // One process owns the journal: .journal/owner.json names it (pid, boot id, process start time).
 // A store opened while a live process owns it writes and flushes each file itself, as the CLI does.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { link, mkdir, open, readFile, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { fsyncDir, fsyncPath, tempPath, writeFlushed } from './fs-util.js';
 
 const MAGIC = 0x56434d4a; // "VCMJ"
 const HEADER = 12 + 32;
@@ -99,18 +101,6 @@ export function decodeSegment(buf: Buffer): { records: JournalRecord[]; end: num
 export function segmentName(n: number): string {
   return `${String(n).padStart(12, '0')}.wal`;
 }
-
-/** Flushes a file's data (fdatasync), or with `full` everything about it (fsync: for folders). */
-export async function fsyncPath(p: string, full = false): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await (full ? fh.sync() : fh.datasync());
-  } finally {
-    await fh.close();
-  }
-}
-
-const fsyncDir = (dir: string) => fsyncPath(dir, true);
 
 /** Runs `work` over `items`, at most `limit` at a time. */
 async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -216,22 +206,6 @@ function tornCopyOf(have: Buffer, want: Buffer): boolean {
   if (have.length > want.length) return false;
   for (let i = 0; i < have.length; i++) if (have[i] !== want[i] && have[i] !== 0) return false;
   return true;
-}
-
-/** A fresh temporary name beside `file`: never listed, never a key. */
-export function tempPath(dir: string): string {
-  return path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
-}
-
-/** Creates `file` (never existing) with `data` and flushes it; fdatasync skips timestamps. */
-export async function writeFlushed(file: string, data: Buffer): Promise<void> {
-  const fh = await open(file, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**

@@ -20,12 +20,10 @@ import { CollectorError } from './errors.js';
 import { currentKey, type AgentRegistry, type KeyEvent, type RegisteredAgent } from './registry.js';
 import type { CollectorState } from './state.js';
 import { parseRequestJson as json } from './strict-json.js';
-import type { EvidenceStore } from './store.js';
 
 export const ROTATE_BODY_LIMIT_BYTES = 64 * 1024;
 
 export interface RotateDeps {
-  store: EvidenceStore;
   registry: AgentRegistry;
   state: CollectorState;
   now: () => Date;

@@ -100,7 +100,10 @@ export interface RunningCollector {
 /** The filesystem store with its journal, after replaying what a stopped collector left in it. */
 async function openFsStore(dataDir: string, log: Logger): Promise<FsEvidenceStore> {
   const store = new FsEvidenceStore(dataDir, { journal: true });
-  store.onMaterialiseError = (err) => log.warn({ err }, 'evidence file not made yet (it is durable in the journal); retrying');
+  store.onMaterialise = (e) => {
+    if (e.state === 'failing') log.warn({ err: e.err, key: e.key }, 'evidence file not made yet (it is durable in the journal); retrying until the disk takes it');
+    else log.info({ key: e.key, attempts: e.attempts }, 'evidence file made after retries');
+  };
   const { journal, replay } = await store.open();
   if (journal === 'held') log.warn('another live process owns the store journal; evidence is flushed per file');
   if (replay !== null && replay.segments > 0) {
@@ -164,7 +167,7 @@ export async function startCollector(
       const agent = agentId === null ? undefined : await registry.get(agentId);
       return effectivePolicy(policy, agent?.record.vendor ?? null);
     },
-    rotate: { store, registry, state, now, clockSkewSeconds: config.clockSkewSeconds, exclusive: (agentId, work) => ingestor.exclusive(agentId, work) },
+    rotate: { registry, state, now, clockSkewSeconds: config.clockSkewSeconds, exclusive: (agentId, work) => ingestor.exclusive(agentId, work) },
     enroll: { store, registry, policyFor: (vendor) => effectivePolicy(policy, vendor), collectorPublicKeyPem: identity.publicKeyPem, now },
     admin: {
       store,
@@ -216,7 +219,15 @@ export async function startCollector(
   });
   // Listen first so that /healthz answers while the state is rebuilt; ingest waits for it.
   await registry.load();
-  await state.rebuild(store, policy, (id) => registry.all().find((a) => a.record.agentId === id)?.record.vendor);
+  // Detached while the state is rebuilt: the metrics would render an agent again for each result
+  // recorded; the first scrape renders each agent once instead.
+  const onChange = state.onChange;
+  state.onChange = null;
+  try {
+    await state.rebuild(store, policy, (id) => registry.loaded(id)?.record.vendor);
+  } finally {
+    state.onChange = onChange;
+  }
   started = true;
   const timer = setInterval(() => {
     refreshPolicy().catch((err: unknown) => log.warn({ err }, 'policy refresh failed'));

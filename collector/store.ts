@@ -6,7 +6,8 @@
 import { link, mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
-import { Journal, acquireJournal, type Appended, fsyncPath, releaseJournal, replayJournal, tempPath, writeFlushed, type ReplayReport } from './journal.js';
+import { fsyncDir, tempPath, writeFlushed } from './fs-util.js';
+import { Journal, acquireJournal, type Appended, releaseJournal, replayJournal, type ReplayReport } from './journal.js';
 
 export type PutResult = 'created' | 'exists';
 
@@ -73,16 +74,22 @@ export function assertKey(key: string): void {
   }
 }
 
-function storeError(err: unknown): CollectorError {
+/**
+ * A file system failure as COL_ERR_STORE_UNAVAILABLE. An agent's answer names at most the errno
+ * code; `opening` (the store's root, when it is opened at startup or by the CLI, where an operator
+ * reads the message) adds the system's own message, which names the path that failed.
+ */
+function storeError(err: unknown, opening?: string): CollectorError {
   if (err instanceof CollectorError) return err; // e.g. an invalid key: internal, not an outage
+  if (opening !== undefined) {
+    return new CollectorError('COL_ERR_STORE_UNAVAILABLE', `cannot open the evidence store at ${opening}: ${(err as Error).message}`, { cause: err });
+  }
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EIO' || code === 'EACCES') {
     return new CollectorError('COL_ERR_STORE_UNAVAILABLE', `evidence store write failed (${code})`, { cause: err });
   }
   return new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'evidence store write failed', { cause: err });
 }
-
-const fsyncDir = (dir: string) => fsyncPath(dir, true);
 
 /**
  * Group commit for folder entries: writers that linked a file while a folder fsync was running
@@ -119,7 +126,7 @@ interface Pending {
   bytes: Buffer;
   visible: boolean;
   durable: Promise<PutResult>;
-  /** Settles when the file is made (or given up). */
+  /** Settles when the file is made (or left to the next start's replay, on close). */
   settled: Promise<unknown>;
   made?: Promise<void>;
 }
@@ -155,7 +162,17 @@ export interface FsStoreOptions {
   segmentMs?: number;
   /** ...and checkpointed (its files flushed) and deleted this long after (default 35 s). */
   settleMs?: number;
+  /** The wait (ms) before the next try at a file that failed `attempt` times (default: 10 ms doubling to 1 s). */
+  retryDelayMs?: (attempt: number) => number;
 }
+
+/**
+ * What happens to a journaled file the disk refuses: `failing` once, when it first cannot be made
+ * (it is durable in the journal and retried until it can be), and `made` once, when it finally is.
+ */
+export type MaterialiseEvent = { key: string; state: 'failing'; err: unknown } | { key: string; state: 'made'; attempts: number };
+
+const defaultRetryDelayMs = (attempt: number) => Math.min(1000, 10 * 2 ** (attempt - 1));
 
 export interface FsStoreOpenReport {
   /** active: this store owns the journal; held: a live process does, so this one writes per file. */
@@ -196,9 +213,11 @@ export class FsEvidenceStore implements EvidenceStore {
    * write is flushed per file: that is how the CLI writes beside a running collector.
    */
   async open(): Promise<FsStoreOpenReport> {
-    await this.ping();
-    if (!(await acquireJournal(this.#journalDir))) return { journal: 'held', replay: null };
+    let acquired = false;
     try {
+      await this.ping();
+      acquired = await acquireJournal(this.#journalDir);
+      if (!acquired) return { journal: 'held', replay: null };
       const replay = await replayJournal(this.#journalDir, (key) => this.#path(key));
       if (this.#opts.journal !== true) {
         await releaseJournal(this.#journalDir);
@@ -211,8 +230,8 @@ export class FsEvidenceStore implements EvidenceStore {
       });
       return { journal: 'active', replay };
     } catch (err) {
-      await releaseJournal(this.#journalDir).catch(() => undefined);
-      throw storeError(err);
+      if (acquired) await releaseJournal(this.#journalDir).catch(() => undefined);
+      throw storeError(err, this.root);
     }
   }
 
@@ -283,37 +302,58 @@ export class FsEvidenceStore implements EvidenceStore {
   }
 
   /**
-   * Creates the file of a durable record, without a flush; retried while the disk refuses. It is
-   * written beside its name and linked in whole, so a reader of the store never sees part of it.
+   * Creates the file of a durable record, without a flush. It is written beside its name and
+   * linked in whole, so a reader of the store never sees part of it. While the disk refuses it is
+   * retried, for as long as it takes (the entry stays readable from memory meanwhile), until the
+   * store closes: then the journal segment is kept, and the next start's replay makes the file.
    */
   async #materialise(key: string, final: string, entry: Pending, appended: Appended): Promise<void> {
+    const dir = path.dirname(final);
+    const retryDelayMs = this.#opts.retryDelayMs ?? defaultRetryDelayMs;
     await this.#materialising.acquire();
     try {
-      for (let attempt = 0; ; attempt++) {
-        const tmp = tempPath(path.dirname(final));
+      let attempt = 1;
+      for (; ; attempt++) {
+        const tmp = tempPath(dir);
         try {
+          // The folder may have gone since the put (removed by hand): made again, durably.
+          if (attempt > 1) await this.#ensureDir(dir);
           await writeFile(tmp, entry.bytes, { flag: 'wx', mode: 0o644 });
           // Not created: another process made it since; create-only held, nothing is owed.
           appended.release((await linkInPlace(tmp, final)) ? final : null);
           break;
         } catch (err) {
           await unlink(tmp).catch(() => undefined);
-          if (this.#closing || attempt >= 100) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#knownDirs.delete(dir);
+          if (this.#closing) {
             appended.release(null, true); // its segment stays, and the next start replays it
-            break;
+            return;
           }
-          this.onMaterialiseError(err);
-          await new Promise((r) => setTimeout(r, Math.min(1000, 10 * 2 ** attempt)));
+          if (attempt === 1) this.#tell({ key, state: 'failing', err });
+          await new Promise((r) => setTimeout(r, retryDelayMs(attempt)));
         }
       }
+      if (attempt > 1) this.#tell({ key, state: 'made', attempts: attempt });
     } finally {
       this.#materialising.release();
       this.#forget(key, entry);
     }
   }
 
-  /** Called when a journaled file cannot be made yet (it is retried); the collector logs it. */
-  onMaterialiseError: (err: unknown) => void = () => undefined;
+  /** A listener that throws must not stop a file from being made (or its segment from settling). */
+  #tell(event: MaterialiseEvent): void {
+    try {
+      this.onMaterialise(event);
+    } catch {
+      // nothing to do: the file is retried, or made, either way
+    }
+  }
+
+  /**
+   * Told when a journaled file first cannot be made, and when it is made after all: once each
+   * per file, however many tries it takes in between. The collector logs both.
+   */
+  onMaterialise: (event: MaterialiseEvent) => void = () => undefined;
 
   #failed(err: unknown, dir: string): CollectorError {
     // The folder went away underneath us (removed by hand): forget it, so the next write recreates it.
@@ -414,8 +454,13 @@ export class FsEvidenceStore implements EvidenceStore {
   }
 
   async ping(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
-    const s = await stat(this.root);
+    let s;
+    try {
+      await mkdir(this.root, { recursive: true });
+      s = await stat(this.root);
+    } catch (err) {
+      throw storeError(err, this.root);
+    }
     if (!s.isDirectory()) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'store root is not a directory');
   }
 }

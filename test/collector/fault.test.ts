@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsEvidenceStore } from '../../collector/store.js';
 import { createToken } from '../../collector/tokens.js';
 import { enrollTestAgent, finding, resultEnvelope, type TestAgent } from '../helpers/agents.js';
-import { auditChain, counterDeltas, counters, listTree, postRaw } from '../helpers/collector-probe.js';
+import { auditChain, counterDeltas, counters, expectAccepted, listTree, postRaw } from '../helpers/collector-probe.js';
 import { AGENT_CLI, runCli, startCollectorProcess, tempDir, type CollectorProcess } from '../helpers/processes.js';
 
 interface AgentStatus {
@@ -385,9 +385,7 @@ describe('a full disk under the collector', () => {
     const done = await agentStatus(stateDir);
     expect(done).toMatchObject({ spoolDepth: 0, quarantined: 0 });
     // The refused large result was never taken for stored: it is accepted now, as new.
-    const retried = await postRaw(url, '/v1/results', bigEnvelope);
-    expect(retried.status).toBe(200);
-    expect((retried.json as { results: { outcome: string }[] }).results[0]?.outcome).toBe('accepted');
+    await expectAccepted(url, bigEnvelope);
     // Files are made just after the acknowledgement; a clean stop has made them all.
     await collector.stop();
     const audit = await auditChain(mountPoint, agentId);

@@ -11,7 +11,7 @@ import { PAYLOAD_TYPE_ENROLL, PAYLOAD_TYPE_STATEMENT, buildStatement, pae } from
 import { COLLECTOR_ERRORS } from '../../collector/errors.js';
 import { FsEvidenceStore } from '../../collector/store.js';
 import { enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
-import { listTree, postRaw, type RawAnswer } from '../helpers/collector-probe.js';
+import { expectAccepted, listTree, postRaw, type RawAnswer } from '../helpers/collector-probe.js';
 import { startCollectorProcess, tempDir, type CollectorProcess } from '../helpers/processes.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -389,10 +389,8 @@ describe('POST /v1/results under random and mutated bodies (fast-check, real col
     const model = new Model();
     // A known start: one accepted envelope and its exact resend, so both answers are exercised.
     for (const [body, outcome] of [[model.sign(A), 'accepted'], [model.pool[0]!, 'duplicate']] as const) {
-      const res = await postRaw(collector.url, '/v1/results', body);
-      expect(res.status).toBe(200);
+      const res = await expectAccepted(collector.url, body, outcome);
       expect(judgeOutcome(body, (res.json as { results: { outcome: string }[] }).results[0]!, model, 'prelude')).toBeNull();
-      expect((res.json as { results: { outcome: string }[] }).results[0]?.outcome).toBe(outcome);
     }
 
     let requests = 0;

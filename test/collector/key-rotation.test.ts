@@ -8,7 +8,7 @@ import { createAdminToken } from '../../collector/admin.js';
 import { FsEvidenceStore } from '../../collector/store.js';
 import { createToken } from '../../collector/tokens.js';
 import { enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, rotationBody, type TestAgent, type TestKey } from '../helpers/agents.js';
-import { INGEST_COUNTERS, auditChain, counterDeltas, counters, listTree, postRaw, type RawAnswer } from '../helpers/collector-probe.js';
+import { INGEST_COUNTERS, auditChain, counterDeltas, counters, expectAccepted, listTree, postRaw, type RawAnswer } from '../helpers/collector-probe.js';
 import { COLLECTOR_CLI, runCli, startCollectorProcess, tempDir, type CollectorProcess } from '../helpers/processes.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -49,12 +49,6 @@ async function admin(method: string, pathname: string, body?: unknown): Promise<
   return { status: res.status, json: await res.json() };
 }
 
-async function accepted(body: Buffer, outcome = 'accepted'): Promise<void> {
-  const res = await results(body);
-  expect(res.status, res.body.toString()).toBe(200);
-  expect((res.json as { results: { outcome: string }[] }).results[0]?.outcome).toBe(outcome);
-}
-
 /** Sends `attempt`; it must be refused with `code`, counted once under `counted`, and store nothing. */
 async function refused(attempt: () => Promise<RawAnswer>, status: number, code: string, counted: Record<string, number>): Promise<void> {
   const files = await listTree(data.dir, collector.url);
@@ -80,8 +74,8 @@ beforeAll(async () => {
   keysOfA.push({ key: A.key, publicKeyPem: A.publicKeyPem, agentId: A.agentId }, newKey(), newKey());
   for (let seq = 1; seq <= 4; seq++) sent.set(seq, signA(seq, keysOfA[0]!));
   // Seq 4 stays "in the agent's spool" until after the rotation: late delivery.
-  for (let seq = 1; seq <= 3; seq++) await accepted(sent.get(seq)!);
-  await accepted(resultEnvelope(R, 1, null, finding({ collectedAt: recent() })));
+  for (let seq = 1; seq <= 3; seq++) await expectAccepted(collector.url, sent.get(seq)!);
+  await expectAccepted(collector.url, resultEnvelope(R, 1, null, finding({ collectedAt: recent() })));
   expect((await admin('POST', `/v1/admin/agents/${R.agentId}/revoke`, { reason: 'key rotation test' })).status).toBe(200);
 });
 
@@ -141,13 +135,13 @@ describe('key rotation over HTTP against a collector process', () => {
 
   it('takes the new key after the rotation point, the old key up to it (late delivery), and refuses the old key after it', async () => {
     sent.set(5, signA(5, keysOfA[1]!));
-    await accepted(sent.get(5)!);
-    await accepted(sent.get(4)!); // signed by the old key before the rotation, delivered after it
+    await expectAccepted(collector.url, sent.get(5)!);
+    await expectAccepted(collector.url, sent.get(4)!); // signed by the old key before the rotation, delivered after it
     await refused(() => results(signA(6, keysOfA[0]!)), 401, 'COL_ERR_BAD_SIGNATURE', ingestRefused('bad_signature'));
     // The new key is refused where the old one is due, whatever the keyid says.
     await refused(() => results(resultEnvelope({ ...A, key: keysOfA[1]!.key }, 4, sha256(sent.get(3)!), finding({ collectedAt: recent(), status: 'fail' }))), 401, 'COL_ERR_BAD_SIGNATURE', ingestRefused('bad_signature'));
     sent.set(6, signA(6, keysOfA[1]!));
-    await accepted(sent.get(6)!);
+    await expectAccepted(collector.url, sent.get(6)!);
 
     const audit = await auditChain(data.dir, A.agentId);
     expect(audit.problems).toEqual([]);
@@ -208,8 +202,8 @@ describe('key rotation over HTTP against a collector process', () => {
     collector = await startCollectorProcess(data.dir);
     sent.set(7, signA(7, keysOfA[2]!));
     await refused(() => results(signA(7, keysOfA[1]!)), 401, 'COL_ERR_BAD_SIGNATURE', ingestRefused('bad_signature'));
-    await accepted(sent.get(7)!);
-    await accepted(sent.get(4)!, 'duplicate');
+    await expectAccepted(collector.url, sent.get(7)!);
+    await expectAccepted(collector.url, sent.get(4)!, 'duplicate');
     const retry = await rotate(rotation2);
     expect(retry.status).toBe(200);
     expect((retry.json as { duplicate: boolean }).duplicate).toBe(true);
@@ -224,6 +218,6 @@ describe('key rotation over HTTP against a collector process', () => {
     await refused(() => results(signA(8, keysOfA[2]!)), 403, 'COL_ERR_REVOKED', ingestRefused('revoked'));
     await refused(() => rotate(rotationBody(A, keysOfA[2]!, newKey(), { generation: 3, afterSeq: 7 })), 403, 'COL_ERR_REVOKED', rotationRefused('revoked'));
     // Results signed before the revocation point still count.
-    await accepted(sent.get(7)!, 'duplicate');
+    await expectAccepted(collector.url, sent.get(7)!, 'duplicate');
   });
 });

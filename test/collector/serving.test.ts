@@ -1,7 +1,7 @@
 // Serving: TLS with a pinned CA for the agent, graceful shutdown that finishes in-flight writes,
 // readiness that follows the store, and store failures that answer 503 and acknowledge nothing.
 import { execFileSync } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,6 +171,34 @@ describe('admin CLI', () => {
       expect(invalid.stderr).toContain('COL_ERR_POLICY_INVALID');
     } finally {
       await collector.stop();
+      await dir.cleanup();
+    }
+  });
+
+  it('names the store and the path that failed when it cannot open the store, for serve and for local commands', async () => {
+    const dir = await tempDir('cli-store');
+    try {
+      // Tests run as root, which no permission stops: a path under a regular file fails instead (ENOTDIR).
+      const file = path.join(dir.dir, 'a-file');
+      await writeFile(file, '');
+      const underFile = path.join(file, 'data');
+      // A store whose journal folder is taken by a file: the failure is in taking the journal.
+      const badJournal = path.join(dir.dir, 'store');
+      await mkdir(badJournal);
+      await writeFile(path.join(badJournal, '.journal'), '');
+      for (const [args, named] of [
+        [['token', 'list', '--data-dir', underFile], underFile],
+        [['serve', '--data-dir', underFile, '--listen', '127.0.0.1:0'], underFile],
+        [['token', 'list', '--data-dir', badJournal], path.join(badJournal, '.journal')],
+        [['serve', '--data-dir', badJournal, '--listen', '127.0.0.1:0'], path.join(badJournal, '.journal')],
+      ] as const) {
+        const res = await runCli(COLLECTOR_CLI, [...args]);
+        expect(res.code, res.stderr).toBe(2);
+        expect(res.stderr).toMatch(/^vcm-collector: COL_ERR_STORE_UNAVAILABLE: cannot open the evidence store at /);
+        expect(res.stderr).toContain(named);
+        expect(res.stderr).not.toContain('cannot listen');
+      }
+    } finally {
       await dir.cleanup();
     }
   });

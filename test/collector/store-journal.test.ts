@@ -1,18 +1,18 @@
 // The filesystem store's write-ahead journal (collector/journal.ts): what opening the store does
 // with segments a crash left behind, written here byte by byte as a crash would leave them, and
 // with segments the live journal wrote.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, open, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evidenceKey } from '../../collector/contract.js';
 import { encodeRecord, segmentName } from '../../collector/journal.js';
-import { FsEvidenceStore } from '../../collector/store.js';
+import { FsEvidenceStore, type MaterialiseEvent } from '../../collector/store.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -44,6 +44,34 @@ async function putFile(root: string, k: string, bytes: Buffer): Promise<void> {
 }
 
 const read = (root: string, k: string) => readFile(path.join(root, ...k.split('/'))).catch(() => null);
+
+async function until(done: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`still waiting after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Appends to `file` until its file system refuses with ENOSPC. */
+async function fillUp(file: string): Promise<void> {
+  const fh = await open(file, 'a');
+  try {
+    for (const size of [64 * 1024, 4096, 1]) {
+      const chunk = Buffer.alloc(size, 0x2e);
+      for (;;) {
+        try {
+          await fh.write(chunk);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw err;
+        }
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
 
 async function keys(store: FsEvidenceStore, prefix = ''): Promise<string[]> {
   const out: string[] = [];
@@ -220,6 +248,66 @@ describe('the live journal', () => {
     expect(await store.putIfAbsent(notYetOnDisk[0]!, Buffer.from('other bytes'))).toBe('exists');
     await store.close();
     for (const [i, k] of all.entries()) expect(await read(root, k)).toEqual(bodies[i]);
+  });
+
+  it('keeps an acknowledged entry readable while the disk refuses its file, however long, and makes the file once it can', async (ctx) => {
+    const root = await freshRoot();
+    // The evidence folder on a tmpfs of its own, filled up below; the journal keeps the disk's space.
+    const evidence = path.join(root, 'evidence');
+    await mkdir(evidence, { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', evidence], { stdio: 'pipe' });
+    } catch (err) {
+      const missing = `mounting a tmpfs failed (this test needs root, or CAP_SYS_ADMIN): ${((err as { stderr?: Buffer }).stderr ?? '').toString().trim() || (err as Error).message}`;
+      console.warn(`full-disk journal test skipped: ${missing}`);
+      ctx.skip(missing);
+    }
+    const events: MaterialiseEvent[] = [];
+    let tries = 0;
+    // Retried every millisecond, not every second: 250 tries, about four minutes of a collector's retrying.
+    const retryDelayMs = (attempt: number) => {
+      tries = Math.max(tries, attempt);
+      return 1;
+    };
+    const store = new FsEvidenceStore(root, { journal: true, segmentMs: 60_000, settleMs: 60_000, retryDelayMs });
+    store.onMaterialise = (e) => events.push(e);
+    const filler = path.join(evidence, 'filler');
+    try {
+      await store.open();
+      const first = body(1);
+      await store.putIfAbsent(key(1, first), first); // its folder exists before the disk fills
+      await until(() => store.pendingFiles() === 0);
+      await fillUp(filler);
+
+      const bodies = [2, 3, 4, 5].map((s) => body(s));
+      const late = bodies.map((b, i) => key(i + 2, b));
+      expect(await Promise.all(bodies.map((b, i) => store.putIfAbsent(late[i]!, b)))).toEqual(['created', 'created', 'created', 'created']);
+      await until(() => tries >= 250);
+      // Long past the point where a file used to be given up: every entry still answers.
+      expect(late.filter((k) => existsSync(path.join(root, ...k.split('/'))))).toEqual([]);
+      expect(store.pendingFiles()).toBe(4);
+      expect(await keys(store, `${path.posix.dirname(key(1, first))}/`)).toEqual([key(1, first), ...late].sort());
+      for (const [i, k] of late.entries()) expect(await store.get(k)).toEqual(bodies[i]);
+      expect(await store.putIfAbsent(late[0]!, Buffer.from('other bytes'))).toBe('exists');
+
+      await rm(filler);
+      await until(() => store.pendingFiles() === 0);
+      for (const [i, k] of late.entries()) expect(await read(root, k)).toEqual(bodies[i]);
+      // Told once when a file first failed and once when it was made, never per try.
+      const failing = events.filter((e) => e.state === 'failing');
+      const made = events.filter((e) => e.state === 'made');
+      expect(failing.length).toBeGreaterThan(0);
+      expect(failing.map((e) => e.key).sort()).toEqual(made.map((e) => e.key).sort());
+      expect(new Set(failing.map((e) => e.key)).size).toBe(failing.length);
+      for (const e of failing) expect(e).toMatchObject({ err: { code: 'ENOSPC' } });
+      expect(Math.max(...made.map((e) => (e.state === 'made' ? e.attempts : 0)))).toBeGreaterThanOrEqual(250);
+      await store.close();
+      expect(await readdir(path.join(root, '.journal'))).toEqual([]);
+    } finally {
+      await store.close();
+      await rm(filler, { force: true });
+      execFileSync('umount', [evidence], { stdio: 'pipe' });
+    }
   });
 
   it('never lists the journal, and refuses keys inside it', async () => {

@@ -9,7 +9,7 @@ import { PAYLOAD_TYPE_STATEMENT, buildStatement, signEnvelope } from '../../coll
 import { FsEvidenceStore } from '../../collector/store.js';
 import { createToken } from '../../collector/tokens.js';
 import { enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
-import { counterDeltas, counters, listTree, postRaw, type RawAnswer } from '../helpers/collector-probe.js';
+import { counterDeltas, counters, expectAccepted, listTree, postRaw, type RawAnswer } from '../helpers/collector-probe.js';
 import { startCollectorProcess, tempDir, type CollectorProcess } from '../helpers/processes.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -340,12 +340,6 @@ async function expectServing(): Promise<void> {
   expect((await fetch(new URL('/readyz', collector.url))).status).toBe(200);
 }
 
-async function postOk(body: Buffer, outcome = 'accepted'): Promise<void> {
-  const res = await postRaw(collector.url, '/v1/results', body);
-  expect(res.status, res.body.toString()).toBe(200);
-  expect((res.json as { results: { outcome: string }[] }).results[0]?.outcome).toBe(outcome);
-}
-
 beforeAll(async () => {
   data = await tempDir('tamper');
   collector = await startCollectorProcess(data.dir);
@@ -359,7 +353,7 @@ beforeAll(async () => {
   stored.b1 = resultEnvelope(B, 1, null, finding({ collectedAt: recent() }));
   stored.b2 = resultEnvelope(B, 2, sha256(stored.b1), finding({ collectedAt: recent() }));
   stored.r1 = resultEnvelope(R, 1, null, finding({ collectedAt: recent() }));
-  for (const e of [stored.a1, stored.b1, stored.b2, stored.r1]) await postOk(e);
+  for (const e of [stored.a1, stored.b1, stored.b2, stored.r1]) await expectAccepted(collector.url, e);
 });
 
 afterAll(async () => {
@@ -390,10 +384,10 @@ describe('tamper matrix over HTTP against a collector process', () => {
 
   it('accepts the untampered originals afterwards, so each row was refused for its tampering alone', async () => {
     // A's genuine seq 2 (the base of most rows), and B's next link after the "other agent" rows.
-    await postOk(aNext());
-    await postOk(resultEnvelope(B, 3, sha256(stored.b2!), finding({ collectedAt: recent() })));
+    await expectAccepted(collector.url, aNext());
+    await expectAccepted(collector.url, resultEnvelope(B, 3, sha256(stored.b2!), finding({ collectedAt: recent() })));
     // A's first result is still the one stored: the replay did not replace it.
-    await postOk(stored.a1!, 'duplicate');
+    await expectAccepted(collector.url, stored.a1!, 'duplicate');
     const { token } = await createToken(store, { vendor: 'acme' });
     expect((await send(enrollWith(token))).status).toBe(201);
   });

@@ -5,6 +5,7 @@ import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto
 import { request } from 'node:http';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'vitest';
 
 export interface RawAnswer {
   status: number;
@@ -56,6 +57,17 @@ export function postRaw(
       req.end(body);
     }
   });
+}
+
+/**
+ * POSTs one envelope to /v1/results and expects a 200 whose first outcome is `outcome`
+ * ('accepted' unless told); returns the answer.
+ */
+export async function expectAccepted(url: string, body: Buffer, outcome: 'accepted' | 'duplicate' = 'accepted'): Promise<RawAnswer> {
+  const res = await postRaw(url, '/v1/results', body);
+  expect(res.status, res.body.toString()).toBe(200);
+  expect((res.json as { results: { outcome: string }[] }).results[0]?.outcome).toBe(outcome);
+  return res;
 }
 
 /** The counter families a rejection may touch; every other series in them must stay put. */
