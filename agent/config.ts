@@ -4,7 +4,7 @@
 // Secrets never live here: Okta credentials are a reference (a file path or the name of an
 // environment variable), resolved when used and never printed.
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError } from '../checks/errors.js';
 import { orgUrlSchema } from '../checks/sso_coverage/org-url.js';
 import type { IdentityProviderAccess } from '../checks/types.js';

@@ -21,7 +21,7 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CHECK_IDS, type CheckId, type Finding } from '../checks/types.js';
 import {
   PAYLOAD_TYPE_STATEMENT,

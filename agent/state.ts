@@ -2,7 +2,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { agentIdSchema, hostSchema, policySchema, vendorSchema, type Policy } from '../collector/contract.js';
 import { AgentError } from './errors.js';
 import { writeFileDurable } from './fs-util.js';

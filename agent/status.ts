@@ -1,7 +1,7 @@
 // status.json: what the daemon (or `run --once`) last did, for `vcm-agent status`. Advisory and
 // rebuildable: it is written atomically but not fsynced, and a damaged file is ignored.
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from './fs-util.js';
 import type { StateDir } from './state.js';
 

@@ -7,7 +7,7 @@
 // Replay is strict: a call that was not recorded fails, and so does a recorded call left unused.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError, CHECK_ERROR_CODES, isCheckError, type CheckErrorCode } from './errors.js';
 import type { CommandResult, DirEntry, FileStat, HostIO, HttpResult, Platform } from './types.js';
 

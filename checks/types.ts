@@ -1,5 +1,5 @@
 // The shared contract between checks, the runner, the agent and the collector.
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { CheckErrorCode } from './errors.js';
 
 /** The six control ids (contract: dashboards, policies and stored evidence use them). */

@@ -2,7 +2,7 @@
 // policy; `auditor` reads, and only the vendors its token names. The CLI uses the same functions
 // directly on a local store, or this API remotely.
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CheckId } from '../checks/types.js';
 import { sha256Hex, vendorSchema, type PolicyDocument } from './contract.js';
 import { CollectorError } from './errors.js';

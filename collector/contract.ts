@@ -2,7 +2,7 @@
 // It is the one collector file the agent imports, so signing and verifying cannot drift apart.
 import { createHash, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CHECK_IDS, PLATFORMS } from '../checks/types.js';
 
 export const PAYLOAD_TYPE_STATEMENT = 'application/vnd.in-toto+json';

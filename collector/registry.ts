@@ -2,7 +2,7 @@
 // written once per key rotation, and keys/<agent id>.revoked.json, written once at revocation.
 // None is ever rewritten.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { agentIdFor, agentIdSchema, envelopeSchema, hostSchema, vendorSchema } from './contract.js';
 import type { EvidenceStore } from './store.js';
 

@@ -16,7 +16,7 @@ import {
   S3Client,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CollectorError } from './errors.js';
 import { assertKey, type EvidenceStore, type PreflightCheck, type PutResult, type StorePreflight } from './store.js';
 

@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { z } from 'zod';
+import * as z from 'zod';
 import { buildApp, DEFAULT_BODY_LIMIT_BYTES } from './app.js';
 import { DEFAULT_CLOCK_SKEW_SECONDS, isLoopbackHost, type PolicyDocument } from './contract.js';
 import { CollectorError } from './errors.js';

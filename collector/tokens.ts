@@ -2,7 +2,7 @@
 // A use is claimed by a create-only marker, so two enrollments racing for one token cannot both win,
 // whether they hit one collector, several, or the CLI and a running `serve`.
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { sha256Hex, vendorSchema } from './contract.js';
 import { CollectorError } from './errors.js';
 import type { EvidenceStore } from './store.js';

@@ -1,7 +1,7 @@
 // The identity-provider side of credential_age: Okta passwords of the provider's staff and the
 // org's API tokens, dated by Okta (passwordChanged, a token's created). Read through the same Okta
 // client as sso_coverage, with the same access (the agent's config, or the policy's settings).
-import { z } from 'zod';
+import * as z from 'zod';
 import { isCheckError } from '../errors.js';
 import { hasOktaAccess, resolveOktaAccess } from '../sso_coverage/access.js';
 import { identityCredentials } from '../sso_coverage/measure.js';

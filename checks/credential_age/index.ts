@@ -1,6 +1,6 @@
 // credential_age: how old are the host's credentials (local passwords, SSH private keys,
 // authorized_keys files, SSH host keys)? Each kind has a maximum age in the policy; see README.md.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CHECK_ERROR_CODES, CheckError, isCheckError, type CheckErrorCode } from '../errors.js';
 import type { Check, CollectContext, DirEntry, Evaluation, HostIO, Platform, Reason, SourceDecl } from '../types.js';
 import { darwinPasswords, parseDsclUsers } from './darwin.js';

@@ -1,7 +1,7 @@
 // disk_encryption: is every persistent volume that is mounted (and every swap area) encrypted?
 // Linux traces each block device through sysfs down to a dm-crypt layer; macOS asks fdesetup
 // for FileVault; Windows asks BitLocker about every fixed volume. See README.md.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError } from '../errors.js';
 import type { Check, Evaluation, Reason, SourceDecl } from '../types.js';
 import { collectDarwin, DISKUTIL_APFS_LIST, FDESETUP } from './darwin.js';

@@ -2,7 +2,7 @@
 // queries WMI Win32_EncryptableVolume), next to the fixed volumes Win32_Volume lists, so that a
 // fixed volume BitLocker leaves out is seen rather than skipped. One PowerShell script returns
 // both as JSON; the parsers here are pure.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError } from '../errors.js';
 import type { HostIO } from '../types.js';
 import type { Win32Facts, Win32Volume, Win32VolumeKind, Win32VolumeState } from './index.js';

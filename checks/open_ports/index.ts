@@ -1,6 +1,6 @@
 // open_ports: every listening TCP and UDP socket (IPv4 and IPv6), its bound address and owning
 // process, judged against the policy's allow-list.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError, isCheckError } from '../errors.js';
 import type { Check, CollectContext, CommandResult, DirEntry, Evaluation, HostIO, Reason, SourceDecl } from '../types.js';
 import { ID_U, listenersFromLsof, LSOF_TCP, LSOF_UDP, parseLsofFields, parseUid } from './darwin.js';

@@ -1,7 +1,7 @@
 // Windows: one PowerShell script lists the listening TCP sockets (Get-NetTCPConnection -State
 // Listen) and the UDP endpoints (Get-NetUDPEndpoint), with each owner's process name from
 // Get-Process, as JSON. The parsers here are pure; index.ts runs the command.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError } from '../errors.js';
 import type { Listener } from './index.js';
 import { parseAddress } from './address.js';

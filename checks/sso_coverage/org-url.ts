@@ -1,6 +1,6 @@
 // The Okta org URL, on its own: the agent's config validates it too, and must not load the rest of
 // sso_coverage's schemas to do so (every command reads the config, `status` and `--help` included).
-import { z } from 'zod';
+import * as z from 'zod';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 

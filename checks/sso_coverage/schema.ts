@@ -1,6 +1,6 @@
 // Config and facts schemas of sso_coverage, and the fixed vocabularies (factor strength, sign-on
 // class, account status classes) that the facts, the evaluation and the metrics share.
-import { z } from 'zod';
+import * as z from 'zod';
 import type { OktaAuthSettings } from '../types.js';
 import { orgUrlSchema } from './org-url.js';
 

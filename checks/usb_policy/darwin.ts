@@ -1,7 +1,7 @@
 // Pure parsers and the pure verdict of usb_policy on macOS: the computer-level configuration
 // profiles printed by `/usr/bin/profiles -C -o stdout-xml` (an XML property list), and in them
 // the media-management payload com.apple.systemuiserver → mount-controls.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError } from '../errors.js';
 import type { CommandResult, Evaluation, Reason } from '../types.js';
 

@@ -2,7 +2,7 @@
 // Linux: storage kernel modules, modprobe configuration, USBGuard, attached devices (sysfs).
 // macOS: the media-management profile (mount-controls). Windows: USBSTOR and the Removable
 // Storage Access policies. See README.md for what counts as enforced.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError, isCheckError } from '../errors.js';
 import { FileCache } from '../file-cache.js';
 import type { Check, CollectContext, Evaluation, HostIO, SourceDecl } from '../types.js';

@@ -1,7 +1,7 @@
 // Pure parsers and the pure verdict of usb_policy on Linux: /proc/modules, /proc/cmdline,
 // modprobe.d files, modules.builtin and modules.dep, USBGuard's daemon configuration and rules,
 // and the USB interfaces in sysfs. No I/O here; index.ts does the reading.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError, type CheckErrorCode } from '../errors.js';
 import type { Evaluation, Reason } from '../types.js';
 import { verdict } from '../verdict.js';

@@ -1,6 +1,6 @@
 // The PowerShell script and the pure parser and verdict of usb_policy on Windows: the USBSTOR
 // driver's start type and state, and the Removable Storage Access policies in the registry.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError } from '../errors.js';
 import type { CommandResult, Evaluation, Reason } from '../types.js';
 

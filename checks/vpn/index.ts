@@ -1,7 +1,7 @@
 // vpn: traffic leaves the host through the corporate tunnel. Judged from the effective state:
 // which interfaces are tunnels and up, which routes win for the IPv4 and IPv6 internet, VPN
 // service state, and optionally the egress address a probe URL reports.
-import { z } from 'zod';
+import * as z from 'zod';
 import { CheckError, isCheckError, type CheckErrorCode } from '../errors.js';
 import { PLATFORMS, type Check, type CollectContext, type Evaluation, type HostIO, type Reason, type SourceDecl } from '../types.js';
 import {

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CHECK_ERROR_CODES, CheckError } from '../../checks/errors.js';
 import { RealHostIO } from '../../checks/host-io.js';
 import { manifestSchema, RecordingHostIO, ReplayHostIO, UnrecordedCallError, type Manifest, type RecordedCall } from '../../checks/replay.js';

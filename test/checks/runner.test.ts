@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CHECK_ERROR_CODES, CheckError, type CheckErrorCode } from '../../checks/errors.js';
 import { ReplayHostIO, UnrecordedCallError, type RecordedCall } from '../../checks/replay.js';
 import { configFor, describeCode, evaluateFacts, runCheck, runChecks } from '../../checks/runner.js';

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ReplayHostIO } from '../../checks/replay.js';
 import { runCheck } from '../../checks/runner.js';
 import type { AnyCheck, Finding } from '../../checks/types.js';
