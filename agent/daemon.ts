@@ -25,6 +25,7 @@ import { acquireStateLock } from './lock.js';
 import { Scheduler, cronExpression, cronPeriod, stableOffset, type CheckSchedule, type CronModule, type RunReason } from './scheduler.js';
 import { StateDir } from './state.js';
 import { StatusFile } from './status.js';
+import { installUtcFormats } from './utc-format.js';
 import { AGENT_VERSION } from './version.js';
 import { WATCHDOG_EXIT_CODE, Watchdog, type Violation } from './watchdog.js';
 
@@ -319,6 +320,8 @@ async function settlePendingRotation(state: StateDir, client: CollectorClient, l
 
 /** The CLI's entry: run until stopped, then return the exit code. */
 export async function runDaemon(loaded: LoadedConfig, log: Logger): Promise<number> {
+  // The process is the daemon's own: node-cron's UTC dates come without ICU (utc-format.ts).
+  installUtcFormats();
   try {
     const daemon = await startDaemon(loaded, log);
     return await daemon.done;
