@@ -10,7 +10,7 @@ import { parseCollectorConfig, startCollector } from './server.js';
 import { createToken } from './tokens.js';
 
 function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
-  const cli = fileURLToPath(new URL('../agent/cli.js', import.meta.url));
+  const cli = fileURLToPath(new URL('../vcm-agent/cli.js', import.meta.url));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
     child.once('error', reject);

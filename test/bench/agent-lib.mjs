@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { scratchDir } from './scratch.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const AGENT_CLI = process.env.BENCH_AGENT_CLI ?? path.join(REPO, 'dist/agent/cli.js');
+export const AGENT_CLI = process.env.BENCH_AGENT_CLI ?? path.join(REPO, 'dist/vcm-agent/cli.js');
 export const COLLECTOR_CLI = path.join(REPO, 'dist/collector/cli.js');
 export const UNIT_FILE = path.join(REPO, 'agent/systemd/vcm-agent.service');
 
@@ -133,7 +133,7 @@ export function cpuMsOf(pid) {
 export function serviceLaunch() {
   const unit = readFileSync(UNIT_FILE, 'utf8');
   const exec = /^ExecStart=(.*)$/m.exec(unit)[1].trim().split(/\s+/);
-  const script = exec.findIndex((t) => t.endsWith('/agent/cli.js'));
+  const script = exec.findIndex((t) => t.endsWith('/vcm-agent/cli.js'));
   const env = {};
   for (const m of unit.matchAll(/^Environment=(\w+)=(.*)$/gm)) env[m[1]] = m[2];
   // BENCH_AGENT_NODE_FLAGS adds Node flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".

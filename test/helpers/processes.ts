@@ -6,7 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const AGENT_CLI = path.join(REPO, 'dist/agent/cli.js');
+/** The agent as shipped: the bundle `npm run build` makes (agent/bundle.mjs). */
+export const AGENT_CLI = path.join(REPO, 'dist/vcm-agent/cli.js');
+/** tsc's output, one file per module: where the footprint test sees which modules a command loads. */
+export const AGENT_CLI_MODULES = path.join(REPO, 'dist/agent/cli.js');
 export const COLLECTOR_CLI = path.join(REPO, 'dist/collector/cli.js');
 
 export interface CliResult {

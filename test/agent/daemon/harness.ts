@@ -29,8 +29,9 @@ export class AgentDaemon {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
-  constructor(args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [AGENT_CLI, 'run', ...args], {
+  /** `cli`: the shipped bundle unless a test needs tsc's one-file-per-module output. */
+  constructor(args: string[], env: Record<string, string> = {}, cli = AGENT_CLI) {
+    this.child = spawn(process.execPath, [cli, 'run', ...args], {
       env: { ...process.env, ...FAST_ENV, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
