@@ -2,8 +2,9 @@
 // Files are named by sequence number, so the spool's order is the chain's order. Signed drop
 // records (the spool overflowed) are `<seq>.drop.dsse.json`, results `<seq>.dsse.json`.
 // There is no separate index to keep in step: the directory is the index, and every change to
-// it is fsynced before the operation returns.
-import { mkdir, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+// it is fsynced before the operation returns. System calls are synchronous, as in fs-util.ts
+// (why there): the spool is a handful of small files.
+import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { sha256Hex } from '../collector/contract.js';
 import { fsyncDir, removeTempFiles, writeFileDurable } from './fs-util.js';
@@ -20,9 +21,9 @@ export interface SpoolEntry {
   size?: number;
 }
 
-async function namesIn(dir: string): Promise<string[]> {
+function namesIn(dir: string): string[] {
   try {
-    return await readdir(dir);
+    return readdirSync(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -45,7 +46,7 @@ export class Spool {
   }
 
   async put(seq: number, bytes: Buffer, kind: SpoolKind = 'result'): Promise<SpoolEntry> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const file = path.join(this.dir, Spool.fileName(seq, kind));
     await writeFileDurable(file, bytes, 0o600);
     return { seq, file, kind, size: bytes.length };
@@ -54,19 +55,19 @@ export class Spool {
   /** Entries in sequence order; with `sizes`, each carries its size on disk. */
   async list(opts: { sizes?: boolean } = {}): Promise<SpoolEntry[]> {
     const entries: SpoolEntry[] = [];
-    for (const name of await namesIn(this.dir)) {
+    for (const name of namesIn(this.dir)) {
       const parsed = Spool.parseName(name);
       if (parsed !== null) entries.push({ ...parsed, file: path.join(this.dir, name) });
     }
     entries.sort((a, b) => a.seq - b.seq);
     if (opts.sizes === true) {
-      for (const e of entries) e.size = (await stat(e.file)).size;
+      for (const e of entries) e.size = statSync(e.file).size;
     }
     return entries;
   }
 
-  read(entry: SpoolEntry): Promise<Buffer> {
-    return readFile(entry.file);
+  async read(entry: SpoolEntry): Promise<Buffer> {
+    return readFileSync(entry.file);
   }
 
   /** The newest spooled envelope: after a crash it may be ahead of chain.json. */
@@ -85,17 +86,19 @@ export class Spool {
   async removeMany(entries: readonly SpoolEntry[]): Promise<void> {
     if (entries.length === 0) return;
     for (const e of entries) {
-      await unlink(e.file).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+      try {
+        unlinkSync(e.file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
     await fsyncDir(this.dir);
   }
 
   async quarantine(entry: SpoolEntry): Promise<string> {
-    await mkdir(this.quarantineDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.quarantineDir, { recursive: true, mode: 0o700 });
     const target = path.join(this.quarantineDir, path.basename(entry.file));
-    await rename(entry.file, target);
+    renameSync(entry.file, target);
     await fsyncDir(this.quarantineDir);
     await fsyncDir(this.dir);
     return target;
@@ -111,7 +114,13 @@ export class Spool {
     const all = await this.quarantined();
     const excess = all.slice(0, Math.max(0, all.length - max));
     if (excess.length === 0) return [];
-    for (const e of excess) await unlink(e.file).catch(() => undefined);
+    for (const e of excess) {
+      try {
+        unlinkSync(e.file);
+      } catch {
+        // already gone
+      }
+    }
     await fsyncDir(this.quarantineDir);
     return excess.map((e) => path.basename(e.file));
   }
