@@ -164,6 +164,7 @@ export class Scheduler {
       }
     }
     const now = (this.#opts.now ?? Date.now)();
+    const overdue: string[] = [];
     for (const s of schedules) {
       if (this.#planned.has(s.id)) continue;
       const periodSeconds = cronPeriod(s.intervalSeconds);
@@ -175,8 +176,9 @@ export class Scheduler {
       }
       this.#opts.log.info({ check: s.id, cron: expression, nextRunAt: task.getNextRun()?.toISOString() }, 'check scheduled');
       const last = this.#opts.lastRun?.(s.id);
-      if (last === undefined || now - last >= periodSeconds * 1000) this.#startSoon(s.id);
+      if (last === undefined || now - last >= periodSeconds * 1000) overdue.push(s.id);
     }
+    this.#startSoon(overdue);
   }
 
   /** The task for `expression`, created on first use, now also starting `id`. */
@@ -205,14 +207,24 @@ export class Scheduler {
     return slot;
   }
 
-  /** Overdue at start: one run, after a random delay up to the jitter. */
-  #startSoon(id: string): void {
-    const delay = Math.round((this.#opts.random ?? Math.random)() * this.#opts.jitterSeconds * 1000);
-    const timer = setTimeout(() => {
-      this.#startTimers.delete(timer);
-      void this.trigger(id, 'start');
-    }, delay);
-    this.#startTimers.add(timer);
+  /**
+   * Overdue at start: one run each, after a random delay up to the jitter. Checks drawn the same
+   * delay (all of them, without jitter) are queued by one timer, together: one cycle and one
+   * delivery, however quickly the first of them finishes.
+   */
+  #startSoon(ids: readonly string[]): void {
+    const byDelay = new Map<number, string[]>();
+    for (const id of ids) {
+      const delay = Math.round((this.#opts.random ?? Math.random)() * this.#opts.jitterSeconds * 1000);
+      byDelay.set(delay, [...(byDelay.get(delay) ?? []), id]);
+    }
+    for (const [delay, group] of byDelay) {
+      const timer = setTimeout(() => {
+        this.#startTimers.delete(timer);
+        for (const id of group) void this.trigger(id, 'start');
+      }, delay);
+      this.#startTimers.add(timer);
+    }
   }
 
   /**

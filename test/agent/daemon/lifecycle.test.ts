@@ -33,15 +33,19 @@ describe('daemon lifecycle (real collector)', () => {
   it('SIGTERM finishes the check in flight, spools it, writes status, and exits 0', async () => {
     const { stateDir } = await freshAgent();
     const daemon = new AgentDaemon(['--state-dir', stateDir, '--log-level', 'debug']);
-    const started = await daemon.waitFor((l) => l.msg === 'check started', 20_000, 'a check start');
+    await daemon.waitFor((l) => l.msg === 'check started', 20_000, 'a check start');
     daemon.child.kill('SIGTERM');
     const { code } = await daemon.exited;
     expect(code).toBe(0);
     const msgs = daemon.lines.map((l) => l.msg);
     const stopping = msgs.indexOf('stopping: finishing the check in flight');
-    const finished = daemon.lines.findIndex((l) => l.msg === 'check done' && l.check === started.check);
     expect(stopping).toBeGreaterThan(-1);
+    // The check in flight when the signal was handled: the last one started before it (the first
+    // may have finished between its log line and the signal).
+    const inFlight = daemon.lines.slice(0, stopping).filter((l) => l.msg === 'check started').at(-1)!;
+    const finished = daemon.lines.findIndex((l) => l.msg === 'check done' && l.check === inFlight.check);
     expect(finished).toBeGreaterThan(-1);
+    expect(daemon.lines.filter((l) => l.msg === 'check done').at(-1)).toBe(daemon.lines[finished]);
     expect(msgs.lastIndexOf('agent stopped')).toBeGreaterThan(finished);
     // Nothing after the stop began: the checks still queued were dropped, not run.
     expect(daemon.lines.slice(stopping).filter((l) => l.msg === 'check started')).toEqual([]);

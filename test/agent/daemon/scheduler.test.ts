@@ -238,6 +238,29 @@ describe('Scheduler (fake timers)', () => {
     await scheduler.stop();
   });
 
+  it('at start without jitter, the overdue checks are queued together: one idle after all, even when a run needs no timer', async () => {
+    const runs: string[] = [];
+    const idle = vi.fn();
+    const scheduler = new Scheduler({
+      agentId: AGENT,
+      jitterSeconds: 0,
+      cron,
+      log,
+      onIdle: idle,
+      lastRun: () => undefined,
+      // A run that completes in microtasks only: nothing lets another timer fire in between.
+      run: async (id) => {
+        runs.push(id);
+        await Promise.resolve();
+      },
+    });
+    scheduler.apply(['vpn', 'disk_encryption', 'usb_policy'].map((id) => ({ id, intervalSeconds: 900 })));
+    await vi.advanceTimersByTimeAsync(5);
+    expect(runs).toEqual(['vpn', 'disk_encryption', 'usb_policy']);
+    expect(idle).toHaveBeenCalledTimes(1);
+    await scheduler.stop();
+  });
+
   it('a policy change re-plans only what changed, without a restart', async () => {
     const { scheduler, runs } = make();
     scheduler.apply([{ id: 'vpn', intervalSeconds: 900 }, { id: 'open_ports', intervalSeconds: 900 }]);
