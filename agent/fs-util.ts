@@ -7,7 +7,7 @@
 // and the daemon serves nothing, so the loop can wait for an fsync: the cycle's CPU went down (see
 // README, "Footprint"). The functions stay async so that callers do not depend on it.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -31,12 +31,6 @@ function tempName(file: string): string {
 /** Temporary files left by a crash in the middle of a write: `.<name>.<hex>.tmp`. */
 export const TEMP_FILE_RE = /^\..+\.[0-9a-f]{12}\.tmp$/;
 
-/** Writes all of `data` to `fd`. */
-function writeAll(fd: number, data: string | Buffer): void {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-}
-
 function removeQuietly(file: string): void {
   try {
     unlinkSync(file);
@@ -49,7 +43,7 @@ export async function writeFileDurable(file: string, data: string | Buffer, mode
   const tmp = tempName(file);
   const fd = openSync(tmp, 'wx', mode);
   try {
-    writeAll(fd, data);
+    writeFileSync(fd, data);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
@@ -81,7 +75,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
   try {
     const fd = openSync(tmp, 'wx', mode);
     try {
-      writeAll(fd, data);
+      writeFileSync(fd, data);
     } finally {
       closeSync(fd);
     }

@@ -216,7 +216,9 @@ export class Scheduler {
     const byDelay = new Map<number, string[]>();
     for (const id of ids) {
       const delay = Math.round((this.#opts.random ?? Math.random)() * this.#opts.jitterSeconds * 1000);
-      byDelay.set(delay, [...(byDelay.get(delay) ?? []), id]);
+      const group = byDelay.get(delay);
+      if (group === undefined) byDelay.set(delay, [id]);
+      else group.push(id);
     }
     for (const [delay, group] of byDelay) {
       const timer = setTimeout(() => {

@@ -4,9 +4,8 @@
 //     after a restart on the same port, the agent's next run delivers everything exactly once;
 //   - the collector's disk is full (a tmpfs of a few MiB): ingest answers 503, the agent keeps its
 //     spool, nothing partial is stored, and after space is freed everything arrives exactly once.
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, open, readFile, readdir, rm, stat, statfs, truncate } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, statfs, truncate } from 'node:fs/promises';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -16,6 +15,7 @@ import { createToken } from '../../collector/tokens.js';
 import { enrollTestAgent, finding, resultEnvelope, type TestAgent } from '../helpers/agents.js';
 import { auditChain, counterDeltas, counters, expectAccepted, listTree, postRaw } from '../helpers/collector-probe.js';
 import { AGENT_CLI, runCli, startCollectorProcess, tempDir, type CollectorProcess } from '../helpers/processes.js';
+import { fillUp, mountTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 interface AgentStatus {
   lastSeq: number;
@@ -280,46 +280,16 @@ describe('a full disk under the collector', () => {
     dir = await tempDir('fault-disk');
     mountPoint = path.join(dir.dir, 'store');
     await mkdir(mountPoint);
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0755', 'tmpfs', mountPoint], { stdio: 'pipe' });
-      mounted = true;
-    } catch (err) {
-      missing = `mounting a tmpfs failed (this test needs root, or CAP_SYS_ADMIN): ${((err as { stderr?: Buffer }).stderr ?? '').toString().trim() || (err as Error).message}`;
-      console.warn(`full-disk test skipped: ${missing}`);
-    }
+    missing = mountTmpfs(mountPoint, '2m') ?? '';
+    mounted = missing === '';
+    if (!mounted) console.warn(`full-disk test skipped: ${missing}`);
   });
 
   afterAll(async () => {
     await collector?.stop();
-    if (mounted) {
-      try {
-        execFileSync('umount', [mountPoint], { stdio: 'pipe' });
-      } catch {
-        execFileSync('umount', ['-l', mountPoint], { stdio: 'pipe' });
-      }
-    }
+    if (mounted) unmountTmpfs(mountPoint);
     await dir?.cleanup();
   });
-
-  /** Appends to `file` until the file system refuses with ENOSPC. */
-  async function fillUp(file: string): Promise<void> {
-    const fh = await open(file, 'a');
-    try {
-      for (const size of [256 * 1024, 4096, 1]) {
-        const chunk = Buffer.alloc(size, 0x2e);
-        for (;;) {
-          try {
-            await fh.write(chunk);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
-            throw err;
-          }
-        }
-      }
-    } finally {
-      await fh.close();
-    }
-  }
 
   async function freeBytes(): Promise<{ free: number; block: number }> {
     const s = await statfs(mountPoint);
@@ -344,7 +314,7 @@ describe('a full disk under the collector', () => {
     const storedBefore = await listTree(path.join(mountPoint, 'evidence'));
 
     // One free page left: the large result's temporary file is cut short by ENOSPC.
-    await fillUp(filler);
+    await fillUp(filler, 256 * 1024);
     const { block } = await freeBytes();
     const size = (await stat(filler)).size;
     await truncate(filler, (Math.ceil(size / block) - 1) * block);
@@ -358,7 +328,7 @@ describe('a full disk under the collector', () => {
     expect(await listTree(path.join(mountPoint, 'evidence'))).toEqual(storedBefore);
 
     // Full: the agent's cycle is refused, and everything it signed stays in its spool.
-    await fillUp(filler);
+    await fillUp(filler, 256 * 1024);
     expect((await freeBytes()).free).toBe(0);
     c0 = await counters(url);
     const full = await runOnce(stateDir);

@@ -1,11 +1,11 @@
 // The filesystem store's write-ahead journal (collector/journal.ts): what opening the store does
 // with segments a crash left behind, written here byte by byte as a crash would leave them, and
 // with segments the live journal wrote.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, open, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { evidenceKey } from '../../collector/contract.js';
 import { encodeRecord, segmentName } from '../../collector/journal.js';
 import { FsEvidenceStore, type MaterialiseEvent } from '../../collector/store.js';
+import { fillUp, mountTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -50,26 +51,6 @@ async function until(done: () => boolean, timeoutMs = 20_000): Promise<void> {
   while (!done()) {
     if (Date.now() > deadline) throw new Error(`still waiting after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Appends to `file` until its file system refuses with ENOSPC. */
-async function fillUp(file: string): Promise<void> {
-  const fh = await open(file, 'a');
-  try {
-    for (const size of [64 * 1024, 4096, 1]) {
-      const chunk = Buffer.alloc(size, 0x2e);
-      for (;;) {
-        try {
-          await fh.write(chunk);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
-          throw err;
-        }
-      }
-    }
-  } finally {
-    await fh.close();
   }
 }
 
@@ -255,10 +236,8 @@ describe('the live journal', () => {
     // The evidence folder on a tmpfs of its own, filled up below; the journal keeps the disk's space.
     const evidence = path.join(root, 'evidence');
     await mkdir(evidence, { recursive: true });
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', evidence], { stdio: 'pipe' });
-    } catch (err) {
-      const missing = `mounting a tmpfs failed (this test needs root, or CAP_SYS_ADMIN): ${((err as { stderr?: Buffer }).stderr ?? '').toString().trim() || (err as Error).message}`;
+    const missing = mountTmpfs(evidence, '1m');
+    if (missing !== null) {
       console.warn(`full-disk journal test skipped: ${missing}`);
       ctx.skip(missing);
     }
@@ -306,7 +285,7 @@ describe('the live journal', () => {
     } finally {
       await store.close();
       await rm(filler, { force: true });
-      execFileSync('umount', [evidence], { stdio: 'pipe' });
+      unmountTmpfs(evidence);
     }
   });
 

@@ -42,6 +42,11 @@ async function collectIdp(s: Scenario, server: OktaServer, config: Record<string
 }
 
 /** The staff whose Okta passwords are judged: in the group, active, Okta-mastered. */
+/** A policy document holding just these checks. */
+function policyWith(checks: Record<string, { enabled: boolean; intervalSeconds: number; config: unknown }>) {
+  return { version: 1, createdAt: '2026-11-01T00:00:00.000Z', freshnessSeconds: 7200, checks };
+}
+
 const judgedPasswords = (s: Scenario) => s.people.filter((p) => p.inGroup && ACTIVE.has(p.status) && p.provider === 'OKTA');
 const loginOf = (s: Scenario, n: number) => s.people.find((p) => p.n === n)!.login;
 
@@ -157,15 +162,10 @@ describe('credential_age: identity-provider credentials from Okta', () => {
 
   it('the daemon schedules sso_coverage only where there is Okta access; credential_age everywhere', async () => {
     const { enabledChecks } = await import('../../../agent/cycle.js');
-    const policy = {
-      version: 1,
-      createdAt: '2026-11-01T00:00:00.000Z',
-      freshnessSeconds: 7200,
-      checks: {
-        credential_age: { enabled: true, intervalSeconds: 86400, config: { identityProvider: {} } },
-        sso_coverage: { enabled: true, intervalSeconds: 3600, config: {} },
-      },
-    };
+    const policy = policyWith({
+      credential_age: { enabled: true, intervalSeconds: 86400, config: { identityProvider: {} } },
+      sso_coverage: { enabled: true, intervalSeconds: 3600, config: {} },
+    });
     expect(enabledChecks(policy).map((c) => c.id)).toEqual(['credential_age']);
     expect(enabledChecks(policy, access('https://acme.okta.com')).map((c) => c.id)).toEqual(['credential_age', 'sso_coverage']);
     // Credentials named in the policy count as access; a config the check refuses still runs (and says so).
@@ -177,12 +177,7 @@ describe('credential_age: identity-provider credentials from Okta', () => {
 
   it('with hostCredentials off, credential_age runs only where Okta can be read: elsewhere it would read nothing and pass', async () => {
     const { enabledChecks } = await import('../../../agent/cycle.js');
-    const policy = {
-      version: 1,
-      createdAt: '2026-11-01T00:00:00.000Z',
-      freshnessSeconds: 7200,
-      checks: { credential_age: { enabled: true, intervalSeconds: 86400, config: { identityProvider: { hostCredentials: false } } } },
-    };
+    const policy = policyWith({ credential_age: { enabled: true, intervalSeconds: 86400, config: { identityProvider: { hostCredentials: false } } } });
     expect(enabledChecks(policy).map((c) => c.id)).toEqual([]);
     expect(enabledChecks(policy, access('https://acme.okta.com')).map((c) => c.id)).toEqual(['credential_age']);
   });
