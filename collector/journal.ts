@@ -7,13 +7,13 @@
 // is any put of it acknowledged. "Acknowledged" means "fdatasync'd in the journal".
 //
 // After the flush, the files of the DESIGN layout are created in the background (O_EXCL, no
-// flush of their own, on libuv's threads), and the store answers get/list for an entry from
-// memory until its file exists; an index of the keys under way keeps puts create-only. A file
-// that cannot be made yet (a full disk) is retried until it can be; one still owed at shutdown
-// keeps its segment, for replay at the next start.
-// A segment is closed by size or age; once it has settled
-// (the kernel has written most of its files back), a checkpoint flushes the files and folders its
-// records created and deletes it.
+// flush of their own), and the store answers get/list for an entry from memory until its file
+// exists; an index of the keys under way keeps puts create-only. A file that cannot be made yet
+// (a full disk) is retried until it can be; one still owed at shutdown keeps its segment, for
+// replay at the next start. A segment is closed by size or age; once it has settled (the kernel
+// has written most of its files back), a checkpoint flushes the files and folders its records
+// created and deletes it. The appends, the files and the checkpoint's flushes all run on the
+// store's I/O thread (collector/io-thread.ts).
 //
 // Segment: records back to back, each
 //   magic u32 | key length u32 | data length u32 | sha256(lengths ‖ key ‖ data) | key | data
@@ -100,16 +100,6 @@ export function decodeSegment(buf: Buffer): { records: JournalRecord[]; end: num
 
 export function segmentName(n: number): string {
   return `${String(n).padStart(12, '0')}.wal`;
-}
-
-/** Runs `work` over `items`, at most `limit` at a time. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
 }
 
 // ---- ownership ----------------------------------------------------------------------------------
@@ -354,6 +344,10 @@ export interface JournalOptions {
    * cheap, so the checkpoint adds little to the flushes the journal itself needs.
    */
   settleMs: number;
+  /** Writes bytes at a position of the open segment `fd` and flushes them (the store's I/O thread). */
+  append: (fd: number, bytes: Buffer, position: number) => Promise<void>;
+  /** Flushes files (fdatasync), then folders (fsync), skipping any that is gone (the store's I/O thread). */
+  flush: (files: readonly string[], dirs: readonly string[]) => Promise<void>;
 }
 
 export class Journal {
@@ -424,17 +418,13 @@ export class Journal {
 
   async #write(seg: Segment, group: Waiting[]): Promise<void> {
     const bytes = group.length === 1 ? group[0]!.record : Buffer.concat(group.map((w) => w.record));
-    let flushing = false;
     try {
-      let done = 0;
-      while (done < bytes.length) done += (await seg.fh.write(bytes, done, bytes.length - done, seg.size + done)).bytesWritten;
-      flushing = true;
-      await seg.fh.datasync();
+      await this.#opts.append(seg.fh.fd, bytes, seg.size);
       seg.size += bytes.length;
     } catch (err) {
       // Cut the failed group off, so that later groups never follow a torn record. When that
       // fails too, or the flush failed (the file's state is then unknown), retire the segment.
-      const cut = !flushing && (await seg.fh.truncate(seg.size).then(() => true, () => false));
+      const cut = (err as { stage?: string }).stage === 'write' && (await seg.fh.truncate(seg.size).then(() => true, () => false));
       if (!cut) this.#rotate();
       throw err;
     }
@@ -468,13 +458,7 @@ export class Journal {
             this.#closed.shift(); // replayed at the next start: it holds files never made
             continue;
           }
-          // Two at a time: the flushes run on libuv's small thread pool, beside the live appends.
-          await eachLimited(seg.files, 2, (f) =>
-            fsyncPath(f).catch((err: NodeJS.ErrnoException) => {
-              if (err.code !== 'ENOENT') throw err;
-            }),
-          );
-          await eachLimited([...seg.dirs], 2, fsyncDir);
+          await this.#opts.flush(seg.files, [...seg.dirs]);
           await unlink(seg.file);
           this.#closed.shift();
         }

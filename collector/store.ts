@@ -3,9 +3,11 @@
 // A collector's store (open() with the journal) makes evidence durable by group commit in a
 // write-ahead journal (collector/journal.ts), makes the files in the background and answers for
 // them from memory meanwhile; everything else is written and flushed per file.
-import { link, mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { link, mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
+import { IoThread } from './io-thread.js';
 import { fsyncDir, tempPath, writeFlushed } from './fs-util.js';
 import { Journal, acquireJournal, type Appended, releaseJournal, replayJournal, type ReplayReport } from './journal.js';
 
@@ -134,26 +136,6 @@ interface Pending {
 /** Memory for durable entries whose files are not made yet; past it, puts wait. */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
-class Semaphore {
-  #free: number;
-  readonly #waiting: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.#waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.#waiting.shift();
-    if (next === undefined) this.#free++;
-    else next();
-  }
-}
-
 export interface FsStoreOptions {
   /** Group commit through the write-ahead journal once open() takes it (the collector's store). */
   journal?: boolean;
@@ -192,8 +174,8 @@ export class FsEvidenceStore implements EvidenceStore {
   readonly #pending = new Map<string, Pending>();
   #pendingBytes = 0;
   #drainWaiters: (() => void)[] = [];
-  /** Two files made at a time: libuv's four threads also carry the journal's flushes. */
-  readonly #materialising = new Semaphore(2);
+  /** Journal appends and the files of durable records, on a thread of its own. */
+  readonly #io = new IoThread();
   readonly #dirSync = new DirSyncer();
   /** Folders known to exist durably: most writes land in today's folder of a known agent. */
   readonly #knownDirs = new Set<string>();
@@ -227,6 +209,8 @@ export class FsEvidenceStore implements EvidenceStore {
         segmentBytes: this.#opts.segmentBytes ?? 16 * 1024 * 1024,
         segmentMs: this.#opts.segmentMs ?? 5000,
         settleMs: this.#opts.settleMs ?? 35_000,
+        append: (fd, bytes, position) => this.#io.append(fd, bytes, position),
+        flush: (files, dirs) => this.#io.flush(files, dirs),
       });
       return { journal: 'active', replay };
     } catch (err) {
@@ -247,6 +231,7 @@ export class FsEvidenceStore implements EvidenceStore {
     this.#closing = true;
     await Promise.allSettled([...this.#pending.values()].map((p) => p.settled));
     await journal.close();
+    await this.#io.close();
     await releaseJournal(this.#journalDir);
   }
 
@@ -287,7 +272,9 @@ export class FsEvidenceStore implements EvidenceStore {
     const final = this.#path(key);
     const dir = path.dirname(final);
     try {
-      if (await stat(final).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)))) return 'exists';
+      // Synchronous: a lookup in today's folder, which the kernel has cached, costs a few µs,
+      // less than queueing it on libuv's pool behind the signature checks.
+      if (statSync(final, { throwIfNoEntry: false }) !== undefined) return 'exists';
       // Bounded memory: files that cannot be made as fast as evidence arrives slow the puts down.
       while (this.#pendingBytes > MAX_PENDING_BYTES) await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
       await this.#ensureDir(dir);
@@ -302,28 +289,26 @@ export class FsEvidenceStore implements EvidenceStore {
   }
 
   /**
-   * Creates the file of a durable record, without a flush. It is written beside its name and
-   * linked in whole, so a reader of the store never sees part of it. While the disk refuses it is
-   * retried, for as long as it takes (the entry stays readable from memory meanwhile), until the
-   * store closes: then the journal segment is kept, and the next start's replay makes the file.
+   * Creates the file of a durable record, without a flush (collector/io-thread.ts). While the
+   * disk refuses it is retried, for as long as it takes (the entry stays readable from memory
+   * meanwhile), until the store closes: then the journal segment is kept, and the next start's
+   * replay makes the file.
    */
   async #materialise(key: string, final: string, entry: Pending, appended: Appended): Promise<void> {
     const dir = path.dirname(final);
     const retryDelayMs = this.#opts.retryDelayMs ?? defaultRetryDelayMs;
-    await this.#materialising.acquire();
     try {
       let attempt = 1;
       for (; ; attempt++) {
-        const tmp = tempPath(dir);
         try {
           // The folder may have gone since the put (removed by hand): made again, durably.
           if (attempt > 1) await this.#ensureDir(dir);
-          await writeFile(tmp, entry.bytes, { flag: 'wx', mode: 0o644 });
+          const made = await this.#io.make(final, entry.bytes);
+          if (typeof made === 'object') throw Object.assign(new Error(made.message), { code: made.code });
           // Not created: another process made it since; create-only held, nothing is owed.
-          appended.release((await linkInPlace(tmp, final)) ? final : null);
+          appended.release(made === 'made' ? final : null);
           break;
         } catch (err) {
-          await unlink(tmp).catch(() => undefined);
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#knownDirs.delete(dir);
           if (this.#closing) {
             appended.release(null, true); // its segment stays, and the next start replays it
@@ -335,7 +320,6 @@ export class FsEvidenceStore implements EvidenceStore {
       }
       if (attempt > 1) this.#tell({ key, state: 'made', attempts: attempt });
     } finally {
-      this.#materialising.release();
       this.#forget(key, entry);
     }
   }

@@ -1,0 +1,254 @@
+// The filesystem store's I/O thread: journal appends, the evidence files of durable records and
+// the checkpoint's flushes, with plain (synchronous) system calls on a thread of its own.
+//
+// Why a thread: on libuv's pool every system call is a job of its own, queued behind the
+// signature checks that share that pool, and a promise on the main thread. A journal flush then
+// waited behind a whole batch's checks before any of it could be acknowledged, and evidence files
+// fell behind ingest: under load most of them were still owed when the load stopped. Here a
+// request is one message each way, and none of them waits for signature checks.
+//
+// Appends come first: the thread makes files and flushes in small steps and, between two steps,
+// takes any append that has arrived, so an acknowledgement never waits for a backlog of files.
+import { Worker } from 'node:worker_threads';
+
+/** What became of one file: made, already there (another process made it), or the system's error. */
+export type MakeResult = 'made' | 'exists' | { code: string; message: string };
+
+/** A failed append: `stage` says whether the bytes were being written or flushed. */
+export type AppendError = Error & { code: string; stage: 'write' | 'flush' };
+
+interface Failure {
+  code: string;
+  message: string;
+}
+
+type Reply =
+  | { op: 'append'; id: number; error?: Failure & { stage: 'write' | 'flush' } }
+  | { op: 'done'; results: [id: number, result: MakeResult | Failure | null][] };
+
+const LOST: Failure = { code: 'EIO', message: 'the I/O thread stopped' };
+
+/** Paths per flush request: one step of the thread's background work. */
+const FLUSH_CHUNK = 64;
+
+// Plain JavaScript, evaluated by the worker: the same source runs from the build and under tests.
+//
+// append: writes the bytes at the position and flushes them (fdatasync) before answering.
+// file: written beside its name and linked in whole, so that a reader in another process (the
+// CLI's export) never sees part of it; link() fails with EEXIST when the name is taken, so
+// writes stay create-only. No flush: the record is durable in the journal, whose checkpoint
+// flushes the file later.
+// sync: flushes files (fdatasync) or folders (fsync); a path that is gone is skipped.
+const WORKER_SOURCE = `
+const { parentPort, receiveMessageOnPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const path = require('node:path');
+const prefix = '.tmp-' + require('node:crypto').randomBytes(6).toString('hex') + '-';
+let n = 0;
+const failure = (err) => ({ code: typeof err.code === 'string' ? err.code : 'EIO', message: String(err.message) });
+
+function makeFile(final, bytes) {
+  const tmp = path.join(path.dirname(final), prefix + (n++).toString(36));
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      fs.writeFileSync(fd, bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(tmp, final);
+      return 'made';
+    } catch (err) {
+      if (err.code === 'EEXIST') return 'exists';
+      throw err;
+    }
+  } catch (err) {
+    return failure(err);
+  } finally {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {}
+  }
+}
+
+function syncPaths(paths, full) {
+  for (const p of paths) {
+    let fd;
+    try {
+      fd = fs.openSync(p, 'r');
+    } catch (err) {
+      if (err.code === 'ENOENT') continue;
+      return failure(err);
+    }
+    try {
+      if (full) fs.fsyncSync(fd);
+      else fs.fdatasyncSync(fd);
+    } catch (err) {
+      return failure(err);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return null;
+}
+
+function append(m) {
+  let stage = 'write';
+  try {
+    for (let done = 0; done < m.bytes.length; ) done += fs.writeSync(m.fd, m.bytes, done, m.bytes.length - done, m.position + done);
+    stage = 'flush';
+    fs.fdatasyncSync(m.fd);
+    parentPort.postMessage({ op: 'append', id: m.id });
+  } catch (err) {
+    parentPort.postMessage({ op: 'append', id: m.id, error: { ...failure(err), stage } });
+  }
+}
+
+const queue = [];
+let head = 0;
+let scheduled = false;
+function take(m) {
+  if (m.op === 'append') append(m);
+  else {
+    for (const task of m.tasks) queue.push(task);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(work);
+    }
+  }
+}
+// Background work in steps of one task, answered in groups; appends that arrive meanwhile go first.
+function work() {
+  const results = [];
+  const started = Date.now();
+  while (head < queue.length && results.length < 64 && Date.now() - started < 20) {
+    const task = queue[head];
+    queue[head++] = undefined;
+    results.push([task.id, task.final !== undefined ? makeFile(task.final, task.bytes) : syncPaths(task.paths, task.full)]);
+    for (let m = receiveMessageOnPort(parentPort); m !== undefined; m = receiveMessageOnPort(parentPort)) take(m.message);
+  }
+  if (head === queue.length || head > 4096) {
+    queue.splice(0, head);
+    head = 0;
+  }
+  parentPort.postMessage({ op: 'done', results });
+  scheduled = head < queue.length;
+  if (scheduled) setImmediate(work);
+}
+parentPort.on('message', take);
+`;
+
+type Task = { id: number; final: string; bytes: Buffer } | { id: number; paths: string[]; full: boolean };
+
+export class IoThread {
+  #worker: Worker | null = null;
+  #nextId = 1;
+  /**
+   * Answers awaited, by request id: an append's error (undefined when it is durable), a file's
+   * MakeResult, a flush's Failure (null when done). A lost thread answers each with LOST.
+   */
+  readonly #waiting = new Map<number, (reply: MakeResult | Failure | null | undefined) => void>();
+  /** Background tasks not yet sent: sent together once per turn of the event loop. */
+  #tasks: Task[] = [];
+
+  /** Writes `bytes` at `position` of the open file `fd` and flushes them; rejects with an AppendError. */
+  append(fd: number, bytes: Buffer, position: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const id = this.#nextId++;
+      this.#waiting.set(id, (error) => {
+        if (error === undefined) return resolve();
+        const e = error as Failure & { stage?: 'write' | 'flush' };
+        // A thread lost mid-append leaves the file's state unknown: as a failed flush.
+        reject(Object.assign(new Error(e.message), { code: e.code, stage: e.stage ?? 'flush' }) as AppendError);
+      });
+      this.#post({ op: 'append', id, fd, bytes, position });
+    });
+  }
+
+  /** Makes `final` with `bytes` unless it exists; never rejects (a failure is a result). */
+  make(final: string, bytes: Buffer): Promise<MakeResult> {
+    return new Promise((resolve) => {
+      const id = this.#nextId++;
+      this.#waiting.set(id, (r) => resolve(r as MakeResult));
+      this.#queue({ id, final, bytes });
+    });
+  }
+
+  /** Flushes files (fdatasync) and then folders (fsync); a path that is gone is skipped. */
+  async flush(files: readonly string[], dirs: readonly string[]): Promise<void> {
+    const chunks: Promise<void>[] = [];
+    const add = (paths: readonly string[], full: boolean) => {
+      for (let i = 0; i < paths.length; i += FLUSH_CHUNK) {
+        chunks.push(
+          new Promise((resolve, reject) => {
+            const id = this.#nextId++;
+            this.#waiting.set(id, (failure) => {
+              if (failure === null) return resolve();
+              const f = failure as Failure;
+              reject(Object.assign(new Error(f.message), { code: f.code }));
+            });
+            this.#queue({ id, paths: paths.slice(i, i + FLUSH_CHUNK), full });
+          }),
+        );
+      }
+    };
+    add(files, false);
+    await Promise.all(chunks.splice(0));
+    add(dirs, true); // after the files: a folder entry is flushed once what it names is on disk
+    await Promise.all(chunks);
+  }
+
+  #queue(task: Task): void {
+    if (this.#tasks.length === 0) {
+      queueMicrotask(() => {
+        const tasks = this.#tasks;
+        this.#tasks = [];
+        this.#post({ op: 'tasks', tasks });
+      });
+    }
+    this.#tasks.push(task);
+  }
+
+  #post(message: object): void {
+    const worker = this.#start();
+    worker.ref(); // work under way keeps the process alive; an idle thread does not
+    worker.postMessage(message);
+  }
+
+  #answer(id: number, result: MakeResult | Failure | null | undefined): void {
+    const onReply = this.#waiting.get(id);
+    this.#waiting.delete(id);
+    onReply?.(result);
+  }
+
+  #start(): Worker {
+    if (this.#worker !== null) return this.#worker;
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.on('message', (reply: Reply) => {
+      if (reply.op === 'append') this.#answer(reply.id, reply.error);
+      else for (const [id, result] of reply.results) this.#answer(id, result);
+      if (this.#waiting.size === 0) worker.unref();
+    });
+    // A thread that died takes its work with it: every request under way fails (the store
+    // retries files; a failed append fails its puts), and the next request starts a new thread.
+    const lost = () => {
+      if (this.#worker !== worker) return;
+      this.#worker = null;
+      const waiting = [...this.#waiting.values()];
+      this.#waiting.clear();
+      for (const onReply of waiting) onReply(LOST);
+    };
+    worker.on('error', lost);
+    worker.on('exit', lost);
+    this.#worker = worker;
+    return worker;
+  }
+
+  /** Stops the thread; the store calls it once nothing is owed. */
+  async close(): Promise<void> {
+    const worker = this.#worker;
+    this.#worker = null;
+    if (worker !== null) await worker.terminate();
+  }
+}
