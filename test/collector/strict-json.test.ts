@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { StrictJsonError, parseStrictJson } from '../../collector/strict-json.js';
+import { StrictJsonError, parseStrictJson, scanStrictJson } from '../../collector/strict-json.js';
 
 const parse = (s: string) => parseStrictJson(Buffer.from(s, 'utf8'));
 
@@ -50,5 +50,47 @@ describe('strict JSON', () => {
         }
       }),
     );
+  });
+});
+
+describe('strict JSON: the fast check answers as the scanner does', () => {
+  const outcome = (f: () => unknown) => {
+    try {
+      return { value: f() };
+    } catch (err) {
+      return { error: err instanceof StrictJsonError ? 'strict' : err instanceof SyntaxError ? 'syntax' : String(err) };
+    }
+  };
+  // JSON texts with the faults the fast check must not let through: a member written twice (at
+  // any depth, maybe escaped), white space around the value, a byte-order mark, deep nesting.
+  const text = fc
+    .tuple(fc.jsonValue({ maxDepth: 4 }), fc.nat(), fc.constantFrom('', ' ', '\n', '\uFEFF'), fc.constantFrom('', ' ', '\t', 'x'), fc.boolean(), fc.nat({ max: 70 }))
+    .map(([v, pick, before, after, escape, depth]) => {
+      let t = JSON.stringify(v);
+      const members = [...t.matchAll(/"((?:[^"\\]|\\.)*)":/g)];
+      if (members.length > 0 && pick % 3 === 0) {
+        // Write one member again, beside the first: a duplicate key.
+        const m = members[pick % members.length]!;
+        const key = escape && m[1]!.length > 0 ? `\\u${m[1]!.charCodeAt(0).toString(16).padStart(4, '0')}${m[1]!.slice(1)}` : m[1];
+        t = `${t.slice(0, m.index)}"${key}":0,${t.slice(m.index)}`;
+      }
+      if (pick % 5 === 1) t = '['.repeat(depth) + t + ']'.repeat(depth);
+      return before + t + after;
+    });
+
+  it('accepts, refuses and parses exactly what the scanner does', () => {
+    fc.assert(
+      fc.property(text, (t) => {
+        expect(outcome(() => parse(t))).toEqual(outcome(() => scanStrictJson(t)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('finds a duplicate key hidden by an escaped quote or backslash in a string', () => {
+    for (const t of ['{"a\\"":1,"a\\"":2}', '{"a\\\\":1,"a\\\\":2}', '{"x":"\\":","x":1}', '{"k":"a\\\\","k":2}']) {
+      expect(() => parse(t)).toThrow('duplicate key');
+    }
+    expect(parse('{"x":"\\":","y":1}')).toEqual({ x: '":', y: 1 });
   });
 });
