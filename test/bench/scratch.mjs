@@ -39,5 +39,9 @@ export function fileCreateMicros(root, files = 300) {
 export function describeScratch() {
   const here = fileCreateMicros(SCRATCH_ROOT);
   const tmp = fileCreateMicros(tmpdir());
-  return `scratch folder ${SCRATCH_ROOT} (BENCH_DIR): a new file costs ${here.toFixed(0)} µs here, ${tmp.toFixed(0)} µs in ${tmpdir()}`;
+  const slow =
+    here > 200
+      ? '\n  (slow: ext4 without a journal passes over inodes deleted in the last 60-360 s when it makes a file, so a run soon after many files were removed pays for it; wait, or set BENCH_DIR elsewhere)'
+      : '';
+  return `scratch folder ${SCRATCH_ROOT} (BENCH_DIR): a new file costs ${here.toFixed(0)} µs here, ${tmp.toFixed(0)} µs in ${tmpdir()}${slow}`;
 }
