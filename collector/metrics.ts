@@ -42,12 +42,26 @@ interface AgentRender {
   doc: PolicyDocument;
   /** The first moment a row would change by the clock alone (turning stale, an exception expiring). */
   validUntil: number;
-  /** vendor \0 control \0 state, one per row, for vcm_control_hosts. */
+  /** vendor \0 control \0 state, one per row, for vcm_control_hosts: shared strings (rowKey). */
   rows: string[];
   state: string;
   lastResult: string;
   seen: string;
   info: string;
+}
+
+/**
+ * One string per vendor, control and state, shared by every row that has it: a few thousand
+ * strings for any fleet instead of one per host and control, and counting them for
+ * vcm_control_hosts is a map lookup of a string whose hash is already known.
+ */
+const rowKeys = new Map<string, string>();
+function rowKey(vendor: string, control: string, st: ControlState): string {
+  const k = `${vendor}\u0000${control}\u0000${st}`;
+  const shared = rowKeys.get(k);
+  if (shared !== undefined) return shared;
+  rowKeys.set(k, k);
+  return k;
 }
 
 /** States as a scrape sees them: stale by the clock, waived by unexpired exceptions. */
@@ -64,7 +78,7 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
   const lastResult: string[] = [];
   let validUntil = Number.POSITIVE_INFINITY;
   const add = (control: CheckId, st: ControlState, collectedAtMs: number | null) => {
-    rows.push(`${record.vendor}\u0000${control}\u0000${st}`);
+    rows.push(rowKey(record.vendor, control, st));
     if (nonPassingOnly && st === 'pass') return;
     state.push(`vcm_control_state{vendor="${vendor}",host="${host}",control="${control}",state="${st}"} 1\n`);
     if (collectedAtMs !== null) lastResult.push(`vcm_control_last_result_timestamp_seconds{vendor="${vendor}",host="${host}",control="${control}"} ${collectedAtMs / 1000}\n`);
@@ -260,19 +274,14 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     registers: [registry],
     collect() {
       this.reset();
-      const counts = new Map<string, Record<ControlState, number>>();
-      for (const r of current) {
-        for (const row of r.rows) {
-          const cut = row.lastIndexOf('\u0000');
-          const k = row.slice(0, cut);
-          let c = counts.get(k);
-          if (c === undefined) counts.set(k, (c = { pass: 0, fail: 0, unknown: 0, waived: 0, stale: 0 }));
-          c[row.slice(cut + 1) as ControlState]++;
-        }
-      }
-      for (const [k, c] of counts) {
-        const [vendor, control] = k.split('\u0000') as [string, string];
-        for (const state of CONTROL_STATES) this.set({ vendor, control, state }, c[state]);
+      const counts = new Map<string, number>();
+      for (const r of current) for (const row of r.rows) counts.set(row, (counts.get(row) ?? 0) + 1);
+      // Every state of a vendor and control that has any row, zeros included.
+      const pairs = new Set<string>();
+      for (const row of counts.keys()) pairs.add(row.slice(0, row.lastIndexOf('\u0000')));
+      for (const pair of pairs) {
+        const [vendor, control] = pair.split('\u0000') as [string, string];
+        for (const state of CONTROL_STATES) this.set({ vendor, control, state }, counts.get(rowKey(vendor, control, state)) ?? 0);
       }
     },
   });
@@ -295,7 +304,7 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
         if (text === '') continue;
         chunk.push(text);
         size += text.length;
-        if (size >= 1 << 20) {
+        if (size >= 1 << 16) {
           yield chunk.join('');
           chunk = [];
           size = 0;
@@ -310,9 +319,10 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
   const ssoText = (): string => {
     const out: string[] = [];
     const ssoByVendor = new Map<string, { at: number; samples: MetricSample[] }>();
-    for (const { record } of live()) {
-      const a = src.state.agents.get(record.agentId);
-      if (a?.sso === null || a?.sso === undefined) continue;
+    for (const [agentId, a] of src.state.agents) {
+      if (a.sso === null) continue;
+      const record = src.registry.loaded(agentId)?.record;
+      if (record === undefined || record.revokedAt !== null) continue;
       const at = a.latest.get('sso_coverage')?.collectedAtMs ?? 0;
       const prior = ssoByVendor.get(record.vendor);
       if (prior === undefined || prior.at < at) ssoByVendor.set(record.vendor, { at, samples: a.sso.samples });
