@@ -1,10 +1,10 @@
 // Shared by the agent benchmarks: real processes from dist/, a collector on loopback, an enrolled
 // agent, /proc readings, and one way to print a target beside its baseline.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { scratchDir } from './scratch.mjs';
+import { removeScratch, scratchDir } from './scratch.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const AGENT_CLI = process.env.BENCH_AGENT_CLI ?? path.join(REPO, 'dist/vcm-agent/cli.js');
@@ -17,7 +17,7 @@ export function onLinux() {
 
 export function tempDir(prefix) {
   const dir = scratchDir(prefix);
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, cleanup: () => removeScratch(dir) };
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -9,10 +9,10 @@
 // seconds (code not yet optimised) say nothing about its rate.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { scratchDir } from './scratch.mjs';
+import { removeScratch, scratchDir } from './scratch.mjs';
 import { Pool } from 'undici';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -204,5 +204,5 @@ try {
 } finally {
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
-  await rm(dir, { recursive: true, force: true });
+  removeScratch(dir);
 }

@@ -5,10 +5,10 @@
 // process with no agents, and a scrape of it.
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { scratchDir } from './scratch.mjs';
+import { removeScratch, scratchDir } from './scratch.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dist = (p) => path.join(repo, 'dist', p);
@@ -130,5 +130,5 @@ try {
   line('first scrape, per-host series non-passing only', l.cold.ms, 'ms', '<= 2000', l.cold.ms <= 2000, `(${(l.cold.bytes / 2 ** 20).toFixed(1)} MiB; later ${l.warm.ms.toFixed(0)} ms)`);
   await lean.close();
 } finally {
-  await rm(dir, { recursive: true, force: true });
+  removeScratch(dir);
 }

@@ -2,10 +2,10 @@
 // so that one benchmark's memory and CPU never colour the next one's numbers. Each benchmark
 // prints its figures as ratios against a baseline measured in the same run.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeScratch } from './scratch.mjs';
+import { SCRATCH_ROOT, describeScratch, scratchEntries } from './scratch.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
@@ -18,10 +18,15 @@ if (benches.length === 0) {
   process.exit(2);
 }
 console.log(describeScratch());
+const before = scratchEntries();
 let failed = 0;
 for (const bench of benches) {
   console.log(`\n=== ${bench}`);
-  const res = spawnSync(process.execPath, ['--expose-gc', path.join(here, bench)], { stdio: 'inherit' });
+  const res = spawnSync(process.execPath, ['--expose-gc', path.join(here, bench)], { stdio: 'inherit', env: { ...process.env, BENCH_DEFER_CLEANUP: '1' } });
   if (res.status !== 0) failed++;
+}
+// The benchmarks' scratch folders, removed once all of them are done (see removeScratch).
+if (process.env.BENCH_KEEP !== '1') {
+  for (const name of scratchEntries()) if (!before.has(name)) rmSync(path.join(SCRATCH_ROOT, name), { recursive: true, force: true });
 }
 process.exit(failed === 0 ? 0 : 1);

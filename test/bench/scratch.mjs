@@ -4,13 +4,33 @@
 // ~35 µs in /var/lib or the repository), and a collector's data folder or an agent's state folder
 // never lives there. run.mjs prints the cost of a new file in both places, so the figures can be
 // read against the disk they were measured on.
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SCRATCH_ROOT = path.resolve(process.env.BENCH_DIR ?? path.join(REPO, '.bench'));
+
+/**
+ * Removes a benchmark's scratch folder, or leaves it to run.mjs, which removes every new folder
+ * once all benchmarks are done (BENCH_DEFER_CLEANUP): on ext4 without a journal, files made in the
+ * 60-360 s after many were removed are slow to make (see describeScratch), so removing one
+ * benchmark's store would slow the next one down. BENCH_KEEP=1 keeps everything.
+ */
+export function removeScratch(dir) {
+  if (process.env.BENCH_KEEP === '1' || process.env.BENCH_DEFER_CLEANUP === '1') return;
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Folders under the scratch root now (run.mjs removes those made after this, at the end). */
+export function scratchEntries() {
+  try {
+    return new Set(readdirSync(SCRATCH_ROOT));
+  } catch {
+    return new Set();
+  }
+}
 
 /** A new empty folder under the scratch root. */
 export function scratchDir(prefix) {
