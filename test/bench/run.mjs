@@ -17,7 +17,7 @@ if (benches.length === 0) {
   console.error(`no benchmark matches ${wanted.join(' ')}`);
   process.exit(2);
 }
-console.log(describeScratch());
+console.log(await describeScratch());
 const before = scratchEntries();
 let failed = 0;
 for (const bench of benches) {
