@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SCRATCH_ROOT, describeScratch, scratchEntries } from './scratch.mjs';
+import { SCRATCH_ROOT, describeScratch, markRemoved, scratchEntries } from './scratch.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
@@ -17,8 +17,8 @@ if (benches.length === 0) {
   console.error(`no benchmark matches ${wanted.join(' ')}`);
   process.exit(2);
 }
-console.log(await describeScratch());
 const before = scratchEntries();
+console.log(await describeScratch());
 let failed = 0;
 for (const bench of benches) {
   console.log(`\n=== ${bench}`);
@@ -28,5 +28,6 @@ for (const bench of benches) {
 // The benchmarks' scratch folders, removed once all of them are done (see removeScratch).
 if (process.env.BENCH_KEEP !== '1') {
   for (const name of scratchEntries()) if (!before.has(name)) rmSync(path.join(SCRATCH_ROOT, name), { recursive: true, force: true });
+  markRemoved();
 }
 process.exit(failed === 0 ? 0 : 1);
