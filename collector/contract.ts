@@ -32,7 +32,8 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 
 // Base64 is checked strictly when the signature is verified: a mangled payload or signature is a
 // bad signature, not a malformed request.
-const base64 = z.string().max(16 * 1024 * 1024);
+const MAX_BASE64 = 16 * 1024 * 1024;
+const base64 = z.string().max(MAX_BASE64);
 
 export const envelopeSchema = z
   .object({
@@ -57,6 +58,25 @@ export function strictBase64(text: string): Buffer | null {
 export function canonicalEnvelope(e: Envelope): Buffer {
   if (e.signatures.length !== 1) throw new Error('a canonical envelope has exactly one signature');
   return encodeEnvelope(e);
+}
+
+/**
+ * The canonical one-signature envelope's exact byte form, for strings that JSON writes without
+ * escapes (the base64 payload and signature always are): one pattern match instead of a strict
+ * parse, a schema check and a re-encoding to compare. Anything else does not match, and the full
+ * checks decide and say why.
+ */
+const CANONICAL_ENVELOPE_RE =
+  /^\{"payloadType":"([\x20\x21\x23-\x5b\x5d-\uffff]{1,256})","payload":"([A-Za-z0-9+/=]*)","signatures":\[\{"keyid":"([\x20\x21\x23-\x5b\x5d-\uffff]{0,256})","sig":"([A-Za-z0-9+/=]*)"\}\]\}$/;
+
+/** The envelope when `bytes` are a canonical one-signature envelope in plain strings, else null. */
+export function parseCanonicalEnvelope(bytes: Buffer): Envelope | null {
+  const text = bytes.toString('utf8');
+  // U+FFFD may stand for invalid UTF-8: left to the strict parser, which tells the two apart.
+  if (text.includes('\uFFFD')) return null;
+  const m = CANONICAL_ENVELOPE_RE.exec(text);
+  if (m === null || m[2]!.length > MAX_BASE64 || m[4]!.length > MAX_BASE64) return null;
+  return { payloadType: m[1]!, payload: m[2]!, signatures: [{ keyid: m[3]!, sig: m[4]! }] };
 }
 
 /** Compact JSON in fixed member order, for any number of signatures (key rotation carries two). */

@@ -11,6 +11,7 @@ import {
   canonicalEnvelope,
   envelopeSchema,
   evidenceKey,
+  parseCanonicalEnvelope,
   sha256Hex,
   strictBase64,
   verifyEnvelopeAsync,
@@ -82,6 +83,17 @@ function claimedSeq(envelope: Envelope): number | null {
   }
 }
 
+/** Strict JSON, the envelope schema, then canonical form: the first that fails is the reason. */
+function checkedEnvelope(bytes: Buffer): Envelope {
+  const parsed = envelopeSchema.safeParse(parseJson(bytes));
+  if (!parsed.success) throw new CollectorError('COL_ERR_MALFORMED', 'the body is not a DSSE envelope');
+  const envelope: Envelope = parsed.data;
+  if (envelope.signatures.length !== 1 || !bytes.equals(canonicalEnvelope(envelope))) {
+    throw new CollectorError('COL_ERR_MALFORMED', 'the envelope is not in canonical form (one signature, compact JSON, fixed member order)');
+  }
+  return envelope;
+}
+
 export class Ingestor {
   readonly #deps: IngestDeps;
   /** One ingest at a time per agent, so that chain checks and writes never interleave. */
@@ -141,15 +153,12 @@ export class Ingestor {
 
   /** Everything that can be decided from the bytes and the registry alone. */
   async #verify(bytes: Buffer): Promise<Verified> {
-    const parsed = envelopeSchema.safeParse(parseJson(bytes));
-    if (!parsed.success) throw new CollectorError('COL_ERR_MALFORMED', 'the body is not a DSSE envelope');
-    const envelope: Envelope = parsed.data;
     // The signature covers only the payload, but the chain hashes the stored bytes: so the only
     // bytes accepted are the canonical form of a one-signature envelope, and a relay cannot make
     // different bytes (white space, member order, escapes, extra signatures) of the same result.
-    if (envelope.signatures.length !== 1 || !bytes.equals(canonicalEnvelope(envelope))) {
-      throw new CollectorError('COL_ERR_MALFORMED', 'the envelope is not in canonical form (one signature, compact JSON, fixed member order)');
-    }
+    // An agent's envelope is recognised by its byte form at once; anything else is checked in
+    // full, which says what is wrong with it (or accepts it, if only its strings had escapes).
+    const envelope: Envelope = parseCanonicalEnvelope(bytes) ?? checkedEnvelope(bytes);
     const keyid = envelope.signatures[0]?.keyid ?? '';
     // The keyid only says which registered key to try; the signature decides.
     const agent = await this.#deps.registry.get(keyid);

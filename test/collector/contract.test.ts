@@ -2,16 +2,21 @@ import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypt
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  PAYLOAD_TYPE_STATEMENT,
   agentIdFor,
+  canonicalEnvelope,
+  encodeEnvelope,
   envelopeSchema,
   evidenceKey,
   pae,
+  parseCanonicalEnvelope,
   signEnvelope,
   strictBase64,
   verifyEnvelope,
   verifyEnvelopeAsync,
   type Envelope,
 } from '../../collector/contract.js';
+import { parseStrictJson } from '../../collector/strict-json.js';
 
 describe('DSSE encoding', () => {
   it('matches the pre-authentication encoding example of the DSSE specification', () => {
@@ -75,5 +80,49 @@ describe('identities and keys', () => {
     expect(
       evidenceKey({ vendor: 'acme', collectedAt: '2026-11-22T23:59:59.000Z', agentId: 'a'.repeat(64), seq: 42, sha256: 'b'.repeat(64) }),
     ).toBe(`evidence/vendor=acme/date=2026-11-22/agent=${'a'.repeat(64)}/000000000042-${'b'.repeat(64)}.dsse.json`);
+  });
+});
+
+describe('the canonical envelope form, recognised by its bytes', () => {
+  /** What the full checks make of the bytes: strict JSON, the schema, canonical form. */
+  const checked = (bytes: Buffer): Envelope | null => {
+    try {
+      const env = envelopeSchema.parse(parseStrictJson(bytes));
+      return env.signatures.length === 1 && bytes.equals(canonicalEnvelope(env)) ? env : null;
+    } catch {
+      return null;
+    }
+  };
+  const str = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('', 'a"b', 'a\\b', '\u0001', 'é', '\u2028', 'x'.repeat(257)));
+  const b64 = fc.oneof(fc.base64String({ maxLength: 40 }), str);
+  const envelopes = fc.oneof(
+    fc.record({ payloadType: str, payload: b64, signatures: fc.array(fc.record({ keyid: str, sig: b64 }), { minLength: 0, maxLength: 2 }) }).map((e) => encodeEnvelope(e)),
+    // Byte-level damage to a well-formed one: a space, a reordered or repeated member, a cut.
+    fc.tuple(fc.record({ payloadType: str, payload: b64, signatures: fc.constant([{ keyid: 'k', sig: 'AA==' }]) }), fc.nat(), fc.constantFrom(' ', '"', '}', ',"payload":"x"', '\\u0061', '\u00ff'))
+      .map(([e, at, insert]) => {
+        const t = encodeEnvelope(e).toString('utf8');
+        const i = at % (t.length + 1);
+        return Buffer.from(t.slice(0, i) + insert + t.slice(i), 'utf8');
+      }),
+    fc.uint8Array({ maxLength: 120 }).map((b) => Buffer.from(b)),
+  );
+
+  it('never accepts bytes the full checks refuse, and reads what they read', () => {
+    fc.assert(
+      fc.property(envelopes, (bytes) => {
+        const fast = parseCanonicalEnvelope(bytes);
+        if (fast !== null) expect(fast).toEqual(checked(bytes));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('recognises what agents send', () => {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const bytes = signEnvelope(PAYLOAD_TYPE_STATEMENT, Buffer.from('{"a":1}'), privateKey, 'a'.repeat(64));
+    expect(parseCanonicalEnvelope(bytes)).toEqual(checked(bytes));
+    expect(parseCanonicalEnvelope(bytes)).not.toBeNull();
+    // Invalid UTF-8 is left to the strict parser.
+    expect(parseCanonicalEnvelope(Buffer.concat([bytes.subarray(0, 20), Buffer.from([0xff]), bytes.subarray(21)]))).toBeNull();
   });
 });
