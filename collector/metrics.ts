@@ -53,7 +53,8 @@ interface AgentRender {
 /**
  * One string per vendor, control and state, shared by every row that has it: a few thousand
  * strings for any fleet instead of one per host and control, and counting them for
- * vcm_control_hosts is a map lookup of a string whose hash is already known.
+ * vcm_control_hosts is a map lookup of a string whose hash is already known. It only grows with
+ * new vendors (each adds its controls × five states), for the life of the process.
  */
 const rowKeys = new Map<string, string>();
 function rowKey(vendor: string, control: string, st: ControlState): string {
