@@ -149,7 +149,7 @@ export class IoThread {
    * MakeResult, a flush's Failure (null when done). A lost thread answers each with LOST.
    */
   readonly #waiting = new Map<number, (reply: MakeResult | Failure | null | undefined) => void>();
-  /** Background tasks not yet sent: sent together once per turn of the event loop. */
+  /** Background tasks not yet sent: sent as one message once the current job is done (a microtask). */
   #tasks: Task[] = [];
 
   /** Writes `bytes` at `position` of the open file `fd` and flushes them; rejects with an AppendError. */
