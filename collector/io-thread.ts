@@ -204,7 +204,12 @@ export class IoThread {
       queueMicrotask(() => {
         const tasks = this.#tasks;
         this.#tasks = [];
-        this.#post({ op: 'tasks', tasks });
+        try {
+          this.#post({ op: 'tasks', tasks });
+        } catch (err) {
+          // No thread could be started: each task fails (files are retried), nothing is lost.
+          for (const t of tasks) this.#answer(t.id, { code: 'EIO', message: `cannot start the I/O thread: ${(err as Error).message}` });
+        }
       });
     }
     this.#tasks.push(task);
