@@ -200,6 +200,8 @@ export class Ingestor {
     // Links accepted earlier in this same batch count as stored for the checks that follow.
     const pending = new Map<number, StoredLink>();
     const linkAt = (seq: number) => a.links.get(seq) ?? pending.get(seq);
+    /** The highest sequence number stored or accepted earlier in this batch. */
+    let head = a.headSeq;
     const writes: { index: number; v: Verified; key: string; gap: boolean }[] = [];
     // The registry as it is now, under the lock: a rotation or revocation since verification counts.
     const now = (await this.#deps.registry.get(agentId)) ?? group[0]!.v.agent;
@@ -227,10 +229,10 @@ export class Ingestor {
         results[index] = new CollectorError('COL_ERR_CHAIN_BROKEN', seq === 1 ? 'the first result has no predecessor' : undefined);
         continue;
       }
-      const head = Math.max(a.headSeq, ...pending.keys());
       const key = evidenceKey({ vendor: v.agent.record.vendor, collectedAt: v.predicate.collectedAt, agentId, seq, sha256: v.hash });
       pending.set(seq, { hash: v.hash, key });
       writes.push({ index, v, key, gap: before === undefined && seq > 1 && seq > head });
+      head = Math.max(head, seq);
     }
     if (writes.length === 0) return;
 

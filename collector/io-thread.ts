@@ -17,7 +17,7 @@ export type MakeResult = 'made' | 'exists' | { code: string; message: string };
 /** A failed append: `stage` says whether the bytes were being written or flushed. */
 export type AppendError = Error & { code: string; stage: 'write' | 'flush' };
 
-interface Failure {
+export interface Failure {
   code: string;
   message: string;
 }
@@ -27,6 +27,11 @@ type Reply =
   | { op: 'done'; results: [id: number, result: MakeResult | Failure | null][] };
 
 const LOST: Failure = { code: 'EIO', message: 'the I/O thread stopped' };
+
+/** A failure from the thread as an Error with the system's code, as node:fs would throw it. */
+export function failureError(f: Failure): Error & { code: string } {
+  return Object.assign(new Error(f.message), { code: f.code });
+}
 
 /** Paths per flush request: one step of the thread's background work. */
 const FLUSH_CHUNK = 64;
@@ -160,7 +165,7 @@ export class IoThread {
         if (error === undefined) return resolve();
         const e = error as Failure & { stage?: 'write' | 'flush' };
         // A thread lost mid-append leaves the file's state unknown: as a failed flush.
-        reject(Object.assign(new Error(e.message), { code: e.code, stage: e.stage ?? 'flush' }) as AppendError);
+        reject(Object.assign(failureError(e), { stage: e.stage ?? 'flush' }) as AppendError);
       });
       this.#post({ op: 'append', id, fd, bytes, position });
     });
@@ -177,26 +182,23 @@ export class IoThread {
 
   /** Flushes files (fdatasync) and then folders (fsync); a path that is gone is skipped. */
   async flush(files: readonly string[], dirs: readonly string[]): Promise<void> {
-    const chunks: Promise<void>[] = [];
-    const add = (paths: readonly string[], full: boolean) => {
-      for (let i = 0; i < paths.length; i += FLUSH_CHUNK) {
-        chunks.push(
-          new Promise((resolve, reject) => {
-            const id = this.#nextId++;
-            this.#waiting.set(id, (failure) => {
-              if (failure === null) return resolve();
-              const f = failure as Failure;
-              reject(Object.assign(new Error(f.message), { code: f.code }));
-            });
-            this.#queue({ id, paths: paths.slice(i, i + FLUSH_CHUNK), full });
-          }),
-        );
-      }
-    };
-    add(files, false);
-    await Promise.all(chunks.splice(0));
-    add(dirs, true); // after the files: a folder entry is flushed once what it names is on disk
-    await Promise.all(chunks);
+    await this.#sync(files, false);
+    await this.#sync(dirs, true); // after the files: a folder entry is flushed once what it names is on disk
+  }
+
+  /** Flushes `paths` in steps of FLUSH_CHUNK, each a background task; rejects with the first failure. */
+  #sync(paths: readonly string[], full: boolean): Promise<void[]> {
+    const steps: Promise<void>[] = [];
+    for (let i = 0; i < paths.length; i += FLUSH_CHUNK) {
+      steps.push(
+        new Promise((resolve, reject) => {
+          const id = this.#nextId++;
+          this.#waiting.set(id, (failure) => (failure === null ? resolve() : reject(failureError(failure as Failure))));
+          this.#queue({ id, paths: paths.slice(i, i + FLUSH_CHUNK), full });
+        }),
+      );
+    }
+    return Promise.all(steps);
   }
 
   #queue(task: Task): void {

@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { link, mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
-import { IoThread } from './io-thread.js';
+import { IoThread, failureError } from './io-thread.js';
 import { fsyncDir, tempPath, writeFlushed } from './fs-util.js';
 import { Journal, acquireJournal, type Appended, releaseJournal, replayJournal, type ReplayReport } from './journal.js';
 
@@ -304,7 +304,7 @@ export class FsEvidenceStore implements EvidenceStore {
           // The folder may have gone since the put (removed by hand): made again, durably.
           if (attempt > 1) await this.#ensureDir(dir);
           const made = await this.#io.make(final, entry.bytes);
-          if (typeof made === 'object') throw Object.assign(new Error(made.message), { code: made.code });
+          if (typeof made === 'object') throw failureError(made);
           // Not created: another process made it since; create-only held, nothing is owed.
           appended.release(made === 'made' ? final : null);
           break;
