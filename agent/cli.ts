@@ -100,7 +100,7 @@ program
       import('../checks/runner.js'),
       import('./format.js'),
     ]);
-    const policy = opts.stateDir === undefined ? null : await new StateDir(opts.stateDir).policy();
+    const policy = opts.stateDir === undefined ? null : await (await import('./trust.js')).trustedCachedPolicy(new StateDir(opts.stateDir));
     const real = new RealHostIO({ root: opts.root, allowedCommands: allowListFor(checks, currentPlatform()) });
     const recording = opts.record === undefined ? null : new (await import('../checks/replay.js')).RecordingHostIO(real);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));

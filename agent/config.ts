@@ -48,6 +48,8 @@ const oktaSchema = z
     keyId: z.string().min(1).max(200).optional(),
     /** Scopes to request (read-only); default okta.users.read, okta.groups.read, okta.apps.read, okta.logs.read. */
     scopes: z.array(z.string().regex(/^okta\.[A-Za-z]+\.read$/, 'read-only scopes only (okta.<resource>.read)')).min(1).optional(),
+    /** Staff roster files (under --root) that a policy's sso_coverage roster.file may name; none by default. */
+    rosterFiles: z.array(path).max(64).optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -150,6 +152,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; type: EnvType 
     ['okta.privateKeyEnv', 'string'],
     ['okta.keyId', 'string'],
     ['okta.scopes', 'list'],
+    ['okta.rosterFiles', 'list'],
     ['spool.maxCount', 'number'],
     ['spool.maxBytes', 'number'],
     ['spool.quarantineMaxCount', 'number'],
@@ -371,6 +374,7 @@ export function identityProviderAccess(config: Pick<AgentConfig, 'okta'>, env: N
     okta: {
       orgUrl: okta.orgUrl,
       auth: okta.clientId === undefined ? { type: 'apiToken' } : { type: 'privateKey', clientId: okta.clientId, keyId: okta.keyId, scopes: okta.scopes },
+      rosterFiles: okta.rosterFiles,
       secret: () => {
         try {
           return Promise.resolve(resolveOktaSecret(okta, env));

@@ -9,12 +9,13 @@ import type { AnyCheck, Finding, IdentityProviderAccess } from '../checks/types.
 import { policySchema, type Policy } from '../collector/contract.js';
 import { identityProviderAccess, type AgentConfig } from './config.js';
 import { deliveryPass, type Delivery, type PassResult } from './delivery.js';
-import { AgentError } from './errors.js';
+import { AgentError, isAgentError } from './errors.js';
 import { CollectorClient, errorOf, type HttpOptions } from './http.js';
 import { Ledger, spoolForDelivery } from './ledger.js';
 import type { Spool } from './spool.js';
 import type { Identity, StateDir } from './state.js';
 import { StatusFile } from './status.js';
+import { refuseLocalOnly, trustedCachedPolicy } from './trust.js';
 
 export type { Delivery } from './delivery.js';
 
@@ -53,12 +54,12 @@ export interface PolicyFetch {
  * back to the cached one when the collector is away.
  */
 export async function refreshPolicy(state: StateDir, client: CollectorClient, agentId: string, log: Logger, signal?: AbortSignal): Promise<PolicyFetch> {
-  const cached = await state.policy().catch(() => null);
+  const cached = await trustedCachedPolicy(state).catch(() => null);
   let error: string;
   try {
     const res = await client.send('GET', `/v1/policy?agent=${encodeURIComponent(agentId)}`, undefined, {}, signal);
     if (res.status === 200) {
-      const policy = policySchema.parse(JSON.parse(res.body.toString('utf8')));
+      const policy = refuseLocalOnly(policySchema.parse(JSON.parse(res.body.toString('utf8'))));
       const changed = JSON.stringify(policy) !== JSON.stringify(cached);
       if (changed) await state.writePolicy(policy);
       return { policy, changed, error: null };
@@ -67,6 +68,11 @@ export async function refreshPolicy(state: StateDir, client: CollectorClient, ag
     error = `${e.code}: ${e.message}`;
     log.warn({ status: res.status, code: e.code }, 'policy fetch refused; using the cached policy');
   } catch (err) {
+    if (isAgentError(err)) {
+      error = `${err.code}: ${err.message}`;
+      log.warn({ code: err.code, err: err.message }, 'policy refused; using the cached policy');
+      return { policy: cached, changed: false, error };
+    }
     error = (err as Error).message;
     log.warn({ err: error }, 'policy fetch failed; using the cached policy');
   }

@@ -25,6 +25,7 @@ import { acquireStateLock } from './lock.js';
 import { Scheduler, cronExpression, cronPeriod, stableOffset, type CheckSchedule, type CronModule, type RunReason } from './scheduler.js';
 import { StateDir } from './state.js';
 import { StatusFile } from './status.js';
+import { trustedCachedPolicy } from './trust.js';
 import { installUtcFormats } from './utc-format.js';
 import { AGENT_VERSION } from './version.js';
 import { WATCHDOG_EXIT_CODE, Watchdog, type Violation } from './watchdog.js';
@@ -75,7 +76,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
     await status.flush();
 
     // The policy in force, with its per-check budgets: both change together, on a refresh only.
-    let policy: Policy | null = await state.policy().catch(() => null);
+    let policy: Policy | null = await trustedCachedPolicy(state).catch(() => null);
     let timeoutsMs = policyTimeouts(policy?.checks);
     ledger.policyVersion = policy?.version ?? null;
     // Okta access from this host's config, handed to the checks that read the identity provider.

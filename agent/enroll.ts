@@ -10,10 +10,12 @@ import {
   signEnvelope,
   type EnrollPayload,
   type HostInfo,
+  type Policy,
 } from '../collector/contract.js';
 import { AgentError } from './errors.js';
 import { CollectorClient, describeError, type HttpOptions } from './http.js';
 import type { Identity, StateDir } from './state.js';
+import { refuseLocalOnly } from './trust.js';
 import { AGENT_VERSION } from './version.js';
 
 export function hostInfo(name?: string): HostInfo {
@@ -62,10 +64,21 @@ export async function enrollAgent(
       collectorPublicKey: answer.data.collectorPublicKey,
       enrolledAt: new Date().toISOString(),
     };
-    await state.writePolicy(answer.data.policy);
+    // A policy that names a local-only setting is not cached: the first refresh refuses it again
+    // and the status says why (AGT_ERR_POLICY_LOCAL_ONLY). The enrollment itself stands.
+    if (acceptable(answer.data.policy)) await state.writePolicy(answer.data.policy);
     await state.writeIdentity(identity);
     return identity;
   } finally {
     await client.close();
+  }
+}
+
+function acceptable(policy: Policy): boolean {
+  try {
+    refuseLocalOnly(policy);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -3,6 +3,7 @@ export const AGENT_ERROR_CODES = {
   AGT_ERR_CONFIG: 'invalid option or configuration',
   AGT_ERR_NOT_ENROLLED: 'the state directory holds no enrollment; run `vcm-agent enroll` first',
   AGT_ERR_ALREADY_ENROLLED: 'the state directory already holds an enrollment',
+  AGT_ERR_POLICY_LOCAL_ONLY: "the collector's policy names a secret source or an endpoint, which only this agent's own config may name; the policy is refused",
   AGT_ERR_INSECURE_URL: 'plain HTTP is refused except to loopback',
   AGT_ERR_ENROLL_REJECTED: 'the collector refused the enrollment',
   AGT_ERR_COLLECTOR_UNREACHABLE: 'the collector could not be reached',

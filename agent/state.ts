@@ -160,6 +160,7 @@ export class StateDir {
     await writeFileDurable(this.chainFile, `${JSON.stringify(chain)}\n`, 0o644);
   }
 
+  /** The cached policy as stored; what runs checks goes through trust.ts's trustedCachedPolicy(). */
   async policy(): Promise<Policy | null> {
     return this.#readJson(this.policyFile, policySchema);
   }

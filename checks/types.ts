@@ -124,6 +124,8 @@ export interface IdentityProviderAccess {
     /** An origin without a trailing slash, like https://acme.okta.com. */
     orgUrl: string;
     auth: OktaAuthSettings;
+    /** Roster files a policy may have sso_coverage read (the agent config's okta.rosterFiles). */
+    rosterFiles?: readonly string[] | undefined;
     /**
      * Resolves the secret (the API token, or the service app's private key) when called. It throws
      * a CheckError when the reference does not resolve. The value goes to the SDK only: never into
@@ -176,6 +178,18 @@ export interface Check<C = unknown, F = unknown> {
    * always runs. `vcm-agent check` runs a check regardless, and it answers for itself.
    */
   runsHere?(config: C, identityProvider: IdentityProviderAccess | undefined): boolean;
+  /**
+   * Config settings a policy may never hold, because they say where a secret comes from or where
+   * the agent connects: they come only from the agent's local config (checks/local-only.ts).
+   */
+  localOnly?: readonly LocalOnlySetting[];
+}
+
+/** One setting a policy may not name: its path in the check's config, and where it belongs instead. */
+export interface LocalOnlySetting {
+  path: readonly string[];
+  /** Where the setting lives instead, for the error message. */
+  instead: string;
 }
 
 /** A check with its type parameters erased, for lists of checks. */

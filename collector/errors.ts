@@ -22,6 +22,7 @@ export const COLLECTOR_ERRORS = {
   COL_ERR_UNAUTHORIZED: { status: 401, reason: 'unauthorized', message: 'an admin or auditor bearer token is required' },
   COL_ERR_FORBIDDEN: { status: 403, reason: 'forbidden', message: 'this token\'s role or vendor scope does not allow that' },
   COL_ERR_POLICY_INVALID: { status: 422, reason: 'policy_invalid', message: 'the policy document is invalid' },
+  COL_ERR_POLICY_LOCAL_ONLY: { status: 422, reason: 'policy_local_only', message: 'the policy names a secret source or an endpoint, which only an agent\'s own config may name' },
   COL_ERR_POLICY_CONFLICT: { status: 409, reason: 'policy_conflict', message: 'another policy version was written first' },
   COL_ERR_STORE_UNAVAILABLE: { status: 503, reason: 'store_unavailable', message: 'the evidence store cannot take writes now' },
   COL_ERR_NOT_FOUND: { status: 404, reason: 'not_found', message: 'no such endpoint' },

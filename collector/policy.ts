@@ -1,6 +1,7 @@
 // The customer's policy: policy/<version>.json, each version written once, the highest one current.
 // Agents get the effective policy of their vendor; exceptions stay at the collector.
 import { checkById } from '../checks/index.js';
+import { describeViolations, localOnlyViolations } from '../checks/local-only.js';
 import type { CheckId } from '../checks/types.js';
 import {
   policyDocumentSchema,
@@ -78,8 +79,9 @@ export function activeException(doc: PolicyDocument, vendor: string, host: strin
 }
 
 /**
- * Validates a policy document as an operator wrote it: the schema, and every check config against
- * that check's own schema, so that a typo in an allow-list is refused here, not judged as unknown.
+ * Validates a policy document as an operator wrote it: the schema, no setting that only an agent's
+ * own config may hold (checks/local-only.ts), and every check config against that check's own
+ * schema, so that a typo in an allow-list is refused here, not judged as unknown.
  */
 export function validatePolicyDocument(raw: unknown): PolicyDocument {
   const parsed = policyDocumentSchema.safeParse(raw);
@@ -92,6 +94,11 @@ export function validatePolicyDocument(raw: unknown): PolicyDocument {
   for (const [vendor, v] of Object.entries(doc.vendors)) {
     for (const [id, c] of Object.entries(v.checks)) if (c?.config !== undefined) configs.push([`vendors.${vendor}.checks`, id as CheckId, c.config]);
   }
+  const local = configs.flatMap(([where, id, config]) => {
+    const check = checkById(id);
+    return check === undefined ? [] : localOnlyViolations(check, config).map((v) => ({ ...v, check: `${where}.${v.check}` }));
+  });
+  if (local.length > 0) throw new CollectorError('COL_ERR_POLICY_LOCAL_ONLY', describeViolations('', local));
   for (const [where, id, config] of configs) {
     const check = checkById(id);
     const result = check?.configSchema.safeParse(config ?? {});

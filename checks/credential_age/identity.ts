@@ -71,7 +71,7 @@ function notRead(orgUrl: string, how: Omit<Source, 'path' | 'kinds'>): IdentityR
  */
 export async function readIdentityProvider(ctx: CollectContext, cfg: IdentityProviderConfig, now: Date): Promise<IdentityRead> {
   let orgUrl = cfg.okta?.orgUrl ?? ctx.identityProvider?.okta?.orgUrl ?? 'okta';
-  if (!hasOktaAccess(ctx.identityProvider, cfg.okta)) {
+  if (!hasOktaAccess(ctx.identityProvider)) {
     // The policy asks every agent of the vendor; only the one with Okta access can answer, and it
     // does. Here the identity credentials are not present, which is not a failure to read them.
     return notRead(orgUrl, { state: 'absent', reason: 'this agent has no Okta access; the agent configured with it reports these' });

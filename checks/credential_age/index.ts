@@ -20,6 +20,7 @@ import {
 } from './linux.js';
 import { LOCAL_USERS_SCRIPT, parseLocalUsers, windowsPasswords } from './win32.js';
 import { OKTA_TIMEOUT_MS, hasOktaAccess } from '../sso_coverage/access.js';
+import { OKTA_AUTH_LOCAL_ONLY } from '../sso_coverage/schema.js';
 import { verdict } from '../verdict.js';
 import { identityFactsSchema, identityProviderConfigSchema, readIdentityProvider } from './identity.js';
 
@@ -176,8 +177,7 @@ const sshFileSources: readonly SourceDecl[] = [
 
 /** Only with identityProvider set: the Okta API itself is listed in README.md. */
 const identitySources: readonly SourceDecl[] = [
-  { kind: 'file', path: '<identityProvider.okta.auth.tokenFile>', why: 'the Okta API token, when the policy names a file rather than the agent config' },
-  { kind: 'file', path: '<identityProvider.okta.auth.privateKeyFile>', why: "the Okta service app's private key, when the policy names a file" },
+  { kind: 'file', path: '<agent config okta.tokenFile or okta.privateKeyFile>', why: "the Okta API token or the service app's private key; only the agent's own config names it" },
 ];
 
 const linuxSources: readonly SourceDecl[] = [
@@ -508,5 +508,6 @@ export const credentialAge: Check<Config, Facts> = {
   timeoutMs: (config) => (config.identityProvider === undefined ? undefined : OKTA_TIMEOUT_MS),
   // With hostCredentials off, only the agent that reads the identity provider has anything to
   // judge; elsewhere the check would read nothing and pass.
-  runsHere: (config, identityProvider) => config.identityProvider?.hostCredentials !== false || hasOktaAccess(identityProvider, config.identityProvider.okta),
+  runsHere: (config, identityProvider) => config.identityProvider?.hostCredentials !== false || hasOktaAccess(identityProvider),
+  localOnly: [{ path: ['identityProvider', 'okta', 'auth'], instead: OKTA_AUTH_LOCAL_ONLY }],
 };

@@ -49,45 +49,14 @@ export const SIGN_ON_CLASS: Readonly<Record<string, SignOnClass>> = {
   // BOOKMARK carries no credential: a link only. Unknown modes land in `other` too.
 };
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
-const readOnlyScope = z.string().regex(/^okta\.[A-Za-z]+\.read$/, 'read-only scopes only (okta.<resource>.read)');
-
-const exactlyOne = (a: unknown, b: unknown): boolean => (a === undefined) !== (b === undefined);
-
-const apiTokenAuthSchema = z
-  .object({
-    type: z.literal('apiToken'),
-    /** Name of the environment variable holding the SSWS token. */
-    tokenEnv: envName.optional(),
-    /** Host path of a file holding the token (read through the HostIO, so under --root). */
-    tokenFile: z.string().min(1).optional(),
-  })
-  .strict()
-  .refine((a) => exactlyOne(a.tokenEnv, a.tokenFile), { message: 'set exactly one of tokenEnv and tokenFile' });
-
-const privateKeyAuthSchema = z
-  .object({
-    type: z.literal('privateKey'),
-    clientId: z.string().min(1),
-    /** PEM or JWK (JSON) private key of the service app. */
-    privateKeyFile: z.string().min(1).optional(),
-    privateKeyEnv: envName.optional(),
-    /** The key's `kid`, needed with a PEM key when the app has several keys. */
-    keyId: z.string().min(1).optional(),
-    scopes: z.array(readOnlyScope).min(1).default(() => [...DEFAULT_SCOPES]),
-  })
-  .strict()
-  .refine((a) => exactlyOne(a.privateKeyEnv, a.privateKeyFile), { message: 'set exactly one of privateKeyEnv and privateKeyFile' });
-
 /**
- * Okta settings in a policy. `orgUrl` and `auth` may be left out when the agent's local config
- * gives Okta access (the usual case: the credentials belong to the provider's host); a policy
- * `orgUrl` then pins the org that agent must be reading.
+ * Okta settings in a policy: tuning only. The org and the credentials come from the agent's local
+ * config (a policy never says where a secret comes from, checks/local-only.ts); a policy `orgUrl`
+ * only pins the org that agent must be reading.
  */
 export const oktaConfigSchema = z
   .object({
     orgUrl: orgUrlSchema.optional(),
-    auth: z.discriminatedUnion('type', [apiTokenAuthSchema, privateKeyAuthSchema]).optional(),
     /** Per attempt; the SDK's default is no timeout at all. */
     requestTimeoutMs: z.number().int().min(1000).max(300_000).default(30_000),
     /** `limit` on list calls (Okta's maximum for users is 200). */
@@ -114,8 +83,11 @@ export const oktaConfigSchema = z
   })
   .strict();
 export type OktaSettings = z.output<typeof oktaConfigSchema>;
+
+/** Where an Okta secret reference belongs: the agent's config, never a policy. */
+export const OKTA_AUTH_LOCAL_ONLY = "the agent config's okta.tokenFile, tokenEnv, privateKeyFile or privateKeyEnv";
 /** Settings with the org and the way to sign in settled (checks/sso_coverage/access.ts). */
-export type OktaConfig = Omit<OktaSettings, 'orgUrl' | 'auth'> & { orgUrl: string; auth: OktaAuthSettings };
+export type OktaConfig = Omit<OktaSettings, 'orgUrl'> & { orgUrl: string; auth: OktaAuthSettings };
 
 const profileAttributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'a profile attribute name');
 
@@ -138,7 +110,7 @@ export const configSchema = z
     population: populationSchema,
     roster: z
       .object({
-        /** Host path of a CSV or JSON roster (id, email, login, employeeNumber, start, end). */
+        /** Host path of a CSV or JSON roster (id, email, login, employeeNumber, start, end); the agent reads it only when its config's okta.rosterFiles lists it. */
         file: z.string().min(1),
         format: z.enum(['auto', 'csv', 'json']).default('auto'),
         joinOn: z.enum(['email', 'login', 'employeeNumber']).default('email'),

@@ -129,11 +129,8 @@ describe('credential_age: identity-provider credentials from Okta', () => {
     // The secret was never asked for, and Okta never called.
     expect(idp.calls).toBe(0);
     expect(server.requests).toHaveLength(0);
-    // A pinned org with credentials the policy names, but the file missing: unknown.
-    const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [{ op: 'readFile', path: '/etc/vcm/okta-token', error: 'CHK_ERR_SOURCE_MISSING' }] });
-    const cfg = configSchema.parse({ identityProvider: { okta: { orgUrl: server.url, auth: { type: 'apiToken', tokenFile: '/etc/vcm/okta-token' } }, hostCredentials: false } });
-    const broken = evaluate(await collectAt({ io, platform: 'linux', config: cfg, signal: new AbortController().signal }, s.now.getTime()), cfg);
-    expect(broken).toMatchObject({ status: 'unknown', reasons: [{ code: 'CHK_ERR_SOURCE_MISSING' }, { code: 'CHK_ERR_SOURCE_MISSING' }] });
+    // Credentials a policy names are refused by the schema: they come from the agent's config only.
+    expect(configSchema.safeParse({ identityProvider: { okta: { orgUrl: server.url, auth: { type: 'apiToken', tokenFile: '/etc/shadow' } } } }).success).toBe(false);
     // No access at all: this agent is not the one that reads Okta. Its sources are absent (with
     // the reason), nothing is judged for them, and Okta is never called.
     const before = server.requests.length;
@@ -168,9 +165,11 @@ describe('credential_age: identity-provider credentials from Okta', () => {
     });
     expect(enabledChecks(policy).map((c) => c.id)).toEqual(['credential_age']);
     expect(enabledChecks(policy, access('https://acme.okta.com')).map((c) => c.id)).toEqual(['credential_age', 'sso_coverage']);
-    // Credentials named in the policy count as access; a config the check refuses still runs (and says so).
+    // Credentials named in a policy are never access: the agent refuses that policy whole (#17).
     const named = { ...policy, checks: { sso_coverage: { enabled: true, intervalSeconds: 3600, config: { okta: { orgUrl: 'https://acme.okta.com', auth: { type: 'apiToken', tokenEnv: 'T' } } } } } };
-    expect(enabledChecks(named).map((c) => c.id)).toEqual(['sso_coverage']);
+    const { refuseLocalOnly } = await import('../../../agent/trust.js');
+    expect(() => refuseLocalOnly(named)).toThrow(expect.objectContaining({ code: 'AGT_ERR_POLICY_LOCAL_ONLY', message: expect.stringContaining('checks.sso_coverage.config.okta.auth') }));
+    // A config the check refuses still runs (and says so).
     const refused = { ...policy, checks: { sso_coverage: { enabled: true, intervalSeconds: 3600, config: { nonsense: 1 } } } };
     expect(enabledChecks(refused).map((c) => c.id)).toEqual(['sso_coverage']);
   });

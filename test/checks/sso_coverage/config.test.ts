@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { isCheckError } from '../../../checks/errors.js';
-import { ReplayHostIO } from '../../../checks/replay.js';
-import { DEFAULT_SCOPES, readSecret, ssoMetricSamples, SSO_METRICS } from '../../../checks/sso_coverage/index.js';
+import { credentialAge } from '../../../checks/credential_age/index.js';
+import { localOnlyViolations } from '../../../checks/local-only.js';
+import { ssoCoverage, ssoMetricSamples, SSO_METRICS } from '../../../checks/sso_coverage/index.js';
 import { buildFacts } from '../../../checks/sso_coverage/measure.js';
 import { configSchema } from '../../../checks/sso_coverage/schema.js';
 
-const okta = (over: Record<string, unknown> = {}) => ({ orgUrl: 'https://acme.okta.com', auth: { type: 'apiToken', tokenEnv: 'OKTA_TOKEN' }, ...over });
+const okta = (over: Record<string, unknown> = {}) => ({ orgUrl: 'https://acme.okta.com', ...over });
 const parses = (c: unknown) => configSchema.safeParse(c).success;
 
 describe('config', () => {
@@ -26,7 +26,6 @@ describe('config', () => {
   it('okta settings get their defaults', () => {
     expect(configSchema.parse({ okta: okta() }).okta).toEqual({
       orgUrl: 'https://acme.okta.com',
-      auth: { type: 'apiToken', tokenEnv: 'OKTA_TOKEN' },
       requestTimeoutMs: 30000,
       pageSize: 200,
       concurrency: 4,
@@ -49,21 +48,14 @@ describe('config', () => {
     (orgUrl) => expect(parses({ okta: okta({ orgUrl }) })).toBe(false),
   );
 
-  it('an API token comes from exactly one of a file and an environment variable, never inline', () => {
-    expect(parses({ okta: okta({ auth: { type: 'apiToken', tokenFile: '/etc/vcm/okta-token' } }) })).toBe(true);
-    expect(parses({ okta: okta({ auth: { type: 'apiToken' } }) })).toBe(false);
-    expect(parses({ okta: okta({ auth: { type: 'apiToken', tokenEnv: 'A', tokenFile: '/f' } }) })).toBe(false);
-    expect(parses({ okta: okta({ auth: { type: 'apiToken', token: '00abc' } }) })).toBe(false);
-    expect(parses({ okta: okta({ auth: { type: 'apiToken', tokenEnv: 'not a name' } }) })).toBe(false);
-  });
-
-  it('a private key: read-only scopes, by default the documented list', () => {
-    const pk = { type: 'privateKey', clientId: '0oa1', privateKeyFile: '/etc/vcm/okta.pem' };
-    expect(configSchema.parse({ okta: okta({ auth: pk }) }).okta!.auth).toEqual({ ...pk, scopes: [...DEFAULT_SCOPES] });
-    expect(parses({ okta: okta({ auth: { ...pk, scopes: ['okta.users.read', 'okta.apiTokens.read'] } }) })).toBe(true);
-    expect(parses({ okta: okta({ auth: { ...pk, scopes: ['okta.users.manage'] } }) })).toBe(false);
-    expect(parses({ okta: okta({ auth: { ...pk, privateKeyEnv: 'K' } }) })).toBe(false);
-    expect(parses({ okta: okta({ auth: { type: 'privateKey', privateKeyFile: '/k' } }) })).toBe(false);
+  it('a policy cannot name the Okta credentials: the schema refuses auth, and the trust rule names it (#17)', () => {
+    for (const auth of [{ type: 'apiToken', tokenFile: '/etc/shadow' }, { type: 'apiToken', tokenEnv: 'AWS_SECRET_ACCESS_KEY' }, { type: 'privateKey', clientId: '0oa1', privateKeyFile: '/root/.ssh/id_ed25519' }]) {
+      expect(parses({ okta: okta({ auth }) })).toBe(false);
+      expect(localOnlyViolations(ssoCoverage, { okta: okta({ auth }) })).toEqual([{ check: 'sso_coverage', path: 'okta.auth', instead: expect.stringContaining('agent config') }]);
+      expect(localOnlyViolations(credentialAge, { identityProvider: { okta: okta({ auth }) } })).toMatchObject([{ check: 'credential_age', path: 'identityProvider.okta.auth' }]);
+    }
+    expect(localOnlyViolations(ssoCoverage, { okta: okta() })).toEqual([]);
+    expect(localOnlyViolations(ssoCoverage, { okta: null })).toEqual([]);
   });
 
   it('the population is a group or a profile attribute, not both; unknown keys are refused', () => {
@@ -73,37 +65,6 @@ describe('config', () => {
     expect(parses({ population: { profileAttribute: { name: 'bad name', value: 'x' } } })).toBe(false);
     expect(parses({ staleDays: 3 })).toBe(false);
     expect(parses({ okta: okta({ cache: true }) })).toBe(false);
-  });
-});
-
-describe('secrets', () => {
-  it('reads the token file through the HostIO, trimmed', async () => {
-    const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [{ op: 'readFile', path: '/etc/vcm/t', content: '  abc\n' }] });
-    expect(await readSecret(io, { file: '/etc/vcm/t' }, 'Okta API token')).toBe('abc');
-    io.assertComplete();
-  });
-
-  it('reads only the named environment variable; empty or unset is not configured (and names the variable, not the value)', async () => {
-    const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [] });
-    process.env.VCM_TEST_SECRET_A = 'value-a';
-    process.env.VCM_TEST_SECRET_B = '   ';
-    try {
-      expect(await readSecret(io, { env: 'VCM_TEST_SECRET_A' }, 'Okta API token')).toBe('value-a');
-      for (const env of ['VCM_TEST_SECRET_B', 'VCM_TEST_SECRET_UNSET']) {
-        const err = await readSecret(io, { env }, 'Okta API token').catch((e: unknown) => e);
-        expect(isCheckError(err) && err.code).toBe('CHK_ERR_NOT_CONFIGURED');
-        expect(isCheckError(err) && err.subject).toBe(env);
-      }
-    } finally {
-      delete process.env.VCM_TEST_SECRET_A;
-      delete process.env.VCM_TEST_SECRET_B;
-    }
-  });
-
-  it('an empty token file is not configured', async () => {
-    const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [{ op: 'readFile', path: '/t', content: '\n' }] });
-    const err = await readSecret(io, { file: '/t' }, 'Okta API token').catch((e: unknown) => e);
-    expect(isCheckError(err) && err.code).toBe('CHK_ERR_NOT_CONFIGURED');
   });
 });
 

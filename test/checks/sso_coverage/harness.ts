@@ -1,10 +1,12 @@
 // Runs sso_coverage's collect against the local Okta server with a strict replay HostIO for the
 // two host files (the token and the roster), and derives the expected counts from a scenario.
+// The Okta access is the agent's local config (as agent/config.ts gives it), never the policy: the
+// secret is read through the same replay HostIO so that its file is one of the recorded calls.
 import { ReplayHostIO, type RecordedCall } from '../../../checks/replay.js';
 import { collectSso } from '../../../checks/sso_coverage/index.js';
 import { evaluate } from '../../../checks/sso_coverage/evaluate.js';
 import { configSchema, type Config, type Facts } from '../../../checks/sso_coverage/schema.js';
-import type { Evaluation } from '../../../checks/types.js';
+import type { Evaluation, IdentityProviderAccess, OktaAuthSettings } from '../../../checks/types.js';
 import { startOktaServer, type OktaServer, type OktaServerOptions } from '../../helpers/okta-server.js';
 import { endInstant, materialize, type PersonSpec, type Scenario } from './scenario.js';
 
@@ -31,7 +33,12 @@ export interface RunResult {
 
 export interface RunOptions {
   config?: Record<string, unknown>;
+  /** The policy's okta settings (tuning, an org pin). */
   okta?: Record<string, unknown>;
+  /** The agent config's Okta auth and the file its secret is in; default an API token in TOKEN_FILE. */
+  localAuth?: { auth: OktaAuthSettings; file: string };
+  /** The agent config's okta.rosterFiles; default both roster files. */
+  rosterFiles?: string[];
   server?: Partial<OktaServerOptions>;
   /** Host files beyond the token and the roster (a private key). */
   files?: RecordedCall[];
@@ -46,14 +53,14 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   const server = await startOktaServer({ org: m.org, apiTokens: [TOKEN], ...opts.server });
   try {
     const raw = {
-      // The trailing slash is normalized away (README: orgUrl).
-      okta: { orgUrl: `${server.url}/`, auth: { type: 'apiToken', tokenFile: TOKEN_FILE }, pageSize: 50, concurrency: 4, ...opts.okta },
+      okta: { pageSize: 50, concurrency: 4, ...opts.okta },
       population: { group: s.groupName },
       roster: { file: ROSTER_FILE },
       ...opts.config,
     };
     const config = configSchema.parse(raw);
-    const secret = opts.secretFile === undefined ? { path: TOKEN_FILE, content: `${TOKEN}\n` } : opts.secretFile;
+    const local = opts.localAuth ?? { auth: { type: 'apiToken' as const }, file: TOKEN_FILE };
+    const secret = opts.secretFile === undefined ? { path: local.file, content: `${TOKEN}\n` } : opts.secretFile;
     const calls: RecordedCall[] = [
       ...(secret === null ? [] : [{ op: 'readFile' as const, path: secret.path, content: secret.content }]),
       ...(config.roster === undefined
@@ -66,7 +73,16 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     let facts: Facts | null = null;
     let error: unknown = null;
     try {
-      facts = await collectSso({ io, platform: 'linux', config, signal: opts.signal ?? new AbortController().signal }, { now: () => s.now });
+      // The trailing slash is normalized away (README: orgUrl), as the agent config's schema does.
+      const identityProvider: IdentityProviderAccess = {
+        okta: {
+          orgUrl: server.url.replace(/\/$/, ''),
+          auth: local.auth,
+          rosterFiles: opts.rosterFiles ?? [ROSTER_FILE, ROSTER_CSV],
+          secret: async () => (await io.readFile(local.file)).trim(),
+        },
+      };
+      facts = await collectSso({ io, platform: 'linux', config, identityProvider, signal: opts.signal ?? new AbortController().signal }, { now: () => s.now });
     } catch (err) {
       error = err;
     }

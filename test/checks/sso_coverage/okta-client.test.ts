@@ -153,8 +153,8 @@ describe('the SDK is loaded lazily', () => {
       const out = [loaded()];
       out.push((await runCheck(sso, { io: io() })).reasons[0].code, loaded());
       process.env.VCM_LAZY_TOKEN = 'x';
-      const cfg = { okta: { orgUrl: 'http://127.0.0.1:9', auth: { type: 'apiToken', tokenEnv: 'VCM_LAZY_TOKEN' }, requestTimeoutMs: 1000 } };
-      out.push((await runCheck(sso, { io: io(), configs: { sso_coverage: cfg } })).status, loaded());
+      const identityProvider = { okta: { orgUrl: 'http://127.0.0.1:9', auth: { type: 'apiToken' }, secret: () => Promise.resolve(process.env.VCM_LAZY_TOKEN) } };
+      out.push((await runCheck(sso, { io: io(), identityProvider, configs: { sso_coverage: { okta: { requestTimeoutMs: 1000 } } } })).status, loaded());
       console.log(JSON.stringify(out));`;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
     expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual([false, 'CHK_ERR_NOT_CONFIGURED', false, 'unknown', true]);

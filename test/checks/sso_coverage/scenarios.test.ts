@@ -2,12 +2,13 @@
 // of a few hundred users over several pages. Expectations come from the scenario specs.
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { identityProviderAccess } from '../../../agent/config.js';
 import { isCheckError } from '../../../checks/errors.js';
 import { ReplayHostIO } from '../../../checks/replay.js';
 import { runCheck } from '../../../checks/runner.js';
 import { factsSchema, idpCredentials, ssoCoverage, ssoMetricSamples } from '../../../checks/sso_coverage/index.js';
 import { startOktaServer } from '../../helpers/okta-server.js';
-import { expectedFor, isActive, ROSTER_CSV, runScenario, TOKEN, TOKEN_FILE } from './harness.js';
+import { expectedFor, isActive, ROSTER_CSV, ROSTER_FILE, runScenario, TOKEN } from './harness.js';
 import { baseScenario, endInstant, FACTOR_SETS, GROUP_ID, materialize, NO_MFA_SETS, plainStaff, spread, type Scenario } from './scenario.js';
 
 const codes = (v: { reasons: { code: string }[] } | null) => [...new Set((v?.reasons ?? []).map((r) => r.code))].sort();
@@ -322,7 +323,7 @@ describe('sso_coverage with the real Okta SDK against a local Okta server', () =
     const keyFile = '/etc/vcm/okta-key.pem';
     const garbage = 'not-a-key-but-secret-material-0123456789';
     const r = await runScenario(s, {
-      okta: { auth: { type: 'privateKey', clientId: '0oaservice00000000a1', privateKeyFile: keyFile } },
+      localAuth: { auth: { type: 'privateKey' as const, clientId: '0oaservice00000000a1' }, file: keyFile },
       secretFile: { path: keyFile, content: garbage },
     });
     expect(r.facts).toBeNull();
@@ -339,7 +340,7 @@ describe('sso_coverage with the real Okta SDK against a local Okta server', () =
     const keyFile = '/etc/vcm/okta-key.pem';
     const scopes = ['okta.users.read', 'okta.groups.read', 'okta.apps.read', 'okta.logs.read'];
     const r = await runScenario(s, {
-      okta: { auth: { type: 'privateKey', clientId: '0oaservice00000000a1', privateKeyFile: keyFile } },
+      localAuth: { auth: { type: 'privateKey' as const, clientId: '0oaservice00000000a1' }, file: keyFile },
       secretFile: { path: keyFile, content: pem },
       server: { serviceApps: [{ clientId: '0oaservice00000000a1', publicKey, scopes }] },
     });
@@ -359,7 +360,7 @@ describe('sso_coverage with the real Okta SDK against a local Okta server', () =
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     const s = baseScenario({ staff: 5 });
     const keyFile = '/etc/vcm/okta-key.pem';
-    const base = { okta: { auth: { type: 'privateKey', clientId: '0oaservice00000000a1', privateKeyFile: keyFile } }, secretFile: { path: keyFile, content: pem } };
+    const base = { localAuth: { auth: { type: 'privateKey' as const, clientId: '0oaservice00000000a1' }, file: keyFile }, secretFile: { path: keyFile, content: pem } };
     const unknownApp = await runScenario(s, { ...base, server: { serviceApps: [] } });
     expect(errorCode(unknownApp.error)).toBe('CHK_ERR_PERMISSION');
     const narrow = await runScenario(s, { ...base, server: { serviceApps: [{ clientId: '0oaservice00000000a1', publicKey, scopes: ['okta.users.read'] }] } });
@@ -380,11 +381,11 @@ describe('sso_coverage with the real Okta SDK against a local Okta server', () =
     const m = materialize(s);
     const server = await startOktaServer({ org: m.org, apiTokens: [TOKEN], hang: ['GET /api/v1/users'] });
     try {
-      const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [{ op: 'readFile', path: TOKEN_FILE, content: TOKEN }] });
+      const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [] });
       const finding = await runCheck(ssoCoverage, {
         io,
         timeoutMs: 500,
-        configs: { sso_coverage: { okta: { orgUrl: server.url, auth: { type: 'apiToken', tokenFile: TOKEN_FILE } } } },
+        identityProvider: { okta: { orgUrl: server.url, auth: { type: 'apiToken' }, secret: () => Promise.resolve(TOKEN) } },
       });
       expect(finding).toMatchObject({ status: 'unknown', facts: null, reasons: [{ code: 'CHK_ERR_TIMEOUT' }] });
     } finally {
@@ -400,9 +401,11 @@ describe('sso_coverage with the real Okta SDK against a local Okta server', () =
     process.env[env] = TOKEN;
     try {
       const io = new ReplayHostIO({ version: 1, platform: 'linux', calls: [] });
+      // The agent's own config gives the access, exactly as `vcm-agent` builds it.
       const finding = await runCheck(ssoCoverage, {
         io,
-        configs: { sso_coverage: { okta: { orgUrl: server.url, auth: { type: 'apiToken', tokenEnv: env } }, population: { group: s.groupName } } },
+        configs: { sso_coverage: { okta: { orgUrl: server.url }, population: { group: s.groupName } } },
+        identityProvider: identityProviderAccess({ okta: { orgUrl: server.url, tokenEnv: env } }),
       });
       expect(finding.status, JSON.stringify(finding.reasons)).toBe('pass');
       expect(JSON.stringify(finding)).not.toContain(TOKEN);
@@ -422,6 +425,16 @@ describe('sso_coverage with the real Okta SDK against a local Okta server', () =
     expect(csv.facts!.roster!.file).toBe(ROSTER_CSV);
     expect(csv.facts!.counts).toEqual(expectedFor(s).counts);
     expect(csv.facts!.leavers).toEqual((await runScenario(s)).facts!.leavers);
+  });
+
+  it('a roster the agent config does not list is never read: unknown, CHK_ERR_NOT_CONFIGURED (#17)', async () => {
+    const s = baseScenario({ staff: 5 });
+    const r = await runScenario(s, { config: { roster: { file: '/etc/shadow', format: 'csv' } }, rosterFiles: [ROSTER_FILE] });
+    expect(r.facts).toBeNull();
+    expect(r.error).toMatchObject({ code: 'CHK_ERR_NOT_CONFIGURED', subject: 'roster.file', message: expect.stringContaining("okta.rosterFiles does not list") });
+    // The replay recorded a read of the file; it never came.
+    expect(() => r.io.assertComplete()).toThrow(/\/etc\/shadow/);
+    expect(r.server.requests).toHaveLength(0);
   });
 
   it('the roster joins on employeeNumber as well as on e-mail', async () => {
