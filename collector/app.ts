@@ -7,7 +7,7 @@ import { handleAdmin, type AdminDeps } from './admin.js';
 import { RESULTS_CONTENT_TYPES, type IngestOutcome, type Policy } from './contract.js';
 import { enroll, type EnrollDeps } from './enroll.js';
 import { CollectorError, isCollectorError } from './errors.js';
-import type { Ingestor } from './ingest.js';
+import { MAX_BATCH_LINES, type Ingestor } from './ingest.js';
 import type { Metrics } from './metrics.js';
 import { ROTATE_BODY_LIMIT_BYTES, rotateKey, type RotateDeps } from './rotate.js';
 import type { EvidenceStore } from './store.js';
@@ -93,13 +93,21 @@ export function buildApp(deps: AppDeps): Handler {
       }
       throw err;
     }
+    const source = req.socket.remoteAddress ?? 'unknown';
     if (type === RESULTS_CONTENT_TYPES.single) {
-      send(res, 200, { results: [await deps.ingestor.ingest(body)] });
+      send(res, 200, { results: [await deps.ingestor.ingest(body, source)] });
       return;
     }
-    // A batch: one envelope per line, in order. A rejected line does not stop the others; a store
-    // failure or the rate limit fails the whole request, and the agent sends it again.
-    const results = await deps.ingestor.ingestMany([...splitLines(body)]);
+    // A batch: one envelope per line, in order. A rejected line does not stop the others, up to a
+    // few (ingest.ts); a store failure or the rate limit fails the whole request, and the agent
+    // sends it again.
+    const lines = splitLines(body, MAX_BATCH_LINES + 1);
+    if (lines.length > MAX_BATCH_LINES) {
+      deps.metrics.envelopes.inc({ outcome: 'rejected' });
+      deps.metrics.rejected.inc({ reason: 'too_large' });
+      throw new CollectorError('COL_ERR_TOO_LARGE', `a batch holds at most ${MAX_BATCH_LINES} envelopes`);
+    }
+    const results = await deps.ingestor.ingestMany(lines, source);
     const outcomes: IngestOutcome[] = [];
     for (const r of results) {
       if (!isCollectorError(r)) outcomes.push(r);
@@ -217,12 +225,15 @@ export function buildApp(deps: AppDeps): Handler {
   };
 }
 
-function* splitLines(body: Buffer): Generator<Buffer> {
+/** The non-empty lines of a body, at most `max` of them (the caller refuses a batch that has more). */
+function splitLines(body: Buffer, max: number): Buffer[] {
+  const lines: Buffer[] = [];
   let start = 0;
-  while (start < body.length) {
+  while (start < body.length && lines.length < max) {
     let end = body.indexOf(0x0a, start);
     if (end === -1) end = body.length;
-    if (end > start) yield body.subarray(start, end);
+    if (end > start) lines.push(body.subarray(start, end));
     start = end + 1;
   }
+  return lines;
 }

@@ -59,6 +59,40 @@ class RateLimiter {
   }
 }
 
+/**
+ * Failed lines per source address: a token bucket that only refusals spend. While a source has
+ * budget, its batches stop at MAX_UNTRUSTED_FAILURES failed lines; once it is spent, at the first.
+ * An agent's batches verify, so they never notice, even behind a proxy or NAT address that a
+ * sender of garbage shares: nobody is refused for where they come from. Bounded: the sources
+ * seen longest ago are forgotten first.
+ */
+class FailureBudget {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    readonly burst = 64,
+    readonly perSecond = 8,
+    readonly maxSources = 10_000,
+  ) {}
+
+  #bucket(source: string, nowMs: number): { tokens: number; at: number } {
+    const b = this.#buckets.get(source) ?? { tokens: this.burst, at: nowMs };
+    b.tokens = Math.min(this.burst, b.tokens + ((nowMs - b.at) / 1000) * this.perSecond);
+    b.at = nowMs;
+    this.#buckets.delete(source);
+    this.#buckets.set(source, b);
+    if (this.#buckets.size > this.maxSources) this.#buckets.delete(this.#buckets.keys().next().value!);
+    return b;
+  }
+
+  /** How many failed lines a batch from this source may have before it stops. */
+  limit(source: string, nowMs: number): number {
+    return this.#bucket(source, nowMs).tokens >= 1 ? MAX_UNTRUSTED_FAILURES : 1;
+  }
+
+  spend(source: string, failures: number, nowMs: number): void {
+    if (failures > 0) this.#bucket(source, nowMs).tokens -= failures;
+  }
+}
 
 interface Verified {
   bytes: Buffer;
@@ -94,11 +128,22 @@ function checkedEnvelope(bytes: Buffer): Envelope {
   return envelope;
 }
 
+/** Lines one batch may hold: the most an agent sends (its delivery.batchMaxCount tops out here). */
+export const MAX_BATCH_LINES = 1000;
+/**
+ * A batch stops at this many lines refused before or at their signature check: an agent's own
+ * batches are all well-formed and signed by a known key, so more of them is not an agent.
+ */
+export const MAX_UNTRUSTED_FAILURES = 8;
+/** Lines verified at once within a batch (signatures run on libuv's threads); above the default batch of 100. */
+const VERIFY_WINDOW = 128;
+
 export class Ingestor {
   readonly #deps: IngestDeps;
   /** One ingest at a time per agent, so that chain checks and writes never interleave. */
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #limiter: RateLimiter | undefined;
+  readonly #failures = new FailureBudget();
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
@@ -106,8 +151,8 @@ export class Ingestor {
   }
 
   /** One envelope: its outcome, or a CollectorError for a rejection (4xx) or a store failure (5xx). */
-  async ingest(bytes: Buffer): Promise<IngestOutcome> {
-    const [result] = await this.ingestMany([bytes]);
+  async ingest(bytes: Buffer, source?: string): Promise<IngestOutcome> {
+    const [result] = await this.ingestMany([bytes], source);
     if (result instanceof CollectorError) throw result;
     return result!;
   }
@@ -118,12 +163,15 @@ export class Ingestor {
    * folder fsync instead of one per envelope. A store failure rejects the whole call (503):
    * nothing in it is acknowledged, and the agent sends it again.
    */
-  async ingestMany(lines: readonly Buffer[]): Promise<(IngestOutcome | CollectorError)[]> {
+  async ingestMany(lines: readonly Buffer[], source?: string): Promise<(IngestOutcome | CollectorError)[]> {
     const { metrics } = this.#deps;
+    if (lines.length > MAX_BATCH_LINES) throw new CollectorError('COL_ERR_TOO_LARGE', `a batch holds at most ${MAX_BATCH_LINES} envelopes`);
+    const limit = source === undefined ? MAX_UNTRUSTED_FAILURES : this.#failures.limit(source, performance.now());
     const results: (IngestOutcome | CollectorError)[] = new Array(lines.length);
     const groups = new Map<string, { index: number; v: Verified }[]>();
-    // Verified in parallel (signatures on libuv's threads), grouped in the batch's order.
-    const verified = await Promise.all(lines.map((bytes) => this.#verify(bytes).catch((err: unknown) => (err instanceof CollectorError ? err : Promise.reject(err)))));
+    const verified = await this.#verifyBatch(lines, limit, (n) => {
+      if (source !== undefined) this.#failures.spend(source, n, performance.now());
+    });
     for (const [index, v] of verified.entries()) {
       if (v instanceof CollectorError) {
         results[index] = v;
@@ -140,15 +188,48 @@ export class Ingestor {
       group.push({ index, v });
     }
     await Promise.all([...groups].map(([agentId, group]) => this.#serialized(agentId, () => this.#commit(group, results))));
-    for (const r of results) {
+    for (const [index, r] of results.entries()) {
       if (r instanceof CollectorError) {
         metrics.envelopes.inc({ outcome: 'rejected' });
-        metrics.rejected.inc({ reason: r.reason });
+        // Verification failures were counted by reason as they came.
+        if (!(verified[index] instanceof CollectorError)) metrics.rejected.inc({ reason: r.reason });
       } else {
         metrics.envelopes.inc({ outcome: r.outcome });
       }
     }
     return results;
+  }
+
+  /**
+   * Verifies a batch window by window, in parallel within a window (signatures on libuv's
+   * threads). Once `limit` lines have failed and more lines follow, it stops and refuses the
+   * whole batch, with nothing stored: what an unauthenticated sender can make the collector do
+   * stays that small. `spent` learns how many lines failed.
+   */
+  async #verifyBatch(lines: readonly Buffer[], limit: number, spent: (failures: number) => void): Promise<(Verified | CollectorError)[]> {
+    const out: (Verified | CollectorError)[] = [];
+    let failures = 0;
+    try {
+      for (let start = 0; start < lines.length; start += VERIFY_WINDOW) {
+        const window = lines.slice(start, start + VERIFY_WINDOW);
+        const done = await Promise.all(window.map((bytes) => this.#verify(bytes).catch((err: unknown) => (err instanceof CollectorError ? err : Promise.reject(err)))));
+        for (const [i, v] of done.entries()) {
+          if (!(v instanceof CollectorError)) continue;
+          this.#deps.metrics.rejected.inc({ reason: v.reason });
+          const line = start + i + 1;
+          if (++failures < limit || line === lines.length) continue;
+          this.#deps.metrics.envelopes.inc({ outcome: 'rejected' }, failures);
+          throw new CollectorError(
+            'COL_ERR_MALFORMED',
+            `the batch was refused at line ${line}: ${failures} lines failed verification (${v.code} last); nothing in it was stored`,
+          );
+        }
+        out.push(...done);
+      }
+      return out;
+    } finally {
+      spent(failures);
+    }
   }
 
   /** Everything that can be decided from the bytes and the registry alone. */

@@ -107,12 +107,19 @@ export function currentKey(agent: Pick<RegisteredAgent, 'keys'>): AgentKey {
   return agent.keys.at(-1)!;
 }
 
+/** How long, and for how many ids, an id the store did not hold is remembered as absent. */
+const ABSENT_TTL_MS = 60_000;
+const ABSENT_MAX = 10_000;
+
 const KEYS_FILE_RE = /^keys\/([0-9a-f]{64})(?:(\.revoked)|\.key-([1-9]\d{0,6}))?\.json$/;
 
 export class AgentRegistry {
   readonly #agents = new Map<string, RegisteredAgent>();
   /** Every key fingerprint ever registered (enrolled or rotated to) → its agent. */
   readonly #keyOwners = new Map<string, string>();
+  /** Ids the store did not hold, until when (performance.now() ms). */
+  readonly #absent = new Map<string, number>();
+  readonly #reading = new Map<string, Promise<RegisteredAgent | undefined>>();
   readonly #store: EvidenceStore;
 
   constructor(store: EvidenceStore) {
@@ -169,10 +176,32 @@ export class AgentRegistry {
     return events;
   }
 
-  /** Looks in memory first, then in the store (another process may have enrolled it). */
+  /**
+   * Looks in memory first, then in the store (another process may have enrolled it). An id the
+   * store did not hold is remembered for a while, so that key ids nobody enrolled cost one store
+   * read, not one per line. An agent's id is its key's fingerprint, unknown before it enrolls, so
+   * only ids presented before their enrollment can be remembered wrongly, and not for long.
+   */
   async get(agentId: string): Promise<RegisteredAgent | undefined> {
     if (!agentIdSchema.safeParse(agentId).success) return undefined;
-    return this.#agents.get(agentId) ?? (await this.#read(agentId));
+    const known = this.#agents.get(agentId);
+    if (known !== undefined) return known;
+    const nowMs = performance.now();
+    const until = this.#absent.get(agentId);
+    if (until !== undefined && until > nowMs) return undefined;
+    // Lines of one batch verify at once: they share one read of the same id.
+    let reading = this.#reading.get(agentId);
+    if (reading === undefined) {
+      this.#reading.set(agentId, (reading = this.#read(agentId)));
+      void reading.finally(() => this.#reading.delete(agentId)).catch(() => undefined);
+    }
+    const read = await reading;
+    if (read === undefined) {
+      this.#absent.delete(agentId);
+      this.#absent.set(agentId, nowMs + ABSENT_TTL_MS);
+      if (this.#absent.size > ABSENT_MAX) this.#absent.delete(this.#absent.keys().next().value!);
+    } else this.#absent.delete(agentId);
+    return read;
   }
 
   /** Registers a new agent; false when the key is already enrolled. */
@@ -181,6 +210,7 @@ export class AgentRegistry {
     if ((await this.#store.putIfAbsent(`keys/${record.agentId}.json`, bytes)) === 'exists') return false;
     this.#agents.set(record.agentId, entryFor(record, null));
     this.#keyOwners.set(record.agentId, record.agentId);
+    this.#absent.delete(record.agentId);
     return true;
   }
 
