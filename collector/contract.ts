@@ -206,13 +206,16 @@ export const agentEventSchema = z
   .strict();
 export type AgentEvent = z.infer<typeof agentEventSchema>;
 
+/** The highest sequence number: evidence file names hold it in 12 digits (evidenceKey). */
+export const MAX_SEQ = 999_999_999_999;
+
 /** What every predicate shares: who signed, where in the chain, when. */
 const chainLinkShape = {
   agentId: agentIdSchema,
   agentVersion: z.string().max(64),
   host: hostSchema,
-  /** Per-agent sequence number, from 1. */
-  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** Per-agent sequence number, from 1, at most what the evidence layout's 12 digits hold. */
+  seq: z.number().int().min(1).max(MAX_SEQ),
   /** SHA-256 (hex) of the previous envelope's exact bytes; null for seq 1. */
   prev: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   collectedAt: z.iso.datetime({ offset: false }),

@@ -11,6 +11,7 @@ export const COLLECTOR_ERRORS = {
   COL_ERR_SCHEMA: { status: 422, reason: 'schema', message: 'the statement does not match the schema' },
   COL_ERR_REPLAY: { status: 409, reason: 'replay', message: 'this sequence number was already stored with other content' },
   COL_ERR_CHAIN_BROKEN: { status: 409, reason: 'chain_broken', message: 'the previous-envelope hash does not match the stored chain' },
+  COL_ERR_SEQ_JUMP: { status: 409, reason: 'seq_jump', message: 'the sequence number jumps too far ahead of the chain head' },
   COL_ERR_FUTURE: { status: 422, reason: 'future', message: 'the collection time is in the future beyond the allowed skew' },
   COL_ERR_TOKEN_INVALID: { status: 401, reason: 'token_invalid', message: 'the enrollment token is unknown, used or expired' },
   COL_ERR_AGENT_EXISTS: { status: 409, reason: 'agent_exists', message: 'this key is already enrolled' },
@@ -66,6 +67,7 @@ export const INGEST_REJECT_REASONS = [
   'schema',
   'replay',
   'chain_broken',
+  'seq_jump',
   'future',
   'rate_limited',
 ] as const;

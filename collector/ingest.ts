@@ -128,6 +128,13 @@ function checkedEnvelope(bytes: Buffer): Envelope {
   return envelope;
 }
 
+/**
+ * How far past the chain head a sequence number may jump. An agent numbers every result, so a
+ * jump is results lost in between (a full spool drops the oldest, and says so): a million is years
+ * of outage at the default intervals. A stolen key cannot push the head out of reach at once.
+ */
+export const MAX_SEQ_JUMP = 1_000_000;
+
 /** Lines one batch may hold: the most an agent sends (its delivery.batchMaxCount tops out here). */
 export const MAX_BATCH_LINES = 1000;
 /**
@@ -266,8 +273,6 @@ export class Ingestor {
     if (predicate.agentId !== agent.record.agentId || (finding !== null && finding.collectedAt !== predicate.collectedAt)) {
       throw new CollectorError('COL_ERR_SCHEMA', 'the statement names another agent, or its times disagree');
     }
-    // Results the agent signed before its revocation point still count (late delivery is normal).
-    if (agent.revocation !== null && predicate.seq > agent.revocation.afterSeq) throw new CollectorError('COL_ERR_REVOKED');
     const skew = (this.#deps.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
     if (Date.parse(predicate.collectedAt) > this.#deps.now().getTime() + skew) throw new CollectorError('COL_ERR_FUTURE');
     return { bytes, hash: sha256Hex(bytes), agent, generation: signer.generation, predicate };
@@ -279,7 +284,7 @@ export class Ingestor {
     const agentId = group[0]!.v.agent.record.agentId;
     const a = state.agent(agentId);
     // Links accepted earlier in this same batch count as stored for the checks that follow.
-    const pending = new Map<number, StoredLink>();
+    const pending = new Map<number, StoredLink & { prev: string | null }>();
     const linkAt = (seq: number) => a.links.get(seq) ?? pending.get(seq);
     /** The highest sequence number stored or accepted earlier in this batch. */
     let head = a.headSeq;
@@ -288,10 +293,6 @@ export class Ingestor {
     const now = (await this.#deps.registry.get(agentId)) ?? group[0]!.v.agent;
     for (const { index, v } of group) {
       const { seq, prev } = v.predicate;
-      if (now.revocation !== null && seq > now.revocation.afterSeq) {
-        results[index] = new CollectorError('COL_ERR_REVOKED');
-        continue;
-      }
       if (keyForSeq(now, seq).generation !== v.generation) {
         results[index] = new CollectorError('COL_ERR_BAD_SIGNATURE', 'the key for this sequence number changed while it was verified');
         continue;
@@ -310,8 +311,25 @@ export class Ingestor {
         results[index] = new CollectorError('COL_ERR_CHAIN_BROKEN', seq === 1 ? 'the first result has no predecessor' : undefined);
         continue;
       }
+      // A gap is filled only by the envelope the stored next one commits to.
+      const after = linkAt(seq + 1);
+      const committed = after === undefined ? null : (await this.#prevOf(after)) === v.hash;
+      if (committed === false) {
+        results[index] = new CollectorError('COL_ERR_CHAIN_BROKEN', 'the stored next result commits to another envelope at this sequence number');
+        continue;
+      }
+      // After revocation the key may be in a thief's hands: only what a stored result already
+      // commits to (signed before the revocation, delivered late) can still be added.
+      if (now.revocation !== null && committed !== true) {
+        results[index] = new CollectorError('COL_ERR_REVOKED', 'the agent is revoked; only results that stored evidence commits to are still taken');
+        continue;
+      }
+      if (seq - head > MAX_SEQ_JUMP) {
+        results[index] = new CollectorError('COL_ERR_SEQ_JUMP', `seq ${seq} is more than ${MAX_SEQ_JUMP} past the chain head ${head}`);
+        continue;
+      }
       const key = evidenceKey({ vendor: v.agent.record.vendor, collectedAt: v.predicate.collectedAt, agentId, seq, sha256: v.hash });
-      pending.set(seq, { hash: v.hash, key });
+      pending.set(seq, { hash: v.hash, key, prev });
       writes.push({ index, v, key, gap: before === undefined && seq > 1 && seq > head });
       head = Math.max(head, seq);
     }
@@ -351,6 +369,16 @@ export class Ingestor {
       }
       results[w.index] = { seq, outcome: 'accepted', key: w.key };
     }
+  }
+
+  /** The `prev` a link commits to: known for links of this batch, read from the store otherwise. */
+  async #prevOf(link: StoredLink & { prev?: string | null }): Promise<string | null | undefined> {
+    if (link.prev !== undefined) return link.prev;
+    const bytes = await this.#deps.store.get(link.key);
+    if (bytes === null) return undefined;
+    // Stored bytes verified when they came, so they are read as trusted here.
+    const envelope = JSON.parse(bytes.toString('utf8')) as Envelope;
+    return (JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as { predicate: { prev: string | null } }).predicate.prev;
   }
 
   /** Runs `work` while no result of this agent is being chain-checked or written (key rotation). */

@@ -19,7 +19,10 @@ export const agentRecordSchema = z
   .strict();
 export type AgentRecord = z.infer<typeof agentRecordSchema>;
 
-/** Revocation takes effect from a point in the chain: results signed after `afterSeq` are refused. */
+/**
+ * A revocation: when, why, and the chain head then (`afterSeq`). From then on only results that
+ * stored evidence already commits to (its `prev`) are taken, whatever their seq (ingest.ts).
+ */
 export const revocationSchema = z
   .object({
     revokedAt: z.iso.datetime({ offset: false }),
