@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { handleAdmin, type AdminDeps } from './admin.js';
 import { RESULTS_CONTENT_TYPES, type IngestOutcome, type Policy } from './contract.js';
 import { enroll, type EnrollDeps } from './enroll.js';
+import { handleLog, type LogHttpDeps } from './log/http.js';
 import { CollectorError, isCollectorError } from './errors.js';
 import { MAX_BATCH_LINES, type Ingestor } from './ingest.js';
 import type { Metrics } from './metrics.js';
@@ -29,12 +30,14 @@ export interface AppDeps {
   started: () => boolean;
   /** Why ingest is refused (a failed store preflight), or null. */
   ingestRefused?: () => string | null;
+  /** The transparency logs' HTTP side; absent, /v1/log/ is not served. */
+  logHttp?: LogHttpDeps;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const text = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
   res.end(text);
 }
@@ -195,6 +198,8 @@ export function buildApp(deps: AppDeps): Handler {
         return;
       }
       default: {
+        const logged = deps.logHttp === undefined ? null : await handleLog(deps.logHttp, req.method ?? 'GET', url, req.headers.authorization);
+        if (logged !== null) return send(res, logged.status, logged.body, logged.contentType);
         const answer = await handleAdmin(deps.admin, req.method ?? 'GET', url, req.headers.authorization, () => readBody(req, 1024 * 1024));
         if (answer !== null) return send(res, answer.status, answer.body);
         const known = ['/healthz', '/readyz', '/metrics', '/v1/policy', '/v1/enroll', '/v1/results', '/v1/keys/rotate'];

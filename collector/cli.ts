@@ -36,6 +36,11 @@ function byteSize(value: string): number {
   return bytes;
 }
 
+function nonNegativeInt(value: string): number {
+  if (!/^(0|[1-9]\d{0,14})$/.test(value)) throw new InvalidArgumentError('expected a whole number');
+  return Number(value);
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
@@ -65,8 +70,10 @@ program
   .addOption(new Option('--rate-limit <rate/burst>', 'per-agent envelopes per second, and burst').argParser(rateLimit).default({ perSecond: 20, burst: 500 }, '20/500'))
   .addOption(new Option('--body-limit <size>', 'largest POST /v1/results body taken (enrollment and key rotation take 64KiB), e.g. 4MiB for sso_coverage facts of large orgs').argParser(byteSize).default(1024 * 1024, '1MiB'))
   .addOption(new Option('--per-host-series <which>', 'per-host metric series for all hosts, or only non-passing ones (large fleets)').choices(['all', 'non-passing']).default('all'))
+  .option('--log-origin <origin>', 'the origin each vendor log is named under (<origin>/<vendor>), e.g. collector.example.com/vcm (default: vcm-collector/<key fingerprint>)')
+  .addOption(new Option('--checkpoint-interval <duration>', 'how often a grown vendor log gets a signed checkpoint').argParser(duration).default(60, '60s'))
   .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('info'))
-  .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; bodyLimit: number; logLevel: string }) => {
+  .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; bodyLimit: number; logOrigin?: string; checkpointInterval: number; logLevel: string }) => {
     if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new CollectorError('COL_ERR_CONFIG', '--tls-cert and --tls-key go together');
     const config = parseCollectorConfig({
       dataDir: opts.dataDir,
@@ -76,6 +83,8 @@ program
       perHostSeries: opts.perHostSeries,
       rateLimit: opts.rateLimit,
       bodyLimitBytes: opts.bodyLimit,
+      ...(opts.logOrigin === undefined ? {} : { logOrigin: opts.logOrigin }),
+      checkpointIntervalSeconds: opts.checkpointInterval,
       ...(opts.s3Config === undefined ? {} : { s3: JSON.parse(await readFile(opts.s3Config, 'utf8')) as unknown }),
       logLevel: opts.logLevel as 'info',
     });
@@ -267,6 +276,101 @@ program
       ...(opts.ttl === undefined ? {} : { ttlSeconds: opts.ttl }),
     });
     process.stdout.write(`${value}\n`);
+  });
+
+const logCmd = program.command('log').description("A vendor's transparency log: its signed checkpoints and the proofs between them.");
+/** Fetches text or JSON from the log API with the admin (or auditor) token. */
+async function logApi(t: Target, method: string, pathname: string): Promise<string> {
+  const token = t.adminTokenFile === undefined ? process.env.VCM_ADMIN_TOKEN : (await readFile(t.adminTokenFile, 'utf8')).trim();
+  if (token === undefined || token === '') throw new CollectorError('COL_ERR_UNAUTHORIZED', 'give --admin-token-file or VCM_ADMIN_TOKEN');
+  const res = await fetch(new URL(pathname, t.collector), { method, headers: { authorization: `Bearer ${token}` } }).catch((err: unknown) => {
+    throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `cannot reach ${t.collector}: ${(err as Error).message}`);
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    const code = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    throw new CollectorError(code?.code !== undefined && code.code in COLLECTOR_ERRORS ? (code.code as CollectorErrorCode) : 'COL_ERR_INTERNAL', code?.message ?? `HTTP ${res.status}`);
+  }
+  return text;
+}
+async function localLog(t: Target, v: string) {
+  const [{ readVendorLog }, { generateKeyPairSync }] = await Promise.all([import('./log/commands.js'), import('node:crypto')]);
+  // Read only: the key that would sign new checkpoints is never used here.
+  return readVendorLog(await localStore(t), v, generateKeyPairSync('ed25519').privateKey);
+}
+targetOptions(
+  logCmd
+    .command('checkpoint')
+    .description("Print a vendor log's signed checkpoint: the latest, or the one in force at a size or a time; --issue asks the collector for a new one.")
+    .requiredOption('--vendor <name>', 'the vendor', vendor)
+    .option('--size <n>', 'the newest checkpoint at or below this size', positiveInt)
+    .option('--at <time>', 'the newest checkpoint issued at or before this ISO 8601 time')
+    .option('--issue', 'issue one now (needs --collector and an admin token)'),
+).action(async (opts: Target & { vendor: string; size?: number; at?: string; issue?: boolean }) => {
+  const query = new URLSearchParams({ ...(opts.size === undefined ? {} : { size: String(opts.size) }), ...(opts.at === undefined ? {} : { at: opts.at }) });
+  if (opts.collector !== undefined) {
+    const note = await logApi(opts, opts.issue === true ? 'POST' : 'GET', `/v1/log/${opts.vendor}/checkpoint${query.size > 0 ? `?${query}` : ''}`);
+    process.stdout.write(note);
+    return;
+  }
+  if (opts.issue === true) throw new CollectorError('COL_ERR_CONFIG', '--issue needs --collector: only the running collector writes the log');
+  const at = opts.at === undefined ? undefined : new Date(opts.at);
+  if (at !== undefined && Number.isNaN(at.getTime())) throw new CollectorError('COL_ERR_LOG_RANGE', '--at must be an ISO 8601 time');
+  const { localCheckpoint } = await import('./log/commands.js');
+  process.stdout.write(localCheckpoint(await localLog(opts, opts.vendor), { ...(opts.size === undefined ? {} : { size: opts.size }), ...(at === undefined ? {} : { at }) }).note);
+});
+targetOptions(
+  logCmd
+    .command('proof')
+    .description('Print an inclusion proof (--index, or --agent and --seq) or a consistency proof (--from, --to) against a signed size, as JSON.')
+    .requiredOption('--vendor <name>', 'the vendor', vendor)
+    .option('--index <n>', 'the entry', nonNegativeInt)
+    .option('--agent <id>', 'the agent whose envelope to prove (with --seq)')
+    .option('--seq <n>', "the envelope's sequence number", positiveInt)
+    .option('--size <n>', 'the signed size to prove inclusion in (default: the latest checkpoint)', positiveInt)
+    .option('--from <n>', 'consistency: the older size', positiveInt)
+    .option('--to <n>', 'consistency: the newer, signed size (default: the latest checkpoint)', positiveInt),
+).action(async (opts: Target & { vendor: string; index?: number; agent?: string; seq?: number; size?: number; from?: number; to?: number }) => {
+  const q = new URLSearchParams();
+  for (const k of ['index', 'agent', 'seq', 'size', 'from', 'to'] as const) if (opts[k] !== undefined) q.set(k, String(opts[k]));
+  const kind = opts.from !== undefined ? 'consistency' : 'inclusion';
+  if (opts.collector !== undefined) {
+    process.stdout.write(`${JSON.stringify(JSON.parse(await logApi(opts, 'GET', `/v1/log/${opts.vendor}/proof/${kind}?${q}`)), null, 2)}\n`);
+    return;
+  }
+  const { localProof } = await import('./log/commands.js');
+  const l = await localLog(opts, opts.vendor);
+  if (opts.agent !== undefined) throw new CollectorError('COL_ERR_CONFIG', '--agent needs --collector (a store is searched by --index)');
+  process.stdout.write(`${JSON.stringify(localProof(l, opts), null, 2)}\n`);
+});
+logCmd
+  .command('verify-consistency')
+  .description('Check that NEW extends OLD: both signed by the collector key, and a consistency proof between them. Offline with --proof.')
+  .argument('<old>', 'the older checkpoint (a signed note, as `log checkpoint` prints it)')
+  .argument('<new>', 'the newer checkpoint')
+  .requiredOption('--collector-key <file>', "the collector's public key (PEM), obtained out of band")
+  .option('--proof <file>', 'the consistency proof (JSON, as `log proof --from --to` prints it)')
+  .option('--vendor <name>', 'with --collector or --data-dir: the vendor whose proof to fetch', vendor)
+  .option('--collector <url>', 'fetch the proof from this collector (with an admin or auditor token)')
+  .option('--data-dir <dir>', 'compute the proof from this store')
+  .option('--admin-token-file <file>', 'file holding the bearer token (or VCM_ADMIN_TOKEN)')
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (oldFile: string, newFile: string, opts: Target & { collectorKey: string; proof?: string; vendor?: string; format: string }) => {
+    const { checkConsistency, openCheckpoint, localProof } = await import('./log/commands.js');
+    const [oldNote, newNote, keyPem] = await Promise.all([readFile(oldFile, 'utf8'), readFile(newFile, 'utf8'), readFile(opts.collectorKey, 'utf8')]);
+    let hashes: string[];
+    if (opts.proof !== undefined) hashes = (JSON.parse(await readFile(opts.proof, 'utf8')) as { hashes: string[] }).hashes;
+    else {
+      if (opts.vendor === undefined) throw new CollectorError('COL_ERR_CONFIG', 'give --proof, or --vendor with --collector or --data-dir');
+      const { createPublicKey } = await import('node:crypto');
+      const key = createPublicKey(keyPem);
+      const [a, b] = [openCheckpoint(oldNote, key), openCheckpoint(newNote, key)];
+      if (a.size === 0) hashes = [];
+      else if (opts.collector !== undefined) hashes = (JSON.parse(await logApi(opts, 'GET', `/v1/log/${opts.vendor}/proof/consistency?from=${a.size}&to=${b.size}`)) as { hashes: string[] }).hashes;
+      else hashes = localProof(await localLog(opts, opts.vendor), { from: a.size, to: b.size }).hashes;
+    }
+    const v = checkConsistency(oldNote, newNote, hashes, keyPem);
+    print(opts.format, { consistent: true, ...v }, () => [[`consistent: ${v.origin} grew from ${v.from} to ${v.to} entries without changing any`]]);
   });
 
 program

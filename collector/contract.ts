@@ -421,6 +421,8 @@ export const ingestOutcomeSchema = z
     seq: z.number().int().nullable(),
     outcome: z.enum(['accepted', 'duplicate', 'rejected']),
     key: z.string().optional(),
+    /** The envelope's index in its vendor's transparency log: the receipt. */
+    logIndex: z.number().int().min(0).optional(),
     error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
   })
   .strict();

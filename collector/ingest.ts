@@ -21,6 +21,8 @@ import {
   type PolicyDocument,
 } from './contract.js';
 import { CollectorError } from './errors.js';
+import type { LogEntry } from './log/entries.js';
+import type { LogSet } from './log/logs.js';
 import { parseRequestJson as parseJson } from './strict-json.js';
 import type { Metrics } from './metrics.js';
 import { keyForSeq, type AgentRegistry, type RegisteredAgent } from './registry.js';
@@ -36,6 +38,8 @@ export interface IngestDeps {
   now: () => Date;
   log: Logger;
   clockSkewSeconds?: number;
+  /** The transparency logs; without them (unit tests of verification alone) nothing is entered. */
+  logs?: LogSet;
   /** Envelopes per second each agent may send, with a burst allowance; undefined = unlimited. */
   rateLimit?: { perSecond: number; burst: number };
 }
@@ -288,7 +292,10 @@ export class Ingestor {
     const linkAt = (seq: number) => a.links.get(seq) ?? pending.get(seq);
     /** The highest sequence number stored or accepted earlier in this batch. */
     let head = a.headSeq;
+    const headAtStart = head;
     const writes: { index: number; v: Verified; key: string; gap: boolean }[] = [];
+    /** Envelopes already stored: answered with their log index, and entered if a crash kept them out. */
+    const duplicates: { index: number; v: Verified; key: string }[] = [];
     // The registry as it is now, under the lock: a rotation or revocation since verification counts.
     const now = (await this.#deps.registry.get(agentId)) ?? group[0]!.v.agent;
     for (const { index, v } of group) {
@@ -299,7 +306,10 @@ export class Ingestor {
       }
       const existing = linkAt(seq);
       if (existing !== undefined) {
-        if (existing.hash === v.hash) results[index] = { seq, outcome: 'duplicate', key: existing.key };
+        if (existing.hash === v.hash) {
+          results[index] = { seq, outcome: 'duplicate', key: existing.key };
+          duplicates.push({ index, v, key: existing.key });
+        }
         else {
           log.warn({ agentId, seq }, 'sequence number reused with other content');
           results[index] = new CollectorError('COL_ERR_REPLAY');
@@ -333,7 +343,7 @@ export class Ingestor {
       writes.push({ index, v, key, gap: before === undefined && seq > 1 && seq > head });
       head = Math.max(head, seq);
     }
-    if (writes.length === 0) return;
+    if (writes.length === 0) return this.#enter(agentId, [], duplicates, results, headAtStart);
 
     const stopTimer = metrics.writeDuration.startTimer();
     let puts;
@@ -352,6 +362,7 @@ export class Ingestor {
       state.recordStored(agentId, seq, { hash: w.v.hash, key: w.key });
       if (puts[i] === 'exists') {
         results[w.index] = { seq, outcome: 'duplicate', key: w.key };
+        duplicates.push(w);
         continue;
       }
       if (w.gap) {
@@ -368,6 +379,61 @@ export class Ingestor {
         state.recordResult(agentId, predicate, judge(predicate, policy, w.v.agent.record.vendor), policy.version, receivedAt);
       }
       results[w.index] = { seq, outcome: 'accepted', key: w.key };
+    }
+    const accepted = writes.filter((_, i) => puts[i] === 'created');
+    await this.#enter(agentId, accepted, duplicates, results, headAtStart, new Date(receivedAt).toISOString());
+  }
+
+  /**
+   * Enters accepted envelopes (and the gaps before them) in the vendor's transparency log and
+   * waits until the entries are durable: only then is anything acknowledged. A resent envelope
+   * adds nothing, unless its entry never got written (the log was failing when it first came);
+   * it is answered with its index.
+   */
+  async #enter(
+    agentId: string,
+    accepted: readonly { index: number; v: Verified; key: string; gap: boolean }[],
+    duplicates: readonly { index: number; v: Verified; key: string }[],
+    results: (IngestOutcome | CollectorError)[],
+    headBefore: number,
+    receivedAt = this.#deps.now().toISOString(),
+  ): Promise<void> {
+    const logs = this.#deps.logs;
+    if (logs === undefined) return;
+    const vendor = (accepted[0] ?? duplicates[0])?.v.agent.record.vendor;
+    if (vendor === undefined) return;
+    const entries: LogEntry[] = [];
+    const slots: { index: number; at: number }[] = [];
+    const envelopeEntry = (w: { v: Verified; key: string }): LogEntry => ({
+      type: 'envelope',
+      agentId,
+      seq: w.v.predicate.seq,
+      sha256: w.v.hash,
+      key: w.key,
+      predicate: 'dropped' in w.v.predicate ? 'spool_drop' : 'finding',
+      collectedAt: w.v.predicate.collectedAt,
+      receivedAt,
+      migrated: false,
+    });
+    let head = headBefore;
+    for (const w of [...accepted].sort((x, y) => x.v.predicate.seq - y.v.predicate.seq)) {
+      if (w.gap) entries.push({ type: 'chain_gap', agentId, seq: w.v.predicate.seq, headSeq: head, receivedAt });
+      head = Math.max(head, w.v.predicate.seq);
+      slots.push({ index: w.index, at: entries.length });
+      entries.push(envelopeEntry(w));
+    }
+    for (const d of duplicates) {
+      if (logs.indexOf(agentId, d.v.predicate.seq) !== undefined) continue;
+      slots.push({ index: d.index, at: entries.length });
+      entries.push(envelopeEntry(d));
+    }
+    if (entries.length > 0) {
+      const first = await logs.append(vendor, entries, this.#deps.policy());
+      for (const { index, at } of slots) (results[index] as IngestOutcome).logIndex = first + at;
+    }
+    for (const d of duplicates) {
+      const logIndex = logs.indexOf(agentId, d.v.predicate.seq);
+      if (logIndex !== undefined) (results[d.index] as IngestOutcome).logIndex = logIndex;
     }
   }
 

@@ -3,6 +3,7 @@
 // None is ever rewritten.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as z from 'zod';
+import type { LogEntry } from './log/entries.js';
 import { agentIdFor, agentIdSchema, envelopeSchema, hostSchema, vendorSchema } from './contract.js';
 import type { EvidenceStore } from './store.js';
 
@@ -114,6 +115,25 @@ export function currentKey(agent: Pick<RegisteredAgent, 'keys'>): AgentKey {
 const ABSENT_TTL_MS = 60_000;
 const ABSENT_MAX = 10_000;
 
+/** The key events of an agent, as its vendor's transparency log enters them. */
+export function keyEventEntries(a: RegisteredAgent): LogEntry[] {
+  const out: LogEntry[] = a.keys.map((k) => ({
+    type: 'key_event',
+    event: k.generation === 0 ? 'enrolled' : 'rotated',
+    agentId: a.record.agentId,
+    keyId: k.keyId,
+    generation: k.generation,
+    afterSeq: k.afterSeq,
+    at: k.since,
+  }));
+  if (a.revocation !== null) out.push(revocationEntry(a.record.agentId, a.revocation, a.keys.length - 1));
+  return out;
+}
+
+function revocationEntry(agentId: string, r: Revocation, generation: number): LogEntry {
+  return { type: 'key_event', event: 'revoked', agentId, keyId: null, generation, afterSeq: r.afterSeq, at: r.revokedAt };
+}
+
 const KEYS_FILE_RE = /^keys\/([0-9a-f]{64})(?:(\.revoked)|\.key-([1-9]\d{0,6}))?\.json$/;
 
 export class AgentRegistry {
@@ -214,8 +234,15 @@ export class AgentRegistry {
     this.#agents.set(record.agentId, entryFor(record, null));
     this.#keyOwners.set(record.agentId, record.agentId);
     this.#absent.delete(record.agentId);
+    await this.onKeyEvent?.(record.vendor, { type: 'key_event', event: 'enrolled', agentId: record.agentId, keyId: record.agentId, generation: 0, afterSeq: 0, at: record.enrolledAt });
     return true;
   }
+
+  /**
+   * Called after each key event is stored, before it is answered (the transparency log enters it).
+   * A failure fails the request; the stored event stands, and a later start does not re-enter it.
+   */
+  onKeyEvent: ((vendor: string, entry: LogEntry) => Promise<unknown>) | null = null;
 
   /** The agent a key fingerprint belongs to (any generation), if this process knows it. */
   keyOwner(keyId: string): string | undefined {
@@ -230,16 +257,22 @@ export class AgentRegistry {
     const bytes = Buffer.from(`${JSON.stringify(event, null, 2)}\n`);
     const put = await this.#store.putIfAbsent(`keys/${agentId}.key-${event.generation}.json`, bytes);
     this.#agents.delete(agentId);
-    return { put, agent: await this.#read(agentId) };
+    const agent = await this.#read(agentId);
+    if (put === 'created' && agent !== undefined) {
+      await this.onKeyEvent?.(agent.record.vendor, { type: 'key_event', event: 'rotated', agentId, keyId: event.keyId, generation: event.generation, afterSeq: event.afterSeq, at: event.rotatedAt });
+    }
+    return { put, agent };
   }
 
   /** Revokes an agent from a point in its chain. A second revocation keeps the first. */
   async revoke(agentId: string, revocation: Revocation): Promise<RegisteredAgent | undefined> {
     const agent = await this.get(agentId);
     if (agent === undefined) return undefined;
-    await this.#store.putIfAbsent(`keys/${agentId}.revoked.json`, Buffer.from(`${JSON.stringify(revocation, null, 2)}\n`));
+    const put = await this.#store.putIfAbsent(`keys/${agentId}.revoked.json`, Buffer.from(`${JSON.stringify(revocation, null, 2)}\n`));
     this.#agents.delete(agentId);
-    return this.#read(agentId);
+    const read = await this.#read(agentId);
+    if (put === 'created') await this.onKeyEvent?.(agent.record.vendor, revocationEntry(agentId, revocation, agent.keys.length - 1));
+    return read;
   }
 
   all(): RegisteredAgent[] {

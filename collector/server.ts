@@ -1,4 +1,5 @@
 // Wires the collector together and listens. Configuration is validated once, then frozen.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -12,6 +13,7 @@ import { loadOrCreateIdentity } from './identity.js';
 import { Ingestor } from './ingest.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { effectivePolicy, loadOrInitPolicy, readPolicyVersion, writeNextPolicy } from './policy.js';
+import { LogSet } from './log/logs.js';
 import { AgentRegistry } from './registry.js';
 import { CollectorState } from './state.js';
 import { FsEvidenceStore, type EvidenceStore } from './store.js';
@@ -54,6 +56,18 @@ export const collectorConfigSchema = z
     /** How long a shutdown waits for requests in flight before closing their connections. */
     shutdownGraceSeconds: z.number().int().min(0).default(25),
     keyFile: z.string().optional(),
+    /**
+     * The collector's log origin: each vendor's transparency log is `<origin>/<vendor>`, the name
+     * its checkpoints carry. Default: vcm-collector/<first 16 hex of the collector key's SHA-256>.
+     */
+    logOrigin: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]{0,190}$/, 'a log origin is a schema-less URL-like name, such as collector.example.com/vcm')
+      .optional(),
+    /** How often each grown vendor log gets a signed checkpoint. */
+    checkpointIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
+    /** How often the stored tiles of every log are read back and compared with its entries. */
+    logSelfCheckSeconds: z.number().int().min(1).max(7 * 86_400).default(3600),
     /** Evidence in S3 instead of the filesystem store (see collector/s3-store.ts for the settings). */
     s3: z.unknown().optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -77,6 +91,11 @@ export function parseCollectorConfig(input: CollectorConfigInput): CollectorConf
   return Object.freeze(parsed.data);
 }
 
+/** The default log origin: stable for a collector key, and different for another collector's. */
+export function defaultLogOrigin(publicKeyPem: string): string {
+  return `vcm-collector/${createHash('sha256').update(publicKeyPem).digest('hex').slice(0, 16)}`;
+}
+
 export function createLogger(level: string): Logger {
   return pino({
     level,
@@ -92,6 +111,7 @@ export interface RunningCollector {
   metrics: Metrics;
   state: CollectorState;
   registry: AgentRegistry;
+  logs: LogSet;
   policy: () => PolicyDocument;
   /** Stops taking requests, lets those in flight finish (their writes included), then closes. */
   close(): Promise<void>;
@@ -136,6 +156,14 @@ export async function startCollector(
   const state = new CollectorState();
   const metrics = createMetrics({ state, registry, policy: () => policy, now, pendingFiles: () => store.pendingFiles?.() ?? 0 }, { perHostSeries: config.perHostSeries });
   metrics.preflightOk.set(preflight === null || preflight.ok ? 1 : 0);
+  const logs = new LogSet({
+    store,
+    key: identity.privateKey,
+    origin: config.logOrigin ?? defaultLogOrigin(identity.publicKeyPem),
+    log: log.child({ component: 'log' }),
+    registry: metrics.registry,
+  });
+  registry.onKeyEvent = (vendor, entry) => logs.append(vendor, [entry]);
   const ingestor = new Ingestor({
     store,
     registry,
@@ -146,6 +174,7 @@ export async function startCollector(
     log: log.child({ component: 'ingest' }),
     clockSkewSeconds: config.clockSkewSeconds,
     rateLimit: config.rateLimit,
+    logs,
   });
   const refreshPolicy = async () => {
     const latest = await loadOrInitPolicy(store, now(), { write: writable });
@@ -162,6 +191,7 @@ export async function startCollector(
     log,
     bodyLimitBytes: config.bodyLimitBytes,
     started: () => started,
+    logHttp: { logs, store, now },
     ingestRefused: () => (preflight === null || preflight.ok ? null : `evidence store preflight failed: ${preflight.problems.map((p) => p.message).join('; ')}`),
     policyFor: async (agentId) => {
       const agent = agentId === null ? undefined : await registry.get(agentId);
@@ -228,7 +258,17 @@ export async function startCollector(
   } finally {
     state.onChange = onChange;
   }
+  const reconciled = await logs.start({ agents: registry.all(), state, now: now() });
+  if (reconciled.migrated > 0) log.info({ entries: reconciled.migrated }, 'stored evidence entered in the transparency logs');
   started = true;
+  const checkpointTimer = setInterval(() => {
+    void logs.checkpointAll(now());
+  }, config.checkpointIntervalSeconds * 1000);
+  checkpointTimer.unref();
+  const selfCheckTimer = setInterval(() => {
+    void logs.selfCheck();
+  }, config.logSelfCheckSeconds * 1000);
+  selfCheckTimer.unref();
   const timer = setInterval(() => {
     refreshPolicy().catch((err: unknown) => log.warn({ err }, 'policy refresh failed'));
   }, config.policyRefreshSeconds * 1000);
@@ -248,10 +288,13 @@ export async function startCollector(
     metrics,
     state,
     registry,
+    logs,
     policy: () => policy,
     close: () =>
       (closing ??= (async () => {
         clearInterval(timer);
+        clearInterval(checkpointTimer);
+        clearInterval(selfCheckTimer);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         if (inFlight > 0) {
@@ -262,6 +305,8 @@ export async function startCollector(
         }
         server.closeAllConnections();
         await closed;
+        // What the logs took since their last checkpoint gets one before the store closes.
+        await logs.checkpointAll(now());
         await store.close?.();
         log.info('collector stopped');
       })()),

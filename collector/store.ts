@@ -242,7 +242,8 @@ export class FsEvidenceStore implements EvidenceStore {
 
   putIfAbsent(key: string, bytes: Buffer): Promise<PutResult> {
     const journal = this.#journal;
-    if (journal === null || !key.startsWith('evidence/')) return this.#putDirect(key, bytes);
+    // Evidence and the transparency log's rounds, tiles and checkpoints go through the journal.
+    if (journal === null || !(key.startsWith('evidence/') || key.startsWith('log/'))) return this.#putDirect(key, bytes);
     const prior = this.#pending.get(key);
     // The key is under way: once that put is durable the key exists; if it failed, try again.
     if (prior !== undefined) return prior.durable.then(() => 'exists', () => this.putIfAbsent(key, bytes));

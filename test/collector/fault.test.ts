@@ -33,6 +33,28 @@ async function agentStatus(stateDir: string): Promise<AgentStatus> {
  * Enrolls the real agent CLI. The token is made on the store the collector process serves, as
  * `vcm-collector token create --data-dir` does (without the cost of one more process).
  */
+/**
+ * The envelope entries of a vendor's transparency log, read straight from its write-ahead rounds
+ * (one JSON entry per line), with whether each entry's evidence file exists.
+ */
+async function loggedEnvelopes(dataDir: string, vendor: string): Promise<{ seq: number; key: string; evidence: boolean }[]> {
+  const dir = path.join(dataDir, `log/vendor=${vendor}/wal`);
+  const out: { seq: number; key: string; evidence: boolean }[] = [];
+  for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    for (const line of (await readFile(path.join(dir, name), 'utf8')).split('\n')) {
+      if (line === '') continue;
+      const e = JSON.parse(line) as { type: string; seq: number; key: string };
+      if (e.type !== 'envelope') continue;
+      const evidence = await stat(path.join(dataDir, e.key)).then(
+        () => true,
+        () => false,
+      );
+      out.push({ seq: e.seq, key: e.key, evidence });
+    }
+  }
+  return out;
+}
+
 async function enrollAgent(dataDir: string, collectorUrl: string, stateDir: string): Promise<string> {
   const { token } = await createToken(new FsEvidenceStore(dataDir), { vendor: 'acme' });
   const enrolled = await runCli(AGENT_CLI, ['enroll', '--collector', collectorUrl, '--token', token, '--state-dir', stateDir, '--hostname', 'fault-host']);
@@ -241,6 +263,10 @@ describe('the collector killed between receiving and acknowledging', () => {
         }
         // Only a write cut by the kill itself may leave a temporary file behind.
         if (p.point !== 'body-sent') expect(killed.temporaries).toEqual([]);
+        // Never an entry without its evidence; everything acknowledged has its entry.
+        const loggedAtKill = await loggedEnvelopes(dataDir, 'acme');
+        expect(loggedAtKill.filter((e) => !e.evidence)).toEqual([]);
+        expect(sorted(loggedAtKill.map((e) => e.seq))).toEqual(expect.arrayContaining(acked));
 
         collector = await startCollectorProcess(dataDir, { listen: `127.0.0.1:${port}` });
         const second = await runOnce(stateDir);
@@ -260,6 +286,10 @@ describe('the collector killed between receiving and acknowledging', () => {
         const audit = await auditChain(dataDir, agentId);
         expect(audit.problems).toEqual([]);
         expect(audit.links.map((l) => l.seq)).toEqual(range(1, s2.lastSeq));
+        // After the restart's replay: each stored envelope has exactly one entry, and no more.
+        const logged = await loggedEnvelopes(dataDir, 'acme');
+        expect(sorted(logged.map((e) => e.seq))).toEqual(range(1, s2.lastSeq));
+        expect(logged.every((e) => e.evidence)).toBe(true);
       } finally {
         await proxy?.close();
         await collector?.stop();

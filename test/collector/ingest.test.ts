@@ -54,7 +54,8 @@ describe('POST /v1/results', () => {
     for (const [i, e] of envs.entries()) {
       const res = await post(e);
       expect(res.status).toBe(200);
-      expect(res.json.results).toEqual([{ seq: i + 1, outcome: 'accepted', key: expect.stringContaining(sha256Hex(e)) }]);
+      // The receipt: the vendor's log holds the enrollment (0) and the policy version in force (1) first.
+      expect(res.json.results).toEqual([{ seq: i + 1, outcome: 'accepted', key: expect.stringContaining(sha256Hex(e)), logIndex: i + 2 }]);
     }
     expect(await evidenceCount()).toBe(3);
     expect(await metric('vcm_ingest_envelopes_total{outcome="accepted"}')).toBe(3);

@@ -1,0 +1,100 @@
+// The transparency log over HTTP, read-only except for issuing a checkpoint on demand:
+//   GET  /v1/log/<vendor>/checkpoint[?size=N | ?at=ISO]   the signed note (text/plain)
+//   GET  /v1/log/<vendor>/tile/...                        C2SP tlog-tiles paths, as stored
+//   GET  /v1/log/<vendor>/proof/inclusion?index=I[&size=N] or ?agent=ID&seq=S[&size=N]
+//   GET  /v1/log/<vendor>/proof/consistency?from=M&to=N
+//   POST /v1/log/<vendor>/checkpoint                      admin: issue one now
+// Admin tokens read every vendor, auditor tokens their vendors only; to anyone else a vendor's
+// log does not exist, whether or not it does.
+import { authenticate, canRead, type Principal } from '../admin.js';
+import { vendorSchema } from '../contract.js';
+import { CollectorError } from '../errors.js';
+import type { EvidenceStore } from '../store.js';
+import type { LogSet } from './logs.js';
+import { parseTilePath } from './tiles.js';
+import { logPrefix, type VendorLog } from './vendor-log.js';
+
+export interface LogHttpDeps {
+  logs: LogSet;
+  store: EvidenceStore;
+  now: () => Date;
+}
+
+export interface LogAnswer {
+  status: number;
+  body: Buffer | object;
+  contentType?: string;
+}
+
+const ROUTE_RE = /^\/v1\/log\/([^/]+)\/(checkpoint|tile\/.+|proof\/inclusion|proof\/consistency)$/;
+
+function int(url: URL, name: string, required: boolean): number | undefined {
+  const raw = url.searchParams.get(name);
+  if (raw === null) {
+    if (required) throw new CollectorError('COL_ERR_LOG_RANGE', `give ${name}`);
+    return undefined;
+  }
+  if (!/^(0|[1-9]\d{0,14})$/.test(raw)) throw new CollectorError('COL_ERR_LOG_RANGE', `${name} must be a whole number`);
+  return Number(raw);
+}
+
+/** The signed size a proof is made for: a checkpoint's, so that the root it leads to is signed. */
+function signedSize(l: VendorLog, size: number | undefined): number {
+  const latest = l.latest?.size ?? 0;
+  const n = size ?? latest;
+  if (l.checkpointFor({ size: n })?.size !== n) throw new CollectorError('COL_ERR_LOG_RANGE', `no checkpoint was issued at size ${n}; the latest is at ${latest}`);
+  return n;
+}
+
+const b64 = (hashes: Buffer[]) => hashes.map((h) => h.toString('base64'));
+
+export async function handleLog(deps: LogHttpDeps, method: string, url: URL, authorization: string | undefined): Promise<LogAnswer | null> {
+  const m = ROUTE_RE.exec(url.pathname);
+  if (m === null) return null;
+  const [, vendor = '', what = ''] = m;
+  const who: Principal = await authenticate(deps.store, authorization, deps.now());
+  if (!vendorSchema.safeParse(vendor).success || !canRead(who, vendor)) throw new CollectorError('COL_ERR_FORBIDDEN', 'this token does not read that vendor');
+  const l = deps.logs.get(vendor);
+  if (l === undefined) throw new CollectorError('COL_ERR_NOT_FOUND', 'this vendor has no log yet');
+
+  if (what === 'checkpoint') {
+    if (method === 'POST') {
+      if (who.role !== 'admin') throw new CollectorError('COL_ERR_FORBIDDEN', 'issuing a checkpoint needs an admin token');
+      const c = await l.issueCheckpoint(deps.now());
+      return { status: 200, body: Buffer.from(c.note, 'utf8'), contentType: 'text/plain; charset=utf-8' };
+    }
+    if (method !== 'GET') throw new CollectorError('COL_ERR_METHOD');
+    const size = int(url, 'size', false);
+    const atRaw = url.searchParams.get('at');
+    const at = atRaw === null ? undefined : new Date(atRaw);
+    if (at !== undefined && Number.isNaN(at.getTime())) throw new CollectorError('COL_ERR_LOG_RANGE', 'at must be an ISO 8601 time');
+    const c = size === undefined && at === undefined ? l.latest : l.checkpointFor({ ...(size === undefined ? {} : { size }), ...(at === undefined ? {} : { at }) });
+    if (c === undefined) throw new CollectorError('COL_ERR_NOT_FOUND', 'no checkpoint at or before that');
+    return { status: 200, body: Buffer.from(c.note, 'utf8'), contentType: 'text/plain; charset=utf-8' };
+  }
+  if (method !== 'GET') throw new CollectorError('COL_ERR_METHOD');
+
+  if (what.startsWith('tile/')) {
+    parseTilePath(what);
+    const bytes = await deps.store.get(`${logPrefix(vendor)}${what}`);
+    if (bytes === null) throw new CollectorError('COL_ERR_NOT_FOUND', 'no such tile');
+    return { status: 200, body: bytes, contentType: 'application/octet-stream' };
+  }
+
+  if (what === 'proof/inclusion') {
+    const size = signedSize(l, int(url, 'size', false));
+    const agent = url.searchParams.get('agent');
+    let index: number | undefined;
+    if (agent !== null) {
+      index = deps.logs.indexOf(agent, int(url, 'seq', true)!);
+      if (index === undefined) throw new CollectorError('COL_ERR_NOT_FOUND', 'the log holds no entry for that agent and seq');
+    } else index = int(url, 'index', true)!;
+    if (index >= size) throw new CollectorError('COL_ERR_LOG_RANGE', `index ${index} is not below size ${size}`);
+    return { status: 200, body: { index, size, hashes: b64(l.tree.inclusionProof(index, size)) } };
+  }
+
+  const from = int(url, 'from', true)!;
+  const to = signedSize(l, int(url, 'to', false));
+  if (from < 1 || from > to) throw new CollectorError('COL_ERR_LOG_RANGE', `from must be between 1 and ${to}`);
+  return { status: 200, body: { from, to, hashes: b64(l.tree.consistencyProof(from, to)) } };
+}
