@@ -253,6 +253,7 @@ program
       delivery: s.delivery,
       drops: s.drops,
       watchdog: s.watchdog,
+      log: s.log,
       lastError: s.lastError,
     };
     if (opts.format === 'json') {
@@ -288,6 +289,11 @@ program
         d.lastAttemptAt === null
           ? '-'
           : `${d.lastAttemptAt} ${d.lastOutcome ?? ''}${d.lastDetail === null ? '' : `: ${d.lastDetail}`}${d.nextRetryAt === null ? '' : `; next retry ${d.nextRetryAt}`} (accepted ${d.accepted}, duplicates ${d.duplicates}, quarantined ${d.quarantined} in total)`,
+      ],
+      ['log receipt', s.log.lastReceipt === null ? '-' : `seq ${s.log.lastReceipt.seq} is entry ${s.log.lastReceipt.logIndex} of the vendor log (${s.log.lastReceipt.at})`],
+      [
+        'log checkpoint',
+        `${s.log.checkpoint === null ? '-' : `${s.log.checkpoint.origin} at ${s.log.checkpoint.size} entries, signed and consistent, checked ${s.log.checkpoint.checkedAt}`}${s.log.lastError === null ? '' : ` (last check: ${s.log.lastError})`}`,
       ],
       ['drops', s.drops.records === 0 ? 'none' : `${s.drops.results} results in ${s.drops.records} signed drop records, last ${since(s.drops.lastAt)}`],
       ['last error', s.lastError === null ? '-' : `${s.lastError.at} ${s.lastError.code}: ${s.lastError.message}`],

@@ -14,6 +14,7 @@ import { CollectorClient, errorOf, type HttpOptions } from './http.js';
 import { Ledger, spoolForDelivery } from './ledger.js';
 import type { Spool } from './spool.js';
 import type { Identity, StateDir } from './state.js';
+import { checkLog, type LogCheck } from './log-check.js';
 import { StatusFile } from './status.js';
 import { refuseLocalOnly, trustedCachedPolicy } from './trust.js';
 
@@ -115,6 +116,23 @@ export async function deliver(spool: Spool, client: CollectorClient, log: Logger
   return (await deliveryPass(spoolForDelivery(spool, log), client, { log })).deliveries;
 }
 
+/** The log check, never failing the cycle: a collector away or an old one is a note in the status. */
+export async function checkLogSafely(state: StateDir, client: CollectorClient, identity: Identity, key: KeyObject, log: Logger, ledger: Ledger): Promise<LogCheck> {
+  try {
+    return await checkLog(state, client, identity, key, log, (detail) => ledger.recordEvent('log_inconsistent', detail));
+  } catch (err) {
+    return { checkpoint: null, error: isAgentError(err) ? err : new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `the log checkpoint could not be fetched: ${(err as Error).message}`) };
+  }
+}
+
+export async function recordLogCheck(status: StatusFile, check: LogCheck, now = new Date()): Promise<void> {
+  await status.update((s) => {
+    if (check.checkpoint !== null) s.log.checkpoint = { ...check.checkpoint, checkedAt: now.toISOString() };
+    s.log.lastError = check.error === null ? null : `${check.error.code}: ${check.error.message}`;
+    if (check.error?.code === 'AGT_ERR_LOG_INCONSISTENT') s.lastError = { at: now.toISOString(), code: check.error.code, message: check.error.message };
+  });
+}
+
 export async function recordPass(status: StatusFile, pass: PassResult, retryInMs: number | null, now = new Date()): Promise<void> {
   await status.update((s) => {
     const d = s.delivery;
@@ -122,6 +140,7 @@ export async function recordPass(status: StatusFile, pass: PassResult, retryInMs
     d.accepted += pass.accepted;
     d.duplicates += pass.duplicates;
     d.quarantined += pass.quarantined;
+    if (pass.lastReceipt !== null) s.log.lastReceipt = { ...pass.lastReceipt, at: now.toISOString() };
     if (pass.stopped === null) {
       d.lastOutcome = 'delivered';
       d.lastSuccessAt = now.toISOString();
@@ -182,6 +201,7 @@ export async function runOnce(state: StateDir, opts: CycleOptions): Promise<Cycl
     const pass = await ledger.exclusive((spool) => deliveryPass(spool, client, { log: opts.log, limits }));
     await ledger.flushHead();
     await recordPass(status, pass, null);
+    if (pass.accepted + pass.duplicates > 0) await recordLogCheck(status, await checkLogSafely(state, client, identity, key, opts.log, ledger));
     await status.flush();
     return { findings: signed, deliveries: pass.deliveries, policyVersion: policy?.version ?? null };
   } finally {

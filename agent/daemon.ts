@@ -16,7 +16,7 @@ import { RealHostIO, currentPlatform } from '../checks/host-io.js';
 import { policyTimeouts, runCheck } from '../checks/runner.js';
 import type { Policy } from '../collector/contract.js';
 import { identityProviderAccess, type LoadedConfig } from './config.js';
-import { enabledChecks, httpOptions, recordPass, refreshPolicy } from './cycle.js';
+import { checkLogSafely, enabledChecks, httpOptions, recordLogCheck, recordPass, refreshPolicy } from './cycle.js';
 import { Deliverer, backoffDelayMs, deliveryPass, type BackoffOptions } from './delivery.js';
 import { isAgentError } from './errors.js';
 import { CollectorClient } from './http.js';
@@ -104,6 +104,8 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       backoff,
       onPass: async (pass, next) => {
         await recordPass(status, pass, next.retryInMs);
+        // The log is checked after deliveries the collector took, not on every idle pass.
+        if (pass.accepted > 0) await recordLogCheck(status, await checkLogSafely(state, client, identity, key, log, ledger));
         if (pass.accepted + pass.duplicates + pass.quarantined > 0 || pass.stopped !== null) {
           log.info({ accepted: pass.accepted, duplicates: pass.duplicates, quarantined: pass.quarantined, kept: ledger.depth().count, retryInMs: next.retryInMs, stopped: pass.stopped?.detail ?? null }, 'delivery pass');
         }

@@ -31,6 +31,8 @@ export interface PassResult {
   accepted: number;
   duplicates: number;
   quarantined: number;
+  /** The last receipt: the log index the collector gave the newest envelope it took. */
+  lastReceipt: { seq: number; logIndex: number } | null;
   /** Why the pass stopped with envelopes still in the spool; null when it emptied the spool. */
   stopped: { reason: 'unreachable' | 'status' | 'protocol'; status?: number; retryAfterMs: number | null; detail: string } | null;
 }
@@ -46,7 +48,7 @@ export async function deliveryPass(
   opts: { log: Logger; limits?: Partial<BatchLimits>; signal?: AbortSignal; now?: () => Date },
 ): Promise<PassResult> {
   const limits = { ...DEFAULT_BATCH_LIMITS, ...opts.limits };
-  const result: PassResult = { deliveries: [], accepted: 0, duplicates: 0, quarantined: 0, stopped: null };
+  const result: PassResult = { deliveries: [], accepted: 0, duplicates: 0, quarantined: 0, lastReceipt: null, stopped: null };
   /** After a batch got a 4xx: how many envelopes to send one at a time to find the refused one. */
   let probe = 0;
   const done = new Set<number>();
@@ -114,6 +116,7 @@ export async function deliveryPass(
           acked.push(entry);
           if (o.outcome === 'accepted') result.accepted++;
           else result.duplicates++;
+          if (o.logIndex !== undefined && (result.lastReceipt === null || entry.seq > result.lastReceipt.seq)) result.lastReceipt = { seq: entry.seq, logIndex: o.logIndex };
           result.deliveries.push({ seq: entry.seq, outcome: o.outcome });
         }
         done.add(entry.seq);
@@ -230,7 +233,7 @@ export class Deliverer {
         pass = await this.#run(this.#abort.signal);
       } catch (err) {
         this.#opts.log.error({ err }, 'delivery pass failed');
-        pass = { deliveries: [], accepted: 0, duplicates: 0, quarantined: 0, stopped: { reason: 'protocol', retryAfterMs: null, detail: String(err) } };
+        pass = { deliveries: [], accepted: 0, duplicates: 0, quarantined: 0, lastReceipt: null, stopped: { reason: 'protocol', retryAfterMs: null, detail: String(err) } };
       }
       let delay: number | null = null;
       if (pass.stopped === null) {

@@ -12,6 +12,7 @@ export const AGENT_ERROR_CODES = {
   AGT_ERR_UNKNOWN_CHECK: 'no check has that id',
   AGT_ERR_STATE_LOCKED: 'another vcm-agent process is using the state directory',
   AGT_ERR_ROTATE_REJECTED: 'the collector refused the key rotation; the agent keeps its current key',
+  AGT_ERR_LOG_INCONSISTENT: "the collector showed a log checkpoint that does not extend the one this agent checked before, or that its key did not sign",
   AGT_ERR_ROTATION_PENDING: 'a key rotation waits for the collector\'s answer; nothing new is signed until it comes',
 } as const;
 

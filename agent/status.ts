@@ -59,6 +59,15 @@ export const statusSchema = z
       .strict()
       .default({ records: 0, results: 0, lastAt: null }),
     lastError: z.object({ at: when, code: z.string(), message: z.string() }).strict().nullable().default(null),
+    /** The transparency log: the last receipt the collector gave, and the last checkpoint checked. */
+    log: z
+      .object({
+        lastReceipt: z.object({ seq: z.number().int(), logIndex: z.number().int(), at: when }).strict().nullable(),
+        checkpoint: z.object({ origin: z.string(), size: z.number().int(), checkedAt: when }).strict().nullable(),
+        lastError: z.string().nullable(),
+      })
+      .strict()
+      .default({ lastReceipt: null, checkpoint: null, lastError: null }),
     watchdog: z
       .object({ lastRestartAt: when.nullable(), reason: z.string().nullable() })
       .strict()

@@ -199,7 +199,7 @@ export type HostInfo = z.infer<typeof hostSchema>;
 /** Things that happened to the agent itself since its last envelope (e.g. a watchdog restart). */
 export const agentEventSchema = z
   .object({
-    type: z.enum(['watchdog_restart', 'spool_quarantine', 'started']),
+    type: z.enum(['watchdog_restart', 'spool_quarantine', 'started', 'log_inconsistent']),
     at: z.iso.datetime({ offset: false }),
     detail: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
   })
@@ -407,6 +407,35 @@ export const policyDocumentSchema = policySchema
   })
   .strict();
 export type PolicyDocument = z.infer<typeof policyDocumentSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Agent-signed requests (reads an agent makes of its own vendor, such as its log's checkpoint)
+
+/** `authorization: VCM-Agent agent=<id>, created=<unix seconds>, sig=<base64 Ed25519>` */
+export const AGENT_AUTH_RE = /^VCM-Agent agent=([0-9a-f]{64}), created=(\d{1,12}), sig=([A-Za-z0-9+/]{86}==)$/;
+
+/** The bytes an agent signs for a request: bound to the method, the exact target and the time. */
+export function agentRequestMessage(method: string, target: string, created: number): Buffer {
+  return Buffer.from(`vcm-agent-request v1\n${method}\n${target}\n${created}\n`, 'utf8');
+}
+
+export function agentAuthorization(agentId: string, key: KeyObject, method: string, target: string, created = Math.floor(Date.now() / 1000)): string {
+  const sig = edSign(null, agentRequestMessage(method, target, created), key).toString('base64');
+  return `VCM-Agent agent=${agentId}, created=${created}, sig=${sig}`;
+}
+
+/** What `GET /v1/log/checkpoint?from=N` answers an agent: its vendor log's latest checkpoint, and the proof from N. */
+export const agentCheckpointSchema = z
+  .object({
+    checkpoint: z.string().max(8192),
+    consistency: z.object({ from: z.number().int().min(1), to: z.number().int().min(1), hashes: z.array(z.string().max(64)).max(128) }).strict().nullable(),
+  })
+  .strict();
+export type AgentCheckpoint = z.infer<typeof agentCheckpointSchema>;
+
+// The log verification an agent needs, from here: the one collector file the agent imports.
+export { ed25519KeyId, openNote, parseCheckpoint } from './log/note.js';
+export { verifyConsistency } from './log/merkle.js';
 
 // ---------------------------------------------------------------------------------------------
 // Results

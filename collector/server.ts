@@ -191,7 +191,7 @@ export async function startCollector(
     log,
     bodyLimitBytes: config.bodyLimitBytes,
     started: () => started,
-    logHttp: { logs, store, now },
+    logHttp: { logs, store, registry, now, clockSkewSeconds: config.clockSkewSeconds },
     ingestRefused: () => (preflight === null || preflight.ok ? null : `evidence store preflight failed: ${preflight.problems.map((p) => p.message).join('; ')}`),
     policyFor: async (agentId) => {
       const agent = agentId === null ? undefined : await registry.get(agentId);

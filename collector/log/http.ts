@@ -4,11 +4,14 @@
 //   GET  /v1/log/<vendor>/proof/inclusion?index=I[&size=N] or ?agent=ID&seq=S[&size=N]
 //   GET  /v1/log/<vendor>/proof/consistency?from=M&to=N
 //   POST /v1/log/<vendor>/checkpoint                      admin: issue one now
+//   GET  /v1/log/checkpoint?from=N                        an agent, signed: its vendor's, with the proof from N
 // Admin tokens read every vendor, auditor tokens their vendors only; to anyone else a vendor's
 // log does not exist, whether or not it does.
 import { authenticate, canRead, type Principal } from '../admin.js';
-import { vendorSchema } from '../contract.js';
+import { verify as edVerify } from 'node:crypto';
+import { AGENT_AUTH_RE, agentRequestMessage, vendorSchema } from '../contract.js';
 import { CollectorError } from '../errors.js';
+import type { AgentRegistry, RegisteredAgent } from '../registry.js';
 import type { EvidenceStore } from '../store.js';
 import type { LogSet } from './logs.js';
 import { parseTilePath } from './tiles.js';
@@ -17,7 +20,38 @@ import { logPrefix, type VendorLog } from './vendor-log.js';
 export interface LogHttpDeps {
   logs: LogSet;
   store: EvidenceStore;
+  registry: AgentRegistry;
   now: () => Date;
+  clockSkewSeconds: number;
+}
+
+/** The agent a signed request comes from: its current key signed the method, target and time. */
+async function signedAgent(deps: LogHttpDeps, method: string, target: string, authorization: string | undefined): Promise<RegisteredAgent> {
+  const m = AGENT_AUTH_RE.exec(authorization ?? '');
+  if (m === null) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'sign the request as the agent (VCM-Agent authorization)');
+  const [, agentId = '', created = '', sig = ''] = m;
+  if (Math.abs(Number(created) - deps.now().getTime() / 1000) > deps.clockSkewSeconds) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the signed request is too old or in the future');
+  const agent = await deps.registry.get(agentId);
+  const key = agent?.keys.at(-1)?.key;
+  if (agent === undefined || key === undefined || !edVerify(null, agentRequestMessage(method, target, Number(created)), key, Buffer.from(sig, 'base64'))) {
+    throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the request signature does not verify');
+  }
+  if (agent.revocation !== null) throw new CollectorError('COL_ERR_REVOKED');
+  return agent;
+}
+
+/** GET /v1/log/checkpoint?from=N: an agent's own vendor log, its latest checkpoint, and the proof from N. */
+async function agentCheckpoint(deps: LogHttpDeps, url: URL, authorization: string | undefined): Promise<LogAnswer> {
+  const agent = await signedAgent(deps, 'GET', `${url.pathname}${url.search}`, authorization);
+  const l = deps.logs.get(agent.record.vendor);
+  const latest = l?.latest;
+  if (l === undefined || latest === undefined) throw new CollectorError('COL_ERR_NOT_FOUND', 'no checkpoint of this vendor\'s log yet');
+  const from = int(url, 'from', false);
+  const consistency =
+    from === undefined || from === 0 || from >= latest.size
+      ? null
+      : { from, to: latest.size, hashes: b64(l.tree.consistencyProof(from, latest.size)) };
+  return { status: 200, body: { checkpoint: latest.note, consistency } };
 }
 
 export interface LogAnswer {
@@ -49,6 +83,7 @@ function signedSize(l: VendorLog, size: number | undefined): number {
 const b64 = (hashes: Buffer[]) => hashes.map((h) => h.toString('base64'));
 
 export async function handleLog(deps: LogHttpDeps, method: string, url: URL, authorization: string | undefined): Promise<LogAnswer | null> {
+  if (url.pathname === '/v1/log/checkpoint' && method === 'GET') return agentCheckpoint(deps, url, authorization);
   const m = ROUTE_RE.exec(url.pathname);
   if (m === null) return null;
   const [, vendor = '', what = ''] = m;

@@ -219,9 +219,9 @@ describe('backoff', () => {
 
 describe('Deliverer (fake timers)', () => {
   function stopped(retryAfterMs: number | null = null): PassResult {
-    return { deliveries: [], accepted: 0, duplicates: 0, quarantined: 0, stopped: { reason: 'status', status: 503, retryAfterMs, detail: 'x' } };
+    return { deliveries: [], accepted: 0, duplicates: 0, quarantined: 0, lastReceipt: null, stopped: { reason: 'status', status: 503, retryAfterMs, detail: 'x' } };
   }
-  const ok: PassResult = { deliveries: [], accepted: 1, duplicates: 0, quarantined: 0, stopped: null };
+  const ok: PassResult = { deliveries: [], accepted: 1, duplicates: 0, quarantined: 0, lastReceipt: null, stopped: null };
 
   it('retries on the backoff timer, does not cut a backoff short on a kick, and resets after success', async () => {
     vi.useFakeTimers();
