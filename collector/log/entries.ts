@@ -20,8 +20,10 @@ export const logEntrySchema = z.discriminatedUnion('type', [
       sha256,
       /** Its key in the evidence store. */
       key: z.string().min(1).max(1024),
-      predicate: z.enum(['finding', 'spool_drop']),
-      collectedAt: when,
+      /** Finding or spool-drop record; null when entered after the fact (migrated: read the envelope). */
+      predicate: z.enum(['finding', 'spool_drop']).nullable(),
+      /** The collection time the envelope states; null when migrated, as above. */
+      collectedAt: when.nullable(),
       /** When the collector received it; null for evidence entered after the fact (migrated). */
       receivedAt: when.nullable(),
       /** Stored before the log (or before a crash let its entry be written), entered at a start. */
@@ -63,20 +65,39 @@ export const logEntrySchema = z.discriminatedUnion('type', [
 ]);
 export type LogEntry = z.infer<typeof logEntrySchema>;
 
+/** Sorted member names per shape of object: entries come in a handful of shapes. */
+const sortedKeys = new Map<string, string[]>();
+
+/** RFC 8785 for our values: members sorted (by UTF-16 code units, as Array.sort does), no white space. */
 function canonical(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   const o = value as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+  const keys = Object.keys(o);
+  const shape = keys.join('\u0000');
+  let order = sortedKeys.get(shape);
+  if (order === undefined) sortedKeys.set(shape, (order = [...keys].sort()));
+  // Rebuilt in sorted order, then one native JSON.stringify: the same text, several times faster.
+  const sorted: Record<string, unknown> = {};
+  let nested = false;
+  for (const k of order) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (v !== null && typeof v === 'object') nested = true;
+    sorted[k] = v;
+  }
+  if (!nested) return JSON.stringify(sorted);
+  return `{${Object.keys(sorted)
+    .map((k) => `${JSON.stringify(k)}:${canonical(sorted[k])}`)
     .join(',')}}`;
 }
 
-/** The entry's bytes as hashed: canonical JSON, UTF-8, no newline. */
+/**
+ * The entry's bytes as hashed: canonical JSON, UTF-8, no newline. Entries are built by the
+ * collector from values it verified, so they are not parsed again here (decodeEntry is strict).
+ */
 export function encodeEntry(entry: LogEntry): Buffer {
-  return Buffer.from(canonical(logEntrySchema.parse(entry)), 'utf8');
+  return Buffer.from(canonical(entry), 'utf8');
 }
 
 /** Parses an entry and holds it to its canonical form: other bytes for the same entry are refused. */

@@ -5,7 +5,6 @@ import { createHash, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { PolicyDocument } from '../contract.js';
-import { CollectorError } from '../errors.js';
 import { keyEventEntries, type RegisteredAgent } from '../registry.js';
 import type { CollectorState } from '../state.js';
 import type { EvidenceStore } from '../store.js';
@@ -139,6 +138,8 @@ export class LogSet {
         if (state.agents.get(entry.agentId)?.links.get(entry.seq)?.hash !== entry.sha256) missingEvidence++;
       });
     }
+    // What is stored is checked before anything is added to it.
+    await this.selfCheck();
     const missing: { vendor: string; agentId: string; seq: number; hash: string; key: string }[] = [];
     for (const [agentId, a] of state.agents) {
       const vendor = vendorOf(agentId);
@@ -156,12 +157,13 @@ export class LogSet {
       if (list === undefined) byVendor.set(vendor, (list = []));
       list.push(e);
     }
-    const meta = await mapLimit(missing, 64, (m) => this.#readEvidence(m.key));
-    for (const [i, m] of missing.entries()) {
-      const e = meta[i]!;
+    // Entered from what the store's listing says; the envelope itself (its hash is in the entry)
+    // says when it was collected and what it is. Reading every file would make a migration of a
+    // large store take hours.
+    for (const m of missing) {
       let list = byVendor.get(m.vendor);
       if (list === undefined) byVendor.set(m.vendor, (list = []));
-      list.push({ type: 'envelope', agentId: m.agentId, seq: m.seq, sha256: m.hash, key: m.key, predicate: e.predicate, collectedAt: e.collectedAt, receivedAt: null, migrated: true });
+      list.push({ type: 'envelope', agentId: m.agentId, seq: m.seq, sha256: m.hash, key: m.key, predicate: null, collectedAt: null, receivedAt: null, migrated: true });
     }
     for (const [vendor, entries] of byVendor) {
       const l = this.#open(vendor);
@@ -171,20 +173,10 @@ export class LogSet {
         const first = await l.append(chunk);
         for (const [j, e] of chunk.entries()) if (e.type === 'envelope') this.#remember(e.agentId, e.seq, first + j);
       }
-      await l.issueCheckpoint(now, [`migrated ${entries.length}`]);
+      await l.issueCheckpoint(now, [`migrated ${entries.length}`]).catch((err: unknown) => this.#opts.log.error({ err, vendor }, 'no checkpoint after the migration'));
     }
     if (missingEvidence > 0) this.#opts.log.error({ missingEvidence }, 'the transparency log names evidence the store no longer holds');
-    await this.selfCheck();
     return { migrated: missing.length + events.length, missingEvidence };
-  }
-
-  async #readEvidence(key: string): Promise<{ predicate: 'finding' | 'spool_drop'; collectedAt: string }> {
-    const raw = await this.#opts.store.get(key);
-    if (raw === null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `${key} vanished while the log was reconciled`);
-    // Stored evidence verified when it came in.
-    const env = JSON.parse(raw.toString('utf8')) as { payload: string };
-    const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate: { collectedAt: string; dropped?: unknown } };
-    return { predicate: st.predicate.dropped === undefined ? 'finding' : 'spool_drop', collectedAt: st.predicate.collectedAt };
   }
 
   /**
@@ -232,18 +224,4 @@ export class LogSet {
     }
     return out;
   }
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
 }

@@ -1,9 +1,11 @@
 // The one EvidenceStore contract, run against every implementation (filesystem, S3 on Ceph RGW,
 // S3 on the in-memory AWS stand-in). Each test gets a fresh, empty store from the factory.
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { evidenceKey } from '../../collector/contract.js';
 import { isCollectorError } from '../../collector/errors.js';
+import type { LogEntry } from '../../collector/log/entries.js';
+import { VendorLog } from '../../collector/log/vendor-log.js';
 import { AgentRegistry, keyForSeq, type KeyEvent } from '../../collector/registry.js';
 import type { EvidenceStore } from '../../collector/store.js';
 import { newKey, rotationBody } from '../helpers/agents.js';
@@ -152,6 +154,32 @@ export function evidenceStoreContract(name: string, factory: () => Promise<Store
       const { store } = await factory();
       await expect(store.ping()).resolves.toBeUndefined();
       expect(store.description).toMatch(/^(filesystem:|s3:\/\/)/);
+    });
+
+    it('holds a transparency log: rounds, tiles and checkpoints written create-only, read back the same by a fresh log; a second writer is refused', async () => {
+      const { store } = await factory();
+      const { privateKey } = generateKeyPairSync('ed25519');
+      const writer = new VendorLog({ vendor: 'acme', origin: 'contract.test/acme', store, key: privateKey });
+      await writer.load(() => undefined);
+      const entry = (seq: number): LogEntry => ({ type: 'chain_gap', agentId: AGENT, seq, headSeq: seq - 2, receivedAt: '2026-11-22T10:00:00.000Z' });
+      expect(await writer.append([entry(3), entry(5)])).toBe(0);
+      const first = await writer.issueCheckpoint(new Date('2026-11-22T10:00:00Z'));
+      expect(await writer.append(Array.from({ length: 300 }, (_, i) => entry(10 + i)))).toBe(2);
+      const second = await writer.issueCheckpoint(new Date('2026-11-22T11:00:00Z'));
+      const reader = new VendorLog({ vendor: 'acme', origin: 'contract.test/acme', store, key: privateKey });
+      await reader.load(() => undefined);
+      expect([reader.size, reader.broken, reader.checkpoints.map((c) => c.note)]).toEqual([302, null, [first.note, second.note]]);
+      expect(await reader.selfCheck()).toBeNull();
+      expect(reader.tree.root(302).equals(writer.tree.root(302))).toBe(true);
+      // The same index from another writer (a second collector) is taken: refused, never overwritten.
+      const rival = new VendorLog({ vendor: 'acme', origin: 'contract.test/acme', store, key: privateKey });
+      await rival.load(() => undefined);
+      const walKeys = await collect(store.list('log/vendor=acme/wal/'));
+      const stored = await store.get(walKeys.at(-1)!);
+      await writer.append([entry(400)]);
+      expect(await codeOf(rival.append([entry(401)]))).toBe('COL_ERR_STORE_UNAVAILABLE');
+      expect(rival.broken).toMatch(/another collector writes this vendor's log/);
+      expect((await store.get(walKeys.at(-1)!))?.equals(stored!)).toBe(true);
     });
 
     it('keeps an agent registry with its key rotations and revocation: a new registry loads the same history', async () => {
