@@ -130,6 +130,19 @@ export function detail(a: RegisteredAgent, state: CollectorState): AgentDetail {
   };
 }
 
+/**
+ * A policy as a token may read it: an auditor sees the defaults and its own vendors' overrides
+ * and exceptions, nothing of another vendor, not even its name.
+ */
+export function policyFor(who: Principal, doc: PolicyDocument): PolicyDocument {
+  if (who.role === 'admin' || who.vendors === null) return doc;
+  return {
+    ...doc,
+    vendors: Object.fromEntries(Object.entries(doc.vendors).filter(([vendor]) => canRead(who, vendor))),
+    exceptions: doc.exceptions.filter((e) => canRead(who, e.vendor)),
+  };
+}
+
 export interface AdminDeps {
   store: EvidenceStore;
   registry: AgentRegistry;
@@ -214,20 +227,18 @@ export async function handleAdmin(deps: AdminDeps, method: string, url: URL, aut
       });
       return { status: 200, body: detail(revoked!, deps.state) };
     }
-    case 'GET policy': {
-      const doc = deps.policy();
-      return { status: 200, body: who.role === 'admin' ? doc : { ...doc, exceptions: doc.exceptions.filter((e) => canRead(who, e.vendor)) } };
-    }
+    case 'GET policy':
+      return { status: 200, body: policyFor(who, deps.policy()) };
     case 'PUT policy': {
       requireAdmin(who);
       return { status: 201, body: await deps.setPolicy(jsonBody(await body())) };
     }
     default: {
-      const m = /^GET policy\/versions\/(\d+)$/.exec(route);
+      const m = /^GET policy\/versions\/(\d{1,9})$/.exec(route);
       if (m?.[1] !== undefined) {
         const doc = await deps.readPolicy(Number(m[1]));
         if (doc === null) throw new CollectorError('COL_ERR_NOT_FOUND', 'no such policy version');
-        return { status: 200, body: doc };
+        return { status: 200, body: policyFor(who, doc) };
       }
       throw new CollectorError('COL_ERR_NOT_FOUND');
     }

@@ -86,6 +86,33 @@ describe('admin API authentication and roles', () => {
   });
 });
 
+describe('policy reads by an auditor (#17, medium 5)', () => {
+  it("an auditor of acme reads neither globex's overrides nor its exceptions, in the current policy or any version", async () => {
+    const exception = (vendor: string) => ({ id: `EX-${vendor}`, vendor, hosts: '*', check: 'usb_policy', justification: 'a lab that flashes firmware', approver: 'ciso@customer.example', expires: '2027-03-31T00:00:00.000Z' });
+    const doc = {
+      freshnessSeconds: 7200,
+      checks: { usb_policy: { enabled: true, intervalSeconds: 3600, config: {} } },
+      vendors: { acme: { freshnessSeconds: 3600, checks: {} }, globex: { freshnessSeconds: 600, checks: {} } },
+      exceptions: [exception('acme'), exception('globex')],
+    };
+    const written = await call('PUT', '/v1/admin/policy', admin, doc);
+    expect(written.status).toBe(201);
+    const version = (written.json as { version: number }).version;
+    const auditor = await createAdminToken(collector.store, { name: 'auditor-acme', role: 'auditor', vendors: ['acme'] });
+    for (const path of ['/v1/admin/policy', `/v1/admin/policy/versions/${version}`]) {
+      const seen = (await call('GET', path, auditor)).json as { vendors: Record<string, unknown>; exceptions: { vendor: string }[] };
+      expect(Object.keys(seen.vendors), path).toEqual(['acme']);
+      expect(seen.exceptions.map((e) => e.vendor), path).toEqual(['acme']);
+      expect(JSON.stringify(seen), path).not.toContain('globex');
+      const full = (await call('GET', path, admin)).json as { vendors: Record<string, unknown> };
+      expect(Object.keys(full.vendors).sort(), path).toEqual(['acme', 'globex']);
+    }
+    // A version number past what is stored: 404 with a stable code, never a 500.
+    const huge = await call('GET', '/v1/admin/policy/versions/99999999999999999999999', admin);
+    expect([huge.status, huge.json.error?.code]).toEqual([404, 'COL_ERR_NOT_FOUND']);
+  });
+});
+
 describe('enrollment tokens over the admin API', () => {
   it('creates, lists (by hash only) and revokes tokens; a revoked token cannot enroll', async () => {
     const created = await call('POST', '/v1/admin/tokens', admin, { vendor: 'acme', ttlSeconds: 3600, uses: 2 });
