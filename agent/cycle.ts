@@ -6,7 +6,7 @@ import { CHECKS, allowListFor } from '../checks/index.js';
 import { RealHostIO, currentPlatform } from '../checks/host-io.js';
 import { configFor, policyTimeouts, runChecks } from '../checks/runner.js';
 import type { AnyCheck, Finding, IdentityProviderAccess } from '../checks/types.js';
-import { policySchema, type Policy } from '../collector/contract.js';
+import { agentAuthorization, policySchema, type Policy } from '../collector/contract.js';
 import { identityProviderAccess, type AgentConfig } from './config.js';
 import { deliveryPass, type Delivery, type PassResult } from './delivery.js';
 import { AgentError, isAgentError } from './errors.js';
@@ -54,11 +54,13 @@ export interface PolicyFetch {
  * Fetches this agent's policy (its vendor's effective policy: `?agent=<id>`) and caches it; falls
  * back to the cached one when the collector is away.
  */
-export async function refreshPolicy(state: StateDir, client: CollectorClient, agentId: string, log: Logger, signal?: AbortSignal): Promise<PolicyFetch> {
+export async function refreshPolicy(state: StateDir, client: CollectorClient, agentId: string, key: KeyObject, log: Logger, signal?: AbortSignal): Promise<PolicyFetch> {
   const cached = await trustedCachedPolicy(state).catch(() => null);
   let error: string;
   try {
-    const res = await client.send('GET', `/v1/policy?agent=${encodeURIComponent(agentId)}`, undefined, {}, signal);
+    // Signed: the collector answers its vendor's policy only to the agent itself.
+    const target = `/v1/policy?agent=${encodeURIComponent(agentId)}`;
+    const res = await client.send('GET', target, undefined, { authorization: agentAuthorization(agentId, key, 'GET', target) }, signal);
     if (res.status === 200) {
       const policy = refuseLocalOnly(policySchema.parse(JSON.parse(res.body.toString('utf8'))));
       const changed = JSON.stringify(policy) !== JSON.stringify(cached);
@@ -168,7 +170,7 @@ export async function runOnce(state: StateDir, opts: CycleOptions): Promise<Cycl
     const { settleRotation } = await import('./rotate.js');
     await settleRotation(state, client, opts.log);
     const { identity, key } = await state.requireIdentity();
-    const { policy, error } = await refreshPolicy(state, client, identity.agentId, opts.log);
+    const { policy, error } = await refreshPolicy(state, client, identity.agentId, key, opts.log);
     await status.update((s) => {
       s.policy = { version: policy?.version ?? null, fetchedAt: error === null ? new Date().toISOString() : s.policy.fetchedAt, lastFetchError: error };
     });

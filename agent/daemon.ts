@@ -185,7 +185,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
     });
 
     const refresh = async (): Promise<void> => {
-      const r = await refreshPolicy(state, client, identity.agentId, log);
+      const r = await refreshPolicy(state, client, identity.agentId, key, log);
       await status.update((s) => {
         s.policy = { version: r.policy?.version ?? s.policy.version, fetchedAt: r.error === null ? new Date().toISOString() : s.policy.fetchedAt, lastFetchError: r.error };
       });

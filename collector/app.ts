@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { handleAdmin, type AdminDeps } from './admin.js';
+import { signedAgent, type AgentAuthDeps } from './agent-auth.js';
 import { RESULTS_CONTENT_TYPES, type IngestOutcome, type Policy } from './contract.js';
 import { enroll, type EnrollDeps } from './enroll.js';
 import { handleLog, type LogHttpDeps } from './log/http.js';
@@ -30,6 +31,8 @@ export interface AppDeps {
   started: () => boolean;
   /** Why ingest is refused (a failed store preflight), or null. */
   ingestRefused?: () => string | null;
+  /** Verifies agent-signed requests; absent, the policy answers the defaults to everyone. */
+  agentAuth?: AgentAuthDeps;
   /** The transparency logs' HTTP side; absent, /v1/log/ is not served. */
   logHttp?: LogHttpDeps;
 }
@@ -158,8 +161,12 @@ export function buildApp(deps: AppDeps): Handler {
         res.end();
         return;
       }
-      case 'GET /v1/policy':
-        return send(res, 200, await deps.policyFor(url.searchParams.get('agent')));
+      case 'GET /v1/policy': {
+        // Only a request the agent signed gets its vendor's policy; anyone else, the defaults.
+        const authorization = req.headers.authorization;
+        const agent = authorization === undefined || deps.agentAuth === undefined ? undefined : await signedAgent(deps.agentAuth, 'GET', `${url.pathname}${url.search}`, authorization);
+        return send(res, 200, await deps.policyFor(agent?.record.agentId ?? null));
+      }
       case 'POST /v1/enroll': {
         const body = await readBody(req, 64 * 1024);
         try {

@@ -192,6 +192,7 @@ export async function startCollector(
     bodyLimitBytes: config.bodyLimitBytes,
     started: () => started,
     logHttp: { logs, store, registry, now, clockSkewSeconds: config.clockSkewSeconds },
+    agentAuth: { registry, now, clockSkewSeconds: config.clockSkewSeconds },
     ingestRefused: () => (preflight === null || preflight.ok ? null : `evidence store preflight failed: ${preflight.problems.map((p) => p.message).join('; ')}`),
     policyFor: async (agentId) => {
       const agent = agentId === null ? undefined : await registry.get(agentId);

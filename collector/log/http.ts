@@ -8,36 +8,17 @@
 // Admin tokens read every vendor, auditor tokens their vendors only; to anyone else a vendor's
 // log does not exist, whether or not it does.
 import { authenticate, canRead, type Principal } from '../admin.js';
-import { verify as edVerify } from 'node:crypto';
-import { AGENT_AUTH_RE, agentRequestMessage, vendorSchema } from '../contract.js';
+import { signedAgent, type AgentAuthDeps } from '../agent-auth.js';
+import { vendorSchema } from '../contract.js';
 import { CollectorError } from '../errors.js';
-import type { AgentRegistry, RegisteredAgent } from '../registry.js';
 import type { EvidenceStore } from '../store.js';
 import type { LogSet } from './logs.js';
 import { parseTilePath } from './tiles.js';
 import { logPrefix, type VendorLog } from './vendor-log.js';
 
-export interface LogHttpDeps {
+export interface LogHttpDeps extends AgentAuthDeps {
   logs: LogSet;
   store: EvidenceStore;
-  registry: AgentRegistry;
-  now: () => Date;
-  clockSkewSeconds: number;
-}
-
-/** The agent a signed request comes from: its current key signed the method, target and time. */
-async function signedAgent(deps: LogHttpDeps, method: string, target: string, authorization: string | undefined): Promise<RegisteredAgent> {
-  const m = AGENT_AUTH_RE.exec(authorization ?? '');
-  if (m === null) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'sign the request as the agent (VCM-Agent authorization)');
-  const [, agentId = '', created = '', sig = ''] = m;
-  if (Math.abs(Number(created) - deps.now().getTime() / 1000) > deps.clockSkewSeconds) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the signed request is too old or in the future');
-  const agent = await deps.registry.get(agentId);
-  const key = agent?.keys.at(-1)?.key;
-  if (agent === undefined || key === undefined || !edVerify(null, agentRequestMessage(method, target, Number(created)), key, Buffer.from(sig, 'base64'))) {
-    throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the request signature does not verify');
-  }
-  if (agent.revocation !== null) throw new CollectorError('COL_ERR_REVOKED');
-  return agent;
 }
 
 /** GET /v1/log/checkpoint?from=N: an agent's own vendor log, its latest checkpoint, and the proof from N. */

@@ -3,7 +3,7 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAdminToken } from '../../collector/admin.js';
-import { sha256Hex } from '../../collector/contract.js';
+import { agentAuthorization, sha256Hex } from '../../collector/contract.js';
 import { parseCollectorConfig, startCollector, type CollectorConfigInput, type RunningCollector } from '../../collector/server.js';
 import { createToken } from '../../collector/tokens.js';
 import { chain, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
@@ -190,7 +190,10 @@ describe('policy versions, vendor overrides and exceptions', () => {
       ...current,
       vendors: { acme: { checks: { open_ports: { config: { allow: [{ protocol: 'tcp', port: 22, process: 'sshd' }] } } } } },
     });
-    const forAgent = (await (await fetch(`${collector.url}/v1/policy?agent=${agent.agentId}`)).json()) as { version: number; checks: { open_ports: { config: unknown } } };
+    // Signed by the agent (at the collector's clock): only then is the answer its vendor's.
+    const target = `/v1/policy?agent=${agent.agentId}`;
+    const authorization = agentAuthorization(agent.agentId, agent.key, 'GET', target, Math.floor(clock.getTime() / 1000));
+    const forAgent = (await (await fetch(`${collector.url}${target}`, { headers: { authorization } })).json()) as { version: number; checks: { open_ports: { config: unknown } } };
     expect(forAgent.version).toBe(2);
     expect(forAgent.checks.open_ports.config).toEqual({ allow: [{ protocol: 'tcp', port: 22, process: 'sshd' }] });
     const defaults = (await (await fetch(`${collector.url}/v1/policy`)).json()) as { checks: { open_ports: { config: unknown } } };
