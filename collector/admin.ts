@@ -28,7 +28,8 @@ export type Principal = z.infer<typeof adminTokenSchema>;
 
 export async function createAdminToken(
   store: EvidenceStore,
-  opts: { name: string; role: 'admin' | 'auditor'; vendors?: string[]; ttlSeconds?: number; now?: Date },
+  /** ttlSeconds: default DEFAULT_ADMIN_TOKEN_TTL_SECONDS; null for a token that never expires. */
+  opts: { name: string; role: 'admin' | 'auditor'; vendors?: string[]; ttlSeconds?: number | null; now?: Date },
 ): Promise<string> {
   const now = opts.now ?? new Date();
   const record = adminTokenSchema.parse({
@@ -36,11 +37,53 @@ export async function createAdminToken(
     role: opts.role,
     vendors: opts.role === 'auditor' && opts.vendors !== undefined && opts.vendors.length > 0 ? opts.vendors : null,
     createdAt: now.toISOString(),
-    expiresAt: opts.ttlSeconds === undefined ? null : new Date(now.getTime() + opts.ttlSeconds * 1000).toISOString(),
+    expiresAt: opts.ttlSeconds === null ? null : new Date(now.getTime() + (opts.ttlSeconds ?? DEFAULT_ADMIN_TOKEN_TTL_SECONDS) * 1000).toISOString(),
   });
   const token = `${ADMIN_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
   await store.putIfAbsent(`admin/tokens/${sha256Hex(token)}.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
   return token;
+}
+
+/** Admin and auditor tokens expire after this unless created with another ttl (or none, explicitly). */
+export const DEFAULT_ADMIN_TOKEN_TTL_SECONDS = 90 * 86_400;
+
+export interface AdminTokenInfo {
+  /** The SHA-256 of the token: the token itself is never stored. */
+  id: string;
+  name: string;
+  role: 'admin' | 'auditor';
+  vendors: string[] | null;
+  createdAt: string;
+  expiresAt: string | null;
+  state: 'usable' | 'expired' | 'revoked';
+}
+
+export async function listAdminTokens(store: EvidenceStore, now: Date = new Date()): Promise<AdminTokenInfo[]> {
+  const records = new Map<string, Principal>();
+  const revoked = new Set<string>();
+  for await (const key of store.list('admin/tokens/')) {
+    const m = /^admin\/tokens\/([0-9a-f]{64})\.(json|revoked)$/.exec(key);
+    if (m?.[1] === undefined) continue;
+    if (m[2] === 'revoked') revoked.add(m[1]);
+    else {
+      const raw = await store.get(key);
+      if (raw !== null) records.set(m[1], adminTokenSchema.parse(JSON.parse(raw.toString('utf8'))));
+    }
+  }
+  return [...records].map(([id, r]) => ({
+    id,
+    ...r,
+    state: revoked.has(id) ? 'revoked' : r.expiresAt !== null && Date.parse(r.expiresAt) <= now.getTime() ? 'expired' : 'usable',
+  }));
+}
+
+/** Revokes an admin or auditor token by its id (or a unique prefix of 8+ hex characters); it stops working at once. */
+export async function revokeAdminToken(store: EvidenceStore, idOrPrefix: string, now: Date = new Date()): Promise<AdminTokenInfo> {
+  if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new CollectorError('COL_ERR_NOT_FOUND', 'token ids are at least 8 hex characters');
+  const matches = (await listAdminTokens(store, now)).filter((t) => t.id.startsWith(idOrPrefix));
+  if (matches.length !== 1) throw new CollectorError('COL_ERR_NOT_FOUND', matches.length === 0 ? 'no such admin token' : 'that prefix names several tokens');
+  await store.putIfAbsent(`admin/tokens/${matches[0]!.id}.revoked`, Buffer.from(`${JSON.stringify({ revokedAt: now.toISOString() })}\n`));
+  return { ...matches[0]!, state: 'revoked' };
 }
 
 export async function authenticate(store: EvidenceStore, authorization: string | undefined, now: Date): Promise<Principal> {
@@ -198,6 +241,14 @@ export async function handleAdmin(deps: AdminDeps, method: string, url: URL, aut
       if (!parsed.success) throw new CollectorError('COL_ERR_SCHEMA', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
       const { token, record } = await createToken(deps.store, { vendor: parsed.data.vendor, ttlSeconds: parsed.data.ttlSeconds, uses: parsed.data.uses, now: deps.now() });
       return { status: 201, body: { token, id: sha256Hex(token), ...record } };
+    }
+    case 'GET admin-tokens': {
+      requireAdmin(who);
+      return { status: 200, body: { tokens: await listAdminTokens(deps.store, deps.now()) } };
+    }
+    case 'POST admin-tokens/:id/revoke': {
+      requireAdmin(who);
+      return { status: 200, body: await revokeAdminToken(deps.store, id, deps.now()) };
     }
     case 'POST tokens/:id/revoke': {
       requireAdmin(who);

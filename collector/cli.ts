@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AGENT_VERSION } from '../agent/version.js';
-import { createAdminToken, type AgentDetail, type AgentSummary } from './admin.js';
+import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenInfo, type AgentDetail, type AgentSummary } from './admin.js';
 import { vendorSchema } from './contract.js';
 import { runDemo } from './demo.js';
 import { COLLECTOR_ERRORS, CollectorError, isCollectorError, type CollectorErrorCode } from './errors.js';
@@ -255,17 +255,16 @@ policy
     process.stdout.write(`${file}: valid\n`);
   });
 
-program
-  .command('admin-token')
-  .description('Admin and auditor bearer tokens for the admin API.')
+const adminToken = program.command('admin-token').alias('admin-tokens').description('Admin and auditor bearer tokens for the admin API: create, list, revoke.');
+adminToken
   .command('create')
   .description('Bootstrap: create an admin or auditor bearer token on the store and print only the token.')
   .addOption(new Option('--role <role>', 'admin manages; auditor reads').choices(['admin', 'auditor']).makeOptionMandatory())
   .requiredOption('--name <name>', 'who or what holds it (kept in audit records)')
   .option('--vendor <name...>', 'auditor: the vendors it may read (default: all)')
-  .option('--ttl <duration>', 'expiry (default: none)', duration)
+  .addOption(new Option('--ttl <duration|none>', 'expiry, e.g. 30d or 12h; none for a token that never expires').argParser((v): number | 'none' => (v === 'none' ? v : duration(v))).default(90 * 86_400, '90d'))
   .option('--data-dir <dir>', 'the store', defaultDataDir)
-  .action(async (opts: { role: 'admin' | 'auditor'; name: string; vendor?: string[]; ttl?: number; dataDir: string }) => {
+  .action(async (opts: { role: 'admin' | 'auditor'; name: string; vendor?: string[]; ttl: number | 'none'; dataDir: string }) => {
     const store = new FsEvidenceStore(opts.dataDir);
     await store.ping();
     for (const v of opts.vendor ?? []) vendor(v);
@@ -273,10 +272,23 @@ program
       name: opts.name,
       role: opts.role,
       ...(opts.vendor === undefined ? {} : { vendors: opts.vendor }),
-      ...(opts.ttl === undefined ? {} : { ttlSeconds: opts.ttl }),
+      ttlSeconds: opts.ttl === 'none' ? null : opts.ttl,
     });
     process.stdout.write(`${value}\n`);
   });
+targetOptions(adminToken.command('list').description('List admin and auditor tokens (by hash: the tokens themselves are never stored).')).action(async (opts: Target & { format: string }) => {
+  const tokens = opts.collector === undefined ? await listAdminTokens(await localStore(opts)) : ((await api(opts, 'GET', '/v1/admin/admin-tokens')) as { tokens: AdminTokenInfo[] }).tokens;
+  print(opts.format, tokens, () => [
+    ['ID', 'NAME', 'ROLE', 'VENDORS', 'STATE', 'EXPIRES'],
+    ...tokens.map((t) => [t.id.slice(0, 16), t.name, t.role, t.vendors?.join(',') ?? '*', t.state, t.expiresAt ?? 'never']),
+  ]);
+});
+targetOptions(adminToken.command('revoke').description('Revoke an admin or auditor token by its id (or a unique prefix of 8+ characters); it stops working at once.').argument('<id>')).action(
+  async (id: string, opts: Target & { format: string }) => {
+    const t = opts.collector === undefined ? await revokeAdminToken(await localStore(opts), id) : ((await api(opts, 'POST', `/v1/admin/admin-tokens/${id}/revoke`)) as AdminTokenInfo);
+    print(opts.format, t, () => [[`revoked ${t.id.slice(0, 16)} (${t.name}, ${t.role})`]]);
+  },
+);
 
 const logCmd = program.command('log').description("A vendor's transparency log: its signed checkpoints and the proofs between them.");
 /** Fetches text or JSON from the log API with the admin (or auditor) token. */

@@ -259,3 +259,36 @@ describe('per-agent rate limit', () => {
     expect(keys.map((k) => Number(/\/(\d{12})-/.exec(k)![1])).sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
   });
 });
+
+describe('admin and auditor tokens can be listed and revoked (#17, medium 10)', () => {
+  it('lists tokens by hash, revokes one over the API (refused at once), and expires new ones after 90 days by default', async () => {
+    const auditor = await createAdminToken(collector.store, { name: 'auditor-acme', role: 'auditor', vendors: ['acme'] });
+    expect((await call('GET', '/v1/admin/agents', auditor)).status).toBe(200);
+    const listed = (await call('GET', '/v1/admin/admin-tokens', admin)).json as { tokens: { id: string; name: string; state: string; expiresAt: string | null }[] };
+    const mine = listed.tokens.find((t) => t.name === 'auditor-acme')!;
+    expect(mine.id).toBe(sha256Hex(auditor));
+    expect(JSON.stringify(listed)).not.toContain(auditor);
+    // 90 days from the real clock: the default expiry.
+    expect(Date.parse(mine.expiresAt!) - Date.now()).toBeGreaterThan(89 * 86_400_000);
+    expect((await call('GET', '/v1/admin/admin-tokens', auditor)).json.error?.code).toBe('COL_ERR_FORBIDDEN');
+    const revoked = await call('POST', `/v1/admin/admin-tokens/${mine.id.slice(0, 10)}/revoke`, admin);
+    expect((revoked.json as { state: string }).state).toBe('revoked');
+    expect((await call('GET', '/v1/admin/agents', auditor)).json.error?.code).toBe('COL_ERR_UNAUTHORIZED');
+    const after = (await call('GET', '/v1/admin/admin-tokens', admin)).json as { tokens: { id: string; state: string }[] };
+    expect(after.tokens.find((t) => t.id === mine.id)?.state).toBe('revoked');
+    expect((await call('POST', '/v1/admin/admin-tokens/zz/revoke', admin)).json.error?.code).toBe('COL_ERR_NOT_FOUND');
+  });
+
+  it('the CLI lists and revokes on the store; --ttl none makes a token that never expires', async () => {
+    const { COLLECTOR_CLI, runCli } = await import('../helpers/processes.js');
+    const created = await runCli(COLLECTOR_CLI, ['admin-token', 'create', '--role', 'admin', '--name', 'forever', '--ttl', 'none', '--data-dir', data.dir]);
+    expect(created.code, created.stderr).toBe(0);
+    const list = await runCli(COLLECTOR_CLI, ['admin-token', 'list', '--format', 'json', '--data-dir', data.dir]);
+    const tokens = JSON.parse(list.stdout) as { id: string; name: string; expiresAt: string | null }[];
+    const forever = tokens.find((t) => t.name === 'forever')!;
+    expect(forever.expiresAt).toBeNull();
+    const revoke = await runCli(COLLECTOR_CLI, ['admin-token', 'revoke', forever.id.slice(0, 12), '--data-dir', data.dir]);
+    expect(revoke.code, revoke.stderr).toBe(0);
+    expect((await call('GET', '/v1/admin/agents', created.stdout.trim())).json.error?.code).toBe('COL_ERR_UNAUTHORIZED');
+  });
+});
