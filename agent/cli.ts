@@ -101,10 +101,8 @@ program
       import('./format.js'),
     ]);
     const policy = opts.stateDir === undefined ? null : await (await import('./trust.js')).trustedCachedPolicy(new StateDir(opts.stateDir));
-    const real = new RealHostIO({ root: opts.root, allowedCommands: allowListFor(checks, currentPlatform()) });
-    const recording = opts.record === undefined ? null : new (await import('../checks/replay.js')).RecordingHostIO(real);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));
-    // The agent config supplies only the Okta access here. Without the default file (absent, or
+    // The agent config supplies only the Okta access and the probes' allow-list here. Without the default file (absent, or
     // readable by the service's group only) the checks run without it; a file named by --config
     // or VCM_CONFIG must be readable.
     const { config } = loadConfig(opts.config === undefined ? {} : { config: opts.config }, process.env, {
@@ -113,6 +111,9 @@ program
       },
     });
     const identityProvider = identityProviderAccess(config);
+    const { probeAccess } = await import('./cycle.js');
+    const real = new RealHostIO({ root: opts.root, allowedCommands: allowListFor(checks, currentPlatform()), ...probeAccess(config) });
+    const recording = opts.record === undefined ? null : new (await import('../checks/replay.js')).RecordingHostIO(real);
     const findings = await runChecks(checks, {
       io: recording ?? real,
       configs,

@@ -113,6 +113,18 @@ export const agentConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Where probes may connect (the vpn check's egress probe): a policy names a probe URL, and the
+     * agent fetches it only when it starts with one of these. None by default: no probe runs.
+     */
+    probes: z
+      .object({
+        allowedUrls: z.array(z.url({ protocol: /^https?$/ })).max(64).default([]),
+        /** Let the allowed probes reach private, loopback and link-local addresses. */
+        allowPrivateTargets: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     watchdog: z
       .object({
         enabled: z.boolean().default(true),
@@ -166,6 +178,8 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; type: EnvType 
     ['schedule.jitterSeconds', 'number'],
     ['schedule.policyRefreshSeconds', 'number'],
     ['schedule.intervalSeconds', 'number'],
+    ['probes.allowedUrls', 'list'],
+    ['probes.allowPrivateTargets', 'boolean'],
     ['watchdog.enabled', 'boolean'],
     ['watchdog.rssMaxMb', 'number'],
     ['watchdog.cpuMaxPercent', 'number'],

@@ -25,13 +25,18 @@ export interface CycleOptions {
   http?: HttpOptions;
   log: Logger;
   /** Spool bounds and batch limits; defaults when absent. */
-  config?: Pick<AgentConfig, 'spool' | 'delivery' | 'collectorUrl' | 'okta'>;
+  config?: Pick<AgentConfig, 'spool' | 'delivery' | 'collectorUrl' | 'okta' | 'probes'>;
 }
 
 export interface CycleResult {
   findings: { finding: Finding; seq: number }[];
   deliveries: Delivery[];
   policyVersion: number | null;
+}
+
+/** What the agent's config lets probes reach (RealHostIO options). */
+export function probeAccess(config: Pick<AgentConfig, 'probes'> | undefined): { allowedProbeUrls: readonly string[]; allowPrivateProbeTargets: boolean } {
+  return { allowedProbeUrls: config?.probes.allowedUrls ?? [], allowPrivateProbeTargets: config?.probes.allowPrivateTargets ?? false };
 }
 
 export function httpOptions(config: Pick<AgentConfig, 'caFile' | 'tls' | 'delivery'>): HttpOptions {
@@ -177,7 +182,7 @@ export async function runOnce(state: StateDir, opts: CycleOptions): Promise<Cycl
     const identityProvider = opts.config === undefined ? undefined : identityProviderAccess(opts.config);
     const checks = enabledChecks(policy, identityProvider);
     const configs = Object.fromEntries(checks.map((c) => [c.id, policy?.checks[c.id]?.config ?? {}]));
-    const io = new RealHostIO({ ...(opts.root === undefined ? {} : { root: opts.root }), allowedCommands: allowListFor(checks, currentPlatform()) });
+    const io = new RealHostIO({ ...(opts.root === undefined ? {} : { root: opts.root }), allowedCommands: allowListFor(checks, currentPlatform()), ...probeAccess(opts.config) });
     const findings = await runChecks(checks, { io, configs, timeoutsMs: policyTimeouts(policy?.checks), ...(identityProvider === undefined ? {} : { identityProvider }) });
     const ledger = await Ledger.open(state, identity, key, { log: opts.log, ...(opts.config === undefined ? {} : { bounds: opts.config.spool }) });
     const { signed, drop } = await ledger.append(findings, policy?.version ?? null);

@@ -16,7 +16,7 @@ import { RealHostIO, currentPlatform } from '../checks/host-io.js';
 import { policyTimeouts, runCheck } from '../checks/runner.js';
 import type { Policy } from '../collector/contract.js';
 import { identityProviderAccess, type LoadedConfig } from './config.js';
-import { checkLogSafely, enabledChecks, httpOptions, recordLogCheck, recordPass, refreshPolicy } from './cycle.js';
+import { checkLogSafely, enabledChecks, httpOptions, probeAccess, recordLogCheck, recordPass, refreshPolicy } from './cycle.js';
 import { Deliverer, backoffDelayMs, deliveryPass, type BackoffOptions } from './delivery.js';
 import { isAgentError } from './errors.js';
 import { CollectorClient } from './http.js';
@@ -127,7 +127,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
       const p = policy;
       log.debug({ check: id, reason }, 'check started');
       const cpu0 = process.cpuUsage();
-      const io = new RealHostIO({ root: config.root, allowedCommands: allowListFor([check], currentPlatform()) });
+      const io = new RealHostIO({ root: config.root, allowedCommands: allowListFor([check], currentPlatform()), ...probeAccess(config) });
       let cache = caches.get(id);
       if (cache === undefined) caches.set(id, (cache = new Map()));
       const finding = await runCheck(check, {

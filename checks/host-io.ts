@@ -3,6 +3,8 @@
 import { execFile } from 'node:child_process';
 import { closeSync, lstatSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { CheckError, codeForFsError, isCheckError } from './errors.js';
@@ -27,6 +29,29 @@ export interface RealHostIOOptions {
   /** Exact argument vectors that may run. Anything else is refused. */
   allowedCommands?: readonly AllowedCommand[];
   commandTimeoutMs?: number;
+  /**
+   * URLs a probe may fetch, from the agent's local config (`probes.allowedUrls`): a probe URL
+   * must start with one of them. None: no probe runs. A policy never adds to this.
+   */
+  allowedProbeUrls?: readonly string[];
+  /** Let allowed probes reach private, loopback and link-local addresses (`probes.allowPrivateTargets`). */
+  allowPrivateProbeTargets?: boolean;
+}
+
+/** Where a probe may not go unless the agent's config says so: private, loopback, link-local, and the like. */
+const PRIVATE_TARGETS = (() => {
+  const b = new BlockList();
+  for (const [net, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) {
+    b.addSubnet(net, bits, 'ipv4');
+  }
+  for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) b.addSubnet(net, bits, 'ipv6');
+  return b;
+})();
+
+function isPrivateTarget(address: string, family: number): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (mapped !== undefined) return PRIVATE_TARGETS.check(mapped, 'ipv4');
+  return PRIVATE_TARGETS.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 /**
@@ -205,7 +230,12 @@ export class RealHostIO implements HostIO {
     this.platform = opts.platform ?? currentPlatform();
     this.#allowed = new Set((opts.allowedCommands ?? []).map((c) => commandKey(c.command, c.args)));
     this.#timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.#probeUrls = (opts.allowedProbeUrls ?? []).map((u) => new URL(u).href);
+    this.#probePrivate = opts.allowPrivateProbeTargets === true;
   }
+
+  readonly #probeUrls: readonly string[];
+  readonly #probePrivate: boolean;
 
   /**
    * Maps a host-absolute path under the root. Relative paths and `..` segments are refused.
@@ -286,13 +316,38 @@ export class RealHostIO implements HostIO {
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
       throw new CheckError('CHK_ERR_NOT_CONFIGURED', 'probe URLs are http or https', { subject: url });
     }
+    // Where the agent connects is the provider's to say: only URLs its own config lists, https
+    // unless the listed URL itself is http, and never a private address unless the config allows.
+    const allowed = this.#probeUrls.find((p) => parsed.href.startsWith(p));
+    if (allowed === undefined) {
+      throw new CheckError('CHK_ERR_NOT_CONFIGURED', "the agent config's probes.allowedUrls does not list this probe URL", { subject: url });
+    }
+    if (parsed.protocol === 'http:' && !allowed.startsWith('http:')) throw new CheckError('CHK_ERR_NOT_CONFIGURED', 'probes use https', { subject: url });
     const timeout = AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS);
     const signal = opts.signal === undefined ? timeout : AbortSignal.any([timeout, opts.signal]);
     try {
+      if (!this.#probePrivate) {
+        const host = parsed.hostname.replace(/^\[|\]$/g, '');
+        const addresses = isIP(host) !== 0 ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true });
+        if (addresses.some((a) => isPrivateTarget(a.address, a.family))) {
+          throw new CheckError('CHK_ERR_NOT_CONFIGURED', "the probe's host is a private, loopback or link-local address, which the agent config does not allow (probes.allowPrivateTargets)", { subject: url });
+        }
+      }
       const res = await fetch(parsed, { signal, redirect: 'error' });
-      const body = Buffer.from(await res.arrayBuffer());
-      return { status: res.status, body: body.subarray(0, MAX_HTTP_BODY_BYTES).toString('utf8') };
+      // Read up to the cap and stop: a huge answer must not become the agent's memory.
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const reader = res.body?.getReader();
+      while (reader !== undefined && size < MAX_HTTP_BODY_BYTES) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(Buffer.from(value));
+        size += value.byteLength;
+      }
+      await reader?.cancel().catch(() => undefined);
+      return { status: res.status, body: Buffer.concat(chunks).subarray(0, MAX_HTTP_BODY_BYTES).toString('utf8') };
     } catch (err) {
+      if (isCheckError(err)) throw err;
       const name = (err as Error).name;
       if (name === 'TimeoutError' || name === 'AbortError') {
         throw new CheckError('CHK_ERR_TIMEOUT', 'the probe timed out', { subject: url, cause: err });

@@ -45,8 +45,8 @@ function schemaLeaves(): string[] {
   });
   const leaves = (v: unknown, prefix: string): string[] =>
     typeof v === 'object' && v !== null ? Object.entries(v).flatMap(([k, x]) => leaves(x, prefix === '' ? k : `${prefix}.${k}`)) : [prefix];
-  // The other Okta secret references are alternatives to tokenFile; scopes and rosterFiles are list settings.
-  const oktaAlternatives = ['okta.tokenEnv', 'okta.clientId', 'okta.privateKeyFile', 'okta.privateKeyEnv', 'okta.keyId', 'okta.scopes', 'okta.rosterFiles'];
+  // The other Okta secret references are alternatives to tokenFile; scopes, rosterFiles and the probes' URLs are list settings (empty by default).
+  const oktaAlternatives = ['okta.tokenEnv', 'okta.clientId', 'okta.privateKeyFile', 'okta.privateKeyEnv', 'okta.keyId', 'okta.scopes', 'okta.rosterFiles', 'probes.allowedUrls'];
   return [...leaves(full, ''), ...oktaAlternatives].sort();
 }
 
