@@ -6,6 +6,7 @@ import * as z from 'zod';
 import type { CheckId } from '../checks/types.js';
 import { sha256Hex, vendorSchema, type PolicyDocument } from './contract.js';
 import { CollectorError } from './errors.js';
+import { parseRequestJson } from './strict-json.js';
 import { currentKey, type AgentRegistry, type RegisteredAgent } from './registry.js';
 import type { CollectorState } from './state.js';
 import type { EvidenceStore } from './store.js';
@@ -202,12 +203,9 @@ export interface AdminAnswer {
 }
 
 function jsonBody(body: Buffer): Record<string, unknown> {
-  try {
-    const v = JSON.parse(body.toString('utf8') || '{}') as unknown;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
+  // The strict parser of results: duplicate keys, lone surrogates and the like are refused, saying which.
+  const v = body.length === 0 ? {} : parseRequestJson(body);
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
   throw new CollectorError('COL_ERR_MALFORMED', 'the body must be a JSON object');
 }
 

@@ -187,9 +187,12 @@ export const findingSchema = z
   })
   .strict();
 
+/** What a host name can be (RFC 1123 labels, and `_` that some hosts use): no control characters, no spaces. */
+export const HOSTNAME_RE = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
 export const hostSchema = z
   .object({
-    hostname: z.string().min(1).max(253),
+    hostname: z.string().min(1).max(253).regex(HOSTNAME_RE, 'a host name: letters, digits, "-", "_" and dots'),
     os: z.enum(PLATFORMS),
     arch: z.string().max(32),
   })

@@ -43,6 +43,9 @@ export async function enroll(deps: EnrollDeps, body: Buffer, authorization: stri
   const payload = enrollPayloadSchema.safeParse(payloadBytes === null ? null : json(payloadBytes));
   if (!payload.success) throw new CollectorError('COL_ERR_SCHEMA', 'the enrollment request does not match the schema');
   let key: KeyObject;
+  // createPublicKey also takes a private key's PEM (and derives the public key): refuse one, a
+  // private key has no business in an enrollment.
+  if (/PRIVATE KEY/.test(payload.data.publicKey)) throw new CollectorError('COL_ERR_SCHEMA', 'publicKey is a private key; send the public key only');
   try {
     key = createPublicKey(payload.data.publicKey);
   } catch {

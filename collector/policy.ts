@@ -66,15 +66,38 @@ function computeEffective(doc: PolicyDocument, vendor: string | null): Policy {
   });
 }
 
-function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`, 'i');
+/**
+ * A host glob (`*` for any run of characters, case-insensitive) matched in O(host × glob) time by
+ * the classic two-pointer walk that backtracks only to the last `*`: a regex of several `.*`
+ * backtracks exponentially, and a policy's pattern met a 253-character host name per judgment.
+ */
+export function globMatches(glob: string, host: string): boolean {
+  const g = glob.toLowerCase();
+  const h = host.toLowerCase();
+  let gi = 0;
+  let hi = 0;
+  let star = -1;
+  let resume = 0;
+  while (hi < h.length) {
+    if (gi < g.length && g[gi] === '*') {
+      star = gi++;
+      resume = hi;
+    } else if (gi < g.length && g[gi] === h[hi]) {
+      gi++;
+      hi++;
+    } else if (star !== -1) {
+      gi = star + 1;
+      hi = ++resume;
+    } else return false;
+  }
+  while (gi < g.length && g[gi] === '*') gi++;
+  return gi === g.length;
 }
 
 /** The unexpired exception covering this vendor, host and check, if any. */
 export function activeException(doc: PolicyDocument, vendor: string, host: string, check: CheckId, now: Date): PolicyException | undefined {
   return doc.exceptions.find(
-    (e) => e.vendor === vendor && e.check === check && Date.parse(e.expires) > now.getTime() && globToRegExp(e.hosts).test(host),
+    (e) => e.vendor === vendor && e.check === check && Date.parse(e.expires) > now.getTime() && globMatches(e.hosts, host),
   );
 }
 
