@@ -120,6 +120,11 @@ export class CollectorClient {
     const timeoutMs = this.#opts.timeoutMs ?? 30_000;
     // Outside the try: undici failing to load is a broken install, not an unreachable collector.
     const { request } = await loadUndici();
+    // The timeouts above are per phase: a server that drips a byte now and then would meet each
+    // of them forever. The whole exchange gets twice the timeout, then it is given up.
+    const overallMs = 2 * timeoutMs;
+    const deadline = AbortSignal.timeout(overallMs);
+    const stop = signal === undefined ? deadline : AbortSignal.any([deadline, signal]);
     try {
       const res = await request.call(await this.#agent(), {
         origin: url.origin,
@@ -129,13 +134,14 @@ export class CollectorClient {
         headers,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
-        ...(signal === undefined ? {} : { signal }),
+        signal: stop,
       });
       const chunks: Buffer[] = [];
       for await (const chunk of res.body) chunks.push(chunk as Buffer);
       return { status: res.statusCode, body: Buffer.concat(chunks), headers: res.headers };
     } catch (err) {
-      throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `cannot reach ${url.origin}: ${(err as Error).message}`, { cause: err });
+      const why = deadline.aborted ? `no complete answer within ${overallMs / 1000} s` : (err as Error).message;
+      throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `cannot reach ${url.origin}: ${why}`, { cause: err });
     }
   }
 
@@ -164,7 +170,17 @@ export function describeError(res: HttpResponse): string {
 
 export function errorOf(res: HttpResponse): { code: string; message: string } {
   const parsed = errorBodySchema.safeParse(jsonBody(res));
-  return parsed.success ? parsed.data.error : { code: `HTTP_${res.status}`, message: `HTTP ${res.status}` };
+  return parsed.success ? { code: printable(parsed.data.error.code, 64), message: printable(parsed.data.error.message, 500) } : { code: `HTTP_${res.status}`, message: `HTTP ${res.status}` };
+}
+
+/**
+ * Text from the server made safe for a terminal and a log line: control characters (ESC, OSC 52,
+ * CR, newlines) are shown escaped, and the length is capped. A hostile server writes nothing raw.
+ */
+export function printable(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
 }
 
 /** The body parsed as JSON, or undefined when it is not JSON: for a schema to refuse. */
