@@ -4,7 +4,7 @@
 // There is no separate index to keep in step: the directory is the index, and every change to
 // it is fsynced before the operation returns. System calls are synchronous, as in fs-util.ts
 // (why there): the spool is a handful of small files.
-import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { sha256Hex } from '../collector/contract.js';
 import { fsyncDir, removeTempFiles, writeFileDurable } from './fs-util.js';
@@ -21,9 +21,12 @@ export interface SpoolEntry {
   size?: number;
 }
 
+/** Regular files only: a symlink or folder planted in the spool is never read, sent or deleted. */
 function namesIn(dir: string): string[] {
   try {
-    return readdirSync(dir);
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isFile())
+      .map((d) => d.name);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -67,7 +70,13 @@ export class Spool {
   }
 
   async read(entry: SpoolEntry): Promise<Buffer> {
-    return readFileSync(entry.file);
+    // O_NOFOLLOW: a file swapped for a symlink after the listing is refused, not followed.
+    const fd = openSync(entry.file, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0));
+    try {
+      return readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** The newest spooled envelope: after a crash it may be ahead of chain.json. */
