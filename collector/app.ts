@@ -228,6 +228,14 @@ export function buildApp(deps: AppDeps): Handler {
           log.error({ err }, 'unexpected error');
           if (!res.headersSent) sendError(res, new CollectorError('COL_ERR_INTERNAL'));
         }
+        if (isCollectorError(err) && err.code === 'COL_ERR_TOO_LARGE') {
+          // Nothing more of a body over the limit is read: answer, then close the connection.
+          if (!res.headersSent) res.setHeader('connection', 'close');
+          // The socket is taken now: once the answer is finished the request lets go of it.
+          const socket = req.socket as typeof req.socket | null;
+          res.once('finish', () => socket?.destroySoon());
+          return;
+        }
         // Drain what the client still sends so that it reads our answer instead of a reset.
         req.resume();
       })

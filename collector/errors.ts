@@ -2,6 +2,8 @@
 // The body is always { "error": { "code", "message" } }, never a stack trace.
 export const COLLECTOR_ERRORS = {
   COL_ERR_TOO_LARGE: { status: 413, reason: 'too_large', message: 'the request body is larger than the limit' },
+  COL_ERR_HEADERS_TOO_LARGE: { status: 431, reason: 'headers_too_large', message: 'the request headers are larger than the limit' },
+  COL_ERR_REQUEST_TIMEOUT: { status: 408, reason: 'request_timeout', message: 'the request was not received in time' },
   COL_ERR_MALFORMED: { status: 400, reason: 'malformed', message: 'the body is not a valid envelope' },
   COL_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, reason: 'malformed', message: 'unsupported content type' },
   COL_ERR_BAD_SIGNATURE: { status: 401, reason: 'bad_signature', message: 'the signature does not verify against the registered key' },

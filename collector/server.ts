@@ -64,6 +64,10 @@ export const collectorConfigSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]{0,190}$/, 'a log origin is a schema-less URL-like name, such as collector.example.com/vcm')
       .optional(),
+    /** A request not received whole within this is answered 408 and closed. */
+    requestTimeoutSeconds: z.number().int().min(1).max(600).default(30),
+    /** Connections open at once; past it, new ones are closed at once (a socket each is memory). */
+    maxConnections: z.number().int().min(16).max(1_000_000).default(8192),
     /** How often each grown vendor log gets a signed checkpoint. */
     checkpointIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
     /** How often the stored tiles of every log are read back and compared with its entries. */
@@ -226,19 +230,28 @@ export async function startCollector(
     });
     app(req, res);
   };
-  const serverOpts = { keepAliveTimeout: 65_000, requestTimeout: 30_000 };
+  const serverOpts = { keepAliveTimeout: 65_000, requestTimeout: config.requestTimeoutSeconds * 1000, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024 };
   const server: Server =
     config.tls === undefined
       ? createHttpServer(serverOpts, handler)
       : createHttpsServer({ ...serverOpts, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, handler);
+  server.maxConnections = config.maxConnections;
   // Requests Node's parser refuses (a body cut short, a malformed head) get our error shape too.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
       socket.destroy();
       return;
     }
-    const body = JSON.stringify(new CollectorError('COL_ERR_MALFORMED', 'the request could not be read').toBody());
-    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    // Node names the cause: headers over the limit (431), a request not received in time (408).
+    const error =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? new CollectorError('COL_ERR_HEADERS_TOO_LARGE')
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new CollectorError('COL_ERR_REQUEST_TIMEOUT')
+          : new CollectorError('COL_ERR_MALFORMED', 'the request could not be read');
+    const body = JSON.stringify(error.toBody());
+    const reason = { 431: 'Request Header Fields Too Large', 408: 'Request Timeout' }[error.status] ?? 'Bad Request';
+    socket.end(`HTTP/1.1 ${error.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     log.info({ code: err.code }, 'request could not be read');
   });
   await new Promise<void>((resolve, reject) => {
