@@ -39,7 +39,7 @@ import { AgentError } from './errors.js';
 import { removeTempFiles, writeFileDurable } from './fs-util.js';
 import { Mutex } from './mutex.js';
 import { Spool, type SpoolEntry } from './spool.js';
-import type { ChainHead, Identity, StateDir } from './state.js';
+import { keyInUse, type ChainHead, type Identity, type StateDir } from './state.js';
 import { AGENT_VERSION } from './version.js';
 
 export interface SpoolBounds {
@@ -234,7 +234,9 @@ export class Ledger {
     const seq = this.#head.seq + 1;
     const attached = this.#pending.slice(0, MAX_EVENTS_PER_ENVELOPE);
     const statement = build({ seq, prev: this.#head.head, ...(attached.length > 0 ? { events: attached.map((p) => p.event) } : {}) });
-    const bytes = signEnvelope(PAYLOAD_TYPE_STATEMENT, Buffer.from(JSON.stringify(statement)), this.#key, this.#identity.agentId);
+    // The keyid names the key that signs (its fingerprint): after a rotation, the new key's, as
+    // DSSE tools that match keyids strictly expect. The collector finds the agent by any of them.
+    const bytes = signEnvelope(PAYLOAD_TYPE_STATEMENT, Buffer.from(JSON.stringify(statement)), this.#key, keyInUse(this.#identity).keyId);
     return { seq, bytes, events: attached };
   }
 

@@ -252,8 +252,9 @@ export class Ingestor {
     // full, which says what is wrong with it (or accepts it, if only its strings had escapes).
     const envelope: Envelope = parseCanonicalEnvelope(bytes) ?? checkedEnvelope(bytes);
     const keyid = envelope.signatures[0]?.keyid ?? '';
-    // The keyid only says which registered key to try; the signature decides.
-    const agent = await this.#deps.registry.get(keyid);
+    // The keyid only says which registered agent to look at (by any of its keys' fingerprints);
+    // the key for the sequence number, and the signature, decide.
+    const agent = await this.#deps.registry.get(this.#deps.registry.keyOwner(keyid) ?? keyid);
     if (agent === undefined) throw new CollectorError('COL_ERR_UNKNOWN_AGENT');
     // After a rotation the sequence number decides which key must have signed: the old key's
     // results up to the rotation point still count (late delivery), and nothing after it.

@@ -161,6 +161,14 @@ describe('vcm-agent rotate-key against a collector process', () => {
 
     await runOnceDelivers();
     expect(await storedRotations()).toEqual([`${agentId}.key-1.json`]);
+    // Each envelope names the key that signed it (#17, DSSE interoperability): the enrolled key's
+    // fingerprint up to the rotation point, the new key's after it; the collector took both.
+    const audit = await auditChain(storeDir, agentId);
+    for (const link of audit.links) {
+      const env = JSON.parse(await readFile(path.join(storeDir, 'evidence', link.file), 'utf8')) as { signatures: { keyid: string }[] };
+      expect(env.signatures[0]?.keyid, `seq ${link.seq}`).toBe(link.seq <= before.lastSeq ? agentId : m![1]);
+    }
+    expect(audit.links.some((l) => l.seq > before.lastSeq)).toBe(true);
   });
 
   it('after a kill once the collector applied the rotation but before the agent heard it, the next run finishes the switch', async () => {
