@@ -117,7 +117,8 @@ function targetOptions(cmd: Command, local = true): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'));
 }
 
-async function api(t: Target, method: string, pathname: string, body?: unknown): Promise<unknown> {
+/** One admin-API call; the answer's text (checkpoints are text), or the collector's error as a CollectorError. */
+async function apiText(t: Target, method: string, pathname: string, body?: unknown): Promise<string> {
   const token = t.adminTokenFile === undefined ? process.env.VCM_ADMIN_TOKEN : (await readFile(t.adminTokenFile, 'utf8')).trim();
   if (token === undefined || token === '') throw new CollectorError('COL_ERR_UNAUTHORIZED', 'give --admin-token-file or VCM_ADMIN_TOKEN');
   const res = await fetch(new URL(pathname, t.collector), {
@@ -127,12 +128,27 @@ async function api(t: Target, method: string, pathname: string, body?: unknown):
   }).catch((err: unknown) => {
     throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `cannot reach ${t.collector}: ${(err as Error).message}`);
   });
-  const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+  const text = await res.text();
   if (!res.ok) {
-    const code = json.error?.code;
-    throw new CollectorError(code !== undefined && code in COLLECTOR_ERRORS ? (code as CollectorErrorCode) : 'COL_ERR_INTERNAL', json.error?.message ?? `HTTP ${res.status}`);
+    let error: { code?: string; message?: string } | undefined;
+    try {
+      error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    } catch {
+      error = undefined;
+    }
+    const code = error?.code;
+    throw new CollectorError(code !== undefined && code in COLLECTOR_ERRORS ? (code as CollectorErrorCode) : 'COL_ERR_INTERNAL', error?.message ?? `HTTP ${res.status}`);
   }
-  return json;
+  return text;
+}
+
+async function api(t: Target, method: string, pathname: string, body?: unknown): Promise<unknown> {
+  const text = await apiText(t, method, pathname, body);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return {};
+  }
 }
 
 async function localStore(t: Target): Promise<FsEvidenceStore> {
@@ -291,20 +307,6 @@ targetOptions(adminToken.command('revoke').description('Revoke an admin or audit
 );
 
 const logCmd = program.command('log').description("A vendor's transparency log: its signed checkpoints and the proofs between them.");
-/** Fetches text or JSON from the log API with the admin (or auditor) token. */
-async function logApi(t: Target, method: string, pathname: string): Promise<string> {
-  const token = t.adminTokenFile === undefined ? process.env.VCM_ADMIN_TOKEN : (await readFile(t.adminTokenFile, 'utf8')).trim();
-  if (token === undefined || token === '') throw new CollectorError('COL_ERR_UNAUTHORIZED', 'give --admin-token-file or VCM_ADMIN_TOKEN');
-  const res = await fetch(new URL(pathname, t.collector), { method, headers: { authorization: `Bearer ${token}` } }).catch((err: unknown) => {
-    throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `cannot reach ${t.collector}: ${(err as Error).message}`);
-  });
-  const text = await res.text();
-  if (!res.ok) {
-    const code = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-    throw new CollectorError(code?.code !== undefined && code.code in COLLECTOR_ERRORS ? (code.code as CollectorErrorCode) : 'COL_ERR_INTERNAL', code?.message ?? `HTTP ${res.status}`);
-  }
-  return text;
-}
 async function localLog(t: Target, v: string) {
   const [{ readVendorLog }, { generateKeyPairSync }] = await Promise.all([import('./log/commands.js'), import('node:crypto')]);
   // Read only: the key that would sign new checkpoints is never used here.
@@ -321,7 +323,7 @@ targetOptions(
 ).action(async (opts: Target & { vendor: string; size?: number; at?: string; issue?: boolean }) => {
   const query = new URLSearchParams({ ...(opts.size === undefined ? {} : { size: String(opts.size) }), ...(opts.at === undefined ? {} : { at: opts.at }) });
   if (opts.collector !== undefined) {
-    const note = await logApi(opts, opts.issue === true ? 'POST' : 'GET', `/v1/log/${opts.vendor}/checkpoint${query.size > 0 ? `?${query}` : ''}`);
+    const note = await apiText(opts, opts.issue === true ? 'POST' : 'GET', `/v1/log/${opts.vendor}/checkpoint${query.size > 0 ? `?${query}` : ''}`);
     process.stdout.write(note);
     return;
   }
@@ -347,13 +349,13 @@ targetOptions(
   for (const k of ['index', 'agent', 'seq', 'size', 'from', 'to'] as const) if (opts[k] !== undefined) q.set(k, String(opts[k]));
   const kind = opts.from !== undefined ? 'consistency' : 'inclusion';
   if (opts.collector !== undefined) {
-    process.stdout.write(`${JSON.stringify(JSON.parse(await logApi(opts, 'GET', `/v1/log/${opts.vendor}/proof/${kind}?${q}`)), null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(JSON.parse(await apiText(opts, 'GET', `/v1/log/${opts.vendor}/proof/${kind}?${q}`)), null, 2)}\n`);
     return;
   }
-  const { localProof } = await import('./log/commands.js');
+  const { signedProof } = await import('./log/commands.js');
   const l = await localLog(opts, opts.vendor);
   if (opts.agent !== undefined) throw new CollectorError('COL_ERR_CONFIG', '--agent needs --collector (a store is searched by --index)');
-  process.stdout.write(`${JSON.stringify(localProof(l, opts), null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(signedProof(l, opts), null, 2)}\n`);
 });
 logCmd
   .command('verify-consistency')
@@ -368,7 +370,7 @@ logCmd
   .option('--admin-token-file <file>', 'file holding the bearer token (or VCM_ADMIN_TOKEN)')
   .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(async (oldFile: string, newFile: string, opts: Target & { collectorKey: string; proof?: string; vendor?: string; format: string }) => {
-    const { checkConsistency, openCheckpoint, localProof } = await import('./log/commands.js');
+    const { checkConsistency, openCheckpoint, signedProof } = await import('./log/commands.js');
     const [oldNote, newNote, keyPem] = await Promise.all([readFile(oldFile, 'utf8'), readFile(newFile, 'utf8'), readFile(opts.collectorKey, 'utf8')]);
     let hashes: string[];
     if (opts.proof !== undefined) hashes = (JSON.parse(await readFile(opts.proof, 'utf8')) as { hashes: string[] }).hashes;
@@ -378,8 +380,8 @@ logCmd
       const key = createPublicKey(keyPem);
       const [a, b] = [openCheckpoint(oldNote, key), openCheckpoint(newNote, key)];
       if (a.size === 0) hashes = [];
-      else if (opts.collector !== undefined) hashes = (JSON.parse(await logApi(opts, 'GET', `/v1/log/${opts.vendor}/proof/consistency?from=${a.size}&to=${b.size}`)) as { hashes: string[] }).hashes;
-      else hashes = localProof(await localLog(opts, opts.vendor), { from: a.size, to: b.size }).hashes;
+      else if (opts.collector !== undefined) hashes = (JSON.parse(await apiText(opts, 'GET', `/v1/log/${opts.vendor}/proof/consistency?from=${a.size}&to=${b.size}`)) as { hashes: string[] }).hashes;
+      else hashes = signedProof(await localLog(opts, opts.vendor), { from: a.size, to: b.size }).hashes;
     }
     const v = checkConsistency(oldNote, newNote, hashes, keyPem);
     print(opts.format, { consistent: true, ...v }, () => [[`consistent: ${v.origin} grew from ${v.from} to ${v.to} entries without changing any`]]);

@@ -30,7 +30,8 @@ export function localCheckpoint(l: VendorLog, q: { size?: number; at?: Date }): 
   return c;
 }
 
-export function localProof(l: VendorLog, q: { index?: number; size?: number; from?: number; to?: number }): ProofAnswer {
+/** A proof to a signed size (a checkpoint's, so that the root it leads to is signed): inclusion, or consistency with `from`. */
+export function signedProof(l: VendorLog, q: { index?: number; size?: number; from?: number; to?: number }): ProofAnswer {
   const signed = (n: number | undefined) => {
     const size = n ?? l.latest?.size ?? 0;
     if (l.checkpointFor({ size })?.size !== size) throw new CollectorError('COL_ERR_LOG_RANGE', `no checkpoint was issued at size ${size}`);

@@ -13,8 +13,9 @@ import { vendorSchema } from '../contract.js';
 import { CollectorError } from '../errors.js';
 import type { EvidenceStore } from '../store.js';
 import type { LogSet } from './logs.js';
+import { signedProof } from './commands.js';
 import { parseTilePath } from './tiles.js';
-import { logPrefix, type VendorLog } from './vendor-log.js';
+import { logPrefix } from './vendor-log.js';
 
 export interface LogHttpDeps extends AgentAuthDeps {
   logs: LogSet;
@@ -51,14 +52,6 @@ function int(url: URL, name: string, required: boolean): number | undefined {
   }
   if (!/^(0|[1-9]\d{0,14})$/.test(raw)) throw new CollectorError('COL_ERR_LOG_RANGE', `${name} must be a whole number`);
   return Number(raw);
-}
-
-/** The signed size a proof is made for: a checkpoint's, so that the root it leads to is signed. */
-function signedSize(l: VendorLog, size: number | undefined): number {
-  const latest = l.latest?.size ?? 0;
-  const n = size ?? latest;
-  if (l.checkpointFor({ size: n })?.size !== n) throw new CollectorError('COL_ERR_LOG_RANGE', `no checkpoint was issued at size ${n}; the latest is at ${latest}`);
-  return n;
 }
 
 const b64 = (hashes: Buffer[]) => hashes.map((h) => h.toString('base64'));
@@ -98,19 +91,15 @@ export async function handleLog(deps: LogHttpDeps, method: string, url: URL, aut
   }
 
   if (what === 'proof/inclusion') {
-    const size = signedSize(l, int(url, 'size', false));
     const agent = url.searchParams.get('agent');
     let index: number | undefined;
     if (agent !== null) {
       index = deps.logs.indexOf(agent, int(url, 'seq', true)!);
       if (index === undefined) throw new CollectorError('COL_ERR_NOT_FOUND', 'the log holds no entry for that agent and seq');
     } else index = int(url, 'index', true)!;
-    if (index >= size) throw new CollectorError('COL_ERR_LOG_RANGE', `index ${index} is not below size ${size}`);
-    return { status: 200, body: { index, size, hashes: b64(l.tree.inclusionProof(index, size)) } };
+    const size = int(url, 'size', false);
+    return { status: 200, body: signedProof(l, { index, ...(size === undefined ? {} : { size }) }) };
   }
-
-  const from = int(url, 'from', true)!;
-  const to = signedSize(l, int(url, 'to', false));
-  if (from < 1 || from > to) throw new CollectorError('COL_ERR_LOG_RANGE', `from must be between 1 and ${to}`);
-  return { status: 200, body: { from, to, hashes: b64(l.tree.consistencyProof(from, to)) } };
+  const to = int(url, 'to', false);
+  return { status: 200, body: signedProof(l, { from: int(url, 'from', true)!, ...(to === undefined ? {} : { to }) }) };
 }
