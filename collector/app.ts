@@ -231,9 +231,16 @@ export function buildApp(deps: AppDeps): Handler {
         if (isCollectorError(err) && err.code === 'COL_ERR_TOO_LARGE') {
           // Nothing more of a body over the limit is read: answer, then close the connection.
           if (!res.headersSent) res.setHeader('connection', 'close');
-          // The socket is taken now: once the answer is finished the request lets go of it.
+          // The socket is taken now: once the answer is finished the request lets go of it. What
+          // the client still sends is read and dropped for a short, fixed time (a lingering close:
+          // closing on unread data would reset the connection before the client reads the 413),
+          // then the connection is closed, however much body is still on its way.
           const socket = req.socket as typeof req.socket | null;
-          res.once('finish', () => socket?.destroySoon());
+          req.resume();
+          res.once('finish', () => {
+            socket?.end();
+            setTimeout(() => socket?.destroy(), 250).unref();
+          });
           return;
         }
         // Drain what the client still sends so that it reads our answer instead of a reset.
