@@ -1,5 +1,6 @@
-// Prometheus metrics (contract: names and labels in DESIGN.md). Per-host gauges are computed at
-// scrape time from the state, so staleness follows the clock, not the last ingest.
+// Prometheus metrics (contract: names and labels in README.md, "Where the metrics are"). Per-host
+// gauges are computed at scrape time from the state, so staleness follows the clock, not the last
+// ingest.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CheckId } from '../checks/types.js';
 import type { PolicyDocument } from './contract.js';
@@ -131,7 +132,20 @@ export interface MetricsOptions {
 
 export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'vcm_collector_' });
+  if (opts.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry, prefix: 'vcm_collector_' });
+    // prom-client's nodejs_active_{handles,requests,resources}_total are gauges named like
+    // counters (promtool warns; a rate() over them means nothing). Each is the sum of the
+    // family of the same name without _total, by type, which stays.
+    for (const family of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`vcm_collector_nodejs_active_${family}_total`);
+  }
+
+  // Vendors this collector knows at this scrape (its live agents and the policy's vendors): their
+  // per-vendor counters start at 0, so that increase() over them sees 0 instead of no data.
+  let knownVendors = new Set<string>();
+  function zeroForKnownVendors(this: Counter<'vendor'>): void {
+    for (const vendor of knownVendors) this.inc({ vendor }, 0);
+  }
 
   const envelopes = new Counter({
     name: 'vcm_ingest_envelopes_total',
@@ -161,6 +175,7 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     help: 'Results accepted after a gap in their agent chain.',
     labelNames: ['vendor'],
     registers: [registry],
+    collect: zeroForKnownVendors,
   });
 
   const storeErrors = new Counter({
@@ -174,6 +189,7 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     help: 'Results agents report they dropped because their spool was full (from signed drop records).',
     labelNames: ['vendor'],
     registers: [registry],
+    collect: zeroForKnownVendors,
   });
 
   const ingestDuration = new Histogram({
@@ -227,8 +243,10 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     const now = src.now();
     const next = new Map<string, AgentRender>();
     current = [];
+    const vendors = new Set(Object.keys(doc.vendors));
     for (const agent of live()) {
       const id = agent.record.agentId;
+      vendors.add(agent.record.vendor);
       let r = cache.get(id);
       const version = src.state.agents.get(id)?.version ?? -1;
       if (r === undefined || r.version !== version || r.doc !== doc || now.getTime() >= r.validUntil) {
@@ -238,6 +256,7 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
       current.push(r);
     }
     cache = next;
+    knownVendors = vendors;
   };
 
   // Agents whose state changed are rendered right after the change (once per burst of results,
@@ -267,6 +286,18 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
     }
     dirty.add(agentId);
   };
+
+  // From the current policy at each scrape, like the states: a new policy version shows at once.
+  new Gauge({
+    name: 'vcm_exception_expiry_timestamp_seconds',
+    help: 'When each policy exception expires (its waiver of failures ends), by vendor, control and exception id.',
+    labelNames: ['vendor', 'control', 'exception_id'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const e of src.policy().exceptions) this.set({ vendor: e.vendor, control: e.check, exception_id: e.id }, Date.parse(e.expires) / 1000);
+    },
+  });
 
   new Gauge({
     name: 'vcm_control_hosts',

@@ -1,0 +1,118 @@
+// SSO coverage, from the counts of each vendor's newest sso_coverage result (never a person).
+import { dashboard, labelValues, type Dashboard } from './grafana.js';
+import { RULES } from './names.js';
+
+const V = 'vendor=~"$vendor"';
+
+export function sso(): Dashboard {
+  return dashboard({
+    uid: 'vcm-sso',
+    title: 'vcm / SSO coverage',
+    description: 'Per vendor, from its newest sso_coverage result: accounts, MFA strength, federated and password-vaulted apps, leavers and stale accounts.',
+    variables: [labelValues('vendor', 'Vendor', 'label_values(vcm_sso_mfa_eligible_accounts, vendor)', { multi: true })],
+    panels: [
+      {
+        type: 'bargauge',
+        title: 'Accounts by status',
+        description: 'Staff accounts per Okta status (active, suspended, deprovisioned, …).',
+        unit: 'short',
+        targets: [{ expr: `sum by (vendor, status) (vcm_sso_accounts{${V}})`, legend: '{{vendor}} / {{status}}' }],
+        w: 8,
+        h: 8,
+      },
+      {
+        type: 'bargauge',
+        title: 'MFA coverage',
+        description: 'Share of active staff accounts with at least one active factor: any factor, and phishing-resistant ones (WebAuthn, FIDO2) apart.',
+        unit: 'percentunit',
+        min: 0,
+        max: 1,
+        thresholds: [{ color: 'red', value: null }, { color: 'orange', value: 0.9 }, { color: 'green', value: 1 }],
+        targets: [{ expr: `${RULES.mfaRatio}{${V}}`, legend: '{{vendor}} / {{strength}}' }],
+        w: 8,
+        h: 8,
+      },
+      {
+        type: 'bargauge',
+        title: 'Accounts by strongest factor',
+        description: 'Active staff accounts by their strongest active factor: phishing_resistant, otp_push, phone_email, or none. The four sum to the eligible accounts.',
+        unit: 'short',
+        targets: [{ expr: `vcm_sso_mfa_strongest_accounts{${V}}`, legend: '{{vendor}} / {{strength}}' }],
+        w: 8,
+        h: 8,
+      },
+      {
+        type: 'bargauge',
+        title: 'App assignments: federated against password-vaulted',
+        description: 'Share of active staff accounts\' app assignments by sign-on class: federated (SAML, OIDC), password-vaulted (Okta keeps a shared or per-user password) and other.',
+        unit: 'percentunit',
+        min: 0,
+        max: 1,
+        targets: [{ expr: `${RULES.assignmentRatio}{${V}}`, legend: '{{vendor}} / {{sign_on_class}}' }],
+        w: 12,
+        h: 7,
+      },
+      {
+        type: 'bargauge',
+        title: 'Active apps by sign-on class',
+        description: 'Active Okta apps per sign-on class.',
+        unit: 'short',
+        targets: [{ expr: `vcm_sso_apps{${V}}`, legend: '{{vendor}} / {{sign_on_class}}' }],
+        w: 12,
+        h: 7,
+      },
+      {
+        type: 'stat',
+        title: 'Leavers still active past the deadline',
+        description: 'People who left (on the roster) whose account is still active after the deprovisioning deadline. Any is an alert.',
+        unit: 'short',
+        thresholds: [{ color: 'green', value: null }, { color: 'red', value: 1 }],
+        targets: [{ expr: `vcm_sso_leavers_past_deadline{status="active",${V}}`, legend: '{{vendor}}' }],
+        w: 6,
+        h: 5,
+      },
+      {
+        type: 'stat',
+        title: 'Longest leaver lag',
+        description: 'Longest time from a roster end to deactivation (deprovisioned), or to now for leavers still active; compare with the deadline.',
+        unit: 'dtdurations',
+        targets: [
+          { expr: `vcm_sso_leaver_lag_max_seconds{${V}}`, legend: '{{vendor}} / {{status}}' },
+          { expr: `vcm_sso_leaver_deadline_seconds{${V}}`, legend: '{{vendor}} / deadline' },
+        ],
+        w: 6,
+        h: 5,
+      },
+      {
+        type: 'bargauge',
+        title: 'Leavers by account state',
+        description: 'Leavers on the roster by the state of their account now.',
+        unit: 'short',
+        targets: [{ expr: `vcm_sso_leavers{${V}}`, legend: '{{vendor}} / {{status}}' }],
+        w: 6,
+        h: 5,
+      },
+      {
+        type: 'stat',
+        title: 'Stale accounts',
+        description: 'Active staff accounts with no sign-in within the staleness window.',
+        unit: 'short',
+        thresholds: [{ color: 'green', value: null }, { color: 'orange', value: 1 }],
+        targets: [{ expr: `vcm_sso_stale_accounts{${V}}`, legend: '{{vendor}}' }],
+        w: 6,
+        h: 5,
+      },
+      {
+        type: 'timeseries',
+        title: 'MFA coverage over time',
+        description: 'The MFA shares over the selected range; each point is the newest sso_coverage result at that time.',
+        unit: 'percentunit',
+        min: 0,
+        max: 1,
+        targets: [{ expr: `${RULES.mfaRatio}{${V}}`, legend: '{{vendor}} / {{strength}}' }],
+        w: 24,
+        h: 8,
+      },
+    ],
+  });
+}
