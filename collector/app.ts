@@ -7,6 +7,7 @@ import { handleAdmin, type AdminDeps } from './admin.js';
 import { signedAgent, type AgentAuthDeps } from './agent-auth.js';
 import { RESULTS_CONTENT_TYPES, type IngestOutcome, type Policy } from './contract.js';
 import { enroll, type EnrollDeps } from './enroll.js';
+import { handleAudit, type AuditHttpDeps } from './audit/http.js';
 import { handleLog, type LogHttpDeps } from './log/http.js';
 import { CollectorError, isCollectorError } from './errors.js';
 import { MAX_BATCH_LINES, type Ingestor } from './ingest.js';
@@ -35,6 +36,8 @@ export interface AppDeps {
   agentAuth?: AgentAuthDeps;
   /** The transparency logs' HTTP side; absent, /v1/log/ is not served. */
   logHttp?: LogHttpDeps;
+  /** Audit bundles for auditors; absent, /v1/audit/ is not served. */
+  audit?: AuditHttpDeps;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -205,6 +208,7 @@ export function buildApp(deps: AppDeps): Handler {
         return;
       }
       default: {
+        if (deps.audit !== undefined && (await handleAudit(deps.audit, req.method ?? 'GET', url, req.headers.authorization, res))) return;
         const logged = deps.logHttp === undefined ? null : await handleLog(deps.logHttp, req.method ?? 'GET', url, req.headers.authorization);
         if (logged !== null) return send(res, logged.status, logged.body, logged.contentType);
         const answer = await handleAdmin(deps.admin, req.method ?? 'GET', url, req.headers.authorization, () => readBody(req, 1024 * 1024));

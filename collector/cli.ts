@@ -388,6 +388,76 @@ logCmd
   });
 
 program
+  .command('export')
+  .description("Write a vendor's audit bundle for a period: its evidence, log range, keys, policies, report and OSCAL, signed (see README: For auditors).")
+  .requiredOption('--vendor <name>', 'the vendor', vendor)
+  .requiredOption('--from <time>', 'the period\'s start: a date (midnight UTC) or an ISO 8601 time')
+  .requiredOption('--to <time>', 'the period\'s end (not included)')
+  .requiredOption('--out <file>', 'the bundle file to write (.tar.gz)')
+  .option('--after-checkpoint <file>', "an earlier bundle's log/checkpoint-end.txt: this bundle continues from it, with no gap")
+  .option('--log-size <n>', 'end the range at the checkpoint of this size, not the latest (a repeatable export)', nonNegativeInt)
+  .option('--data-dir <dir>', 'export from this store directly (the collector key is read from it)')
+  .option('--s3-config <file>', 'export from the S3 store these settings name (--data-dir then holds only the collector key)')
+  .option('--collector <url>', "export through a running collector's API instead (with an admin or auditor token)")
+  .option('--token-file <file>', 'with --collector: file holding the admin or auditor bearer token (or VCM_ADMIN_TOKEN)')
+  .option('--tmp-dir <dir>', 'where to stage the bundle\'s files (default: the system temporary folder)')
+  .option('--pdf <file>', 'also print the report to this PDF (needs Chromium; says so when it is not installed)')
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (opts: { vendor: string; from: string; to: string; out: string; afterCheckpoint?: string; logSize?: number; dataDir?: string; s3Config?: string; collector?: string; tokenFile?: string; tmpDir?: string; pdf?: string; format: string }) => {
+    const audit = await import('./audit/commands.js');
+    const args = { vendor: opts.vendor, from: opts.from, to: opts.to, out: opts.out, ...(opts.afterCheckpoint === undefined ? {} : { afterCheckpoint: opts.afterCheckpoint }), ...(opts.logSize === undefined ? {} : { logSize: opts.logSize }), ...(opts.tmpDir === undefined ? {} : { tmpDir: opts.tmpDir }) };
+    let summary;
+    if (opts.collector !== undefined) {
+      const token = opts.tokenFile === undefined ? process.env.VCM_ADMIN_TOKEN : (await readFile(opts.tokenFile, 'utf8')).trim();
+      if (token === undefined || token === '') throw new CollectorError('COL_ERR_UNAUTHORIZED', 'give --token-file or VCM_ADMIN_TOKEN');
+      summary = await audit.exportRemote(opts.collector, token, args);
+    } else {
+      const dataDir = opts.dataDir ?? defaultDataDir;
+      let store;
+      if (opts.s3Config !== undefined) {
+        const { S3EvidenceStore, parseS3StoreConfig } = await import('./s3-store.js');
+        store = new S3EvidenceStore(parseS3StoreConfig(JSON.parse(await readFile(opts.s3Config, 'utf8')) as unknown));
+      } else store = await localStore({ dataDir });
+      summary = await audit.exportLocal(store, audit.keyFileOf(dataDir), args);
+    }
+    const pdf = opts.pdf === undefined ? null : await audit.bundlePdf(summary.file, opts.pdf);
+    print(opts.format, { ...summary, ...(pdf === null ? {} : { pdf }) }, () => [[`${summary.sha256}  ${summary.file}`], [audit.summaryLine(summary)], ...(pdf === null ? [] : [[pdf]]), ...(summary.notCheckpointed > 0 ? [[`note: ${summary.notCheckpointed} log entries after the latest checkpoint are not in this bundle: export through --collector for a fresh checkpoint`]] : [])]);
+  });
+
+program
+  .command('verify')
+  .description('Verify an audit bundle (the .tar.gz, or an unpacked folder) offline. Exit 0 verified, 1 a defect, 2 unusable input.')
+  .argument('<bundle>', 'the bundle file or folder')
+  .option('--collector-key <file>', "the collector's public key (PEM), obtained out of band")
+  .option('--collector-fingerprint <hex>', "or its fingerprint (vcm-collector key fingerprint), obtained out of band")
+  .option('--after-checkpoint <file>', "an earlier bundle's log/checkpoint-end.txt: this bundle must continue it")
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (bundle: string, opts: { collectorKey?: string; collectorFingerprint?: string; afterCheckpoint?: string; format: string }) => {
+    const audit = await import('./audit/commands.js');
+    if (opts.collectorFingerprint !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.collectorFingerprint)) throw new CollectorError('COL_ERR_CONFIG', '--collector-fingerprint is 64 hex digits');
+    const v = await audit.verifyBundle(bundle, {
+      ...(opts.collectorKey === undefined ? {} : { collectorKeyPem: await readFile(opts.collectorKey, 'utf8') }),
+      ...(opts.collectorFingerprint === undefined ? {} : { collectorFingerprint: opts.collectorFingerprint }),
+      ...(opts.afterCheckpoint === undefined ? {} : { afterCheckpoint: await readFile(opts.afterCheckpoint, 'utf8') }),
+    });
+    process.stdout.write(opts.format === 'json' ? `${JSON.stringify(v, null, 2)}\n` : audit.formatVerdict(v));
+    process.exitCode = v.exitCode;
+  });
+
+const keyCmd = program.command('key').description("The collector's own key: it signs checkpoints and audit bundles.");
+keyCmd
+  .command('fingerprint')
+  .description("Print the collector key's fingerprint (SHA-256 of its public key), to give auditors out of band, and its public key.")
+  .option('--data-dir <dir>', 'the store the collector serves from', defaultDataDir)
+  .option('--key-file <file>', 'the key file (default: <data-dir>/secrets/collector-ed25519.pem)')
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (opts: { dataDir: string; keyFile?: string; format: string }) => {
+    const audit = await import('./audit/commands.js');
+    const k = await audit.keyFingerprint(opts.keyFile ?? audit.keyFileOf(opts.dataDir));
+    print(opts.format, k, () => [[k.fingerprint], ...k.publicKey.trimEnd().split('\n').map((l) => [l])]);
+  });
+
+program
   .command('demo')
   .description('Local demo: a collector on ./data, and an agent on this machine enrolled to it that runs one cycle.')
   .option('--data-dir <dir>', 'the evidence store', './data')

@@ -31,6 +31,7 @@ export const COLLECTOR_ERRORS = {
   COL_ERR_NOT_FOUND: { status: 404, reason: 'not_found', message: 'no such endpoint' },
   COL_ERR_LOG_RANGE: { status: 400, reason: 'log_range', message: 'the index or size is outside what the log has signed' },
   COL_ERR_LOG_INCONSISTENT: { status: 409, reason: 'log_inconsistent', message: 'two checkpoints of a log do not agree: its history was rewritten' },
+  COL_ERR_EXPORT_PERIOD: { status: 400, reason: 'export_period', message: 'the export period is not two ISO 8601 times, from before to' },
   COL_ERR_METHOD: { status: 405, reason: 'method', message: 'method not allowed' },
   COL_ERR_CONFIG: { status: 500, reason: 'config', message: 'invalid collector configuration' },
   COL_ERR_INTERNAL: { status: 500, reason: 'internal', message: 'internal error' },

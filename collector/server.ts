@@ -1,5 +1,5 @@
 // Wires the collector together and listens. Configuration is validated once, then frozen.
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import * as z from 'zod';
 import { buildApp, DEFAULT_BODY_LIMIT_BYTES } from './app.js';
+import { AGENT_VERSION } from '../agent/version.js';
 import { DEFAULT_CLOCK_SKEW_SECONDS, isLoopbackHost, type PolicyDocument } from './contract.js';
 import { CollectorError } from './errors.js';
 import { loadOrCreateIdentity } from './identity.js';
@@ -196,6 +197,14 @@ export async function startCollector(
     bodyLimitBytes: config.bodyLimitBytes,
     started: () => started,
     logHttp: { logs, store, registry, now, clockSkewSeconds: config.clockSkewSeconds },
+    audit: {
+      logs,
+      store,
+      collector: { privateKey: identity.privateKey, publicKey: createPublicKey(identity.privateKey) },
+      generator: `vcm-collector ${AGENT_VERSION}`,
+      now,
+      onError: (err) => log.error({ err }, 'audit export failed'),
+    },
     agentAuth: { registry, now, clockSkewSeconds: config.clockSkewSeconds },
     ingestRefused: () => (preflight === null || preflight.ok ? null : `evidence store preflight failed: ${preflight.problems.map((p) => p.message).join('; ')}`),
     policyFor: async (agentId) => {

@@ -62,6 +62,22 @@ export const logEntrySchema = z.discriminatedUnion('type', [
       createdAt: when,
     })
     .strict(),
+  z
+    .object({
+      type: z.literal('export'),
+      /** The audit bundle's period, [from, to). */
+      from: when,
+      to: when,
+      /** Its log range: entries [startSize, endSize). */
+      startSize: z.number().int().min(0),
+      endSize: z.number().int().min(0),
+      /** SHA-256 of the bundle file as sent. */
+      sha256,
+      /** Who asked: the admin or auditor token's name, or "local" for an export from the store. */
+      by: z.string().min(1).max(200),
+      at: when,
+    })
+    .strict(),
 ]);
 export type LogEntry = z.infer<typeof logEntrySchema>;
 

@@ -300,3 +300,19 @@ function splitLines(body: Buffer): Buffer[] {
   }
   return out;
 }
+
+/**
+ * The entries [from, to) of a vendor's log, exactly as hashed, read from its entry bundles (256 to
+ * a bundle): `to` must be a size a checkpoint was issued at, so that its bundles are stored.
+ */
+export async function* readEntries(store: EvidenceStore, vendor: string, from: number, to: number): AsyncGenerator<Buffer> {
+  const prefix = logPrefix(vendor);
+  for (let bundle = Math.floor(from / TILE_WIDTH); bundle * TILE_WIDTH < to; bundle++) {
+    const width = Math.min(TILE_WIDTH, to - bundle * TILE_WIDTH);
+    const key = `${prefix}${entriesPath(bundle, width)}`;
+    const bytes = await store.get(key);
+    if (bytes === null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `${key} is missing: the store does not hold the log's entries up to ${to}`);
+    const entries = decodeEntryBundle(bytes, width);
+    for (let i = Math.max(0, from - bundle * TILE_WIDTH); i < entries.length; i++) yield entries[i]!;
+  }
+}
