@@ -160,7 +160,7 @@ function reviewedControls(m: AuditModel): Json {
 // ---------------------------------------------------------------------------------------------
 // The system security plan
 
-export function systemSecurityPlan(ctx: Ctx): Json {
+function systemSecurityPlan(ctx: Ctx): Json {
   const { model: m, ids } = ctx;
   return {
     'system-security-plan': {
@@ -289,7 +289,7 @@ function controlSetResource({ model: m, ids }: Ctx): Json {
 // ---------------------------------------------------------------------------------------------
 // The assessment plan
 
-export function assessmentPlan(ctx: Ctx): Json {
+function assessmentPlan(ctx: Ctx): Json {
   const { model: m, ids } = ctx;
   return {
     'assessment-plan': {
@@ -335,7 +335,7 @@ function collectorComponent({ model: m, ids }: Ctx): Json {
 // ---------------------------------------------------------------------------------------------
 // The assessment results
 
-export function assessmentResults(ctx: Ctx): Json {
+function assessmentResults(ctx: Ctx): Json {
   const { model: m, ids } = ctx;
   return {
     'assessment-results': {
