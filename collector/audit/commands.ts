@@ -1,5 +1,5 @@
 // What `vcm-collector export`, `verify` and `key fingerprint` do, apart from their options.
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,14 +7,13 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { createHash } from 'node:crypto';
 import { AGENT_VERSION } from '../../agent/version.js';
 import { CollectorError, type CollectorErrorCode } from '../errors.js';
 import { readVendorLog } from '../log/commands.js';
 import type { EvidenceStore } from '../store.js';
 import { checkPeriod, planExport, writeBundle, type ExportProgress } from './export.js';
 import { ArchiveError, unpackTarGz, type UnpackLimits } from './tar.js';
-import { formatVerdict, spkiFingerprint, verifyBundleDir, type Verdict, type VerifyOptions } from './verify-core.js';
+import { emptyVerdict, formatVerdict, spkiFingerprint, verifyBundleDir, type Verdict, type VerifyOptions } from './verify-core.js';
 
 /** The collector's key file under a data dir, as `serve` makes it. */
 export function keyFileOf(dataDir: string): string {
@@ -206,20 +205,7 @@ export async function verifyBundle(bundle: string, opts: VerifyOptions & { limit
 }
 
 function unusable(why: string): Verdict {
-  return {
-    exitCode: 2,
-    verified: false,
-    keyPinned: false,
-    collectorFingerprint: null,
-    vendor: null,
-    period: null,
-    log: null,
-    counts: { files: 0, entries: 0, envelopes: 0, agents: 0 },
-    hosts: [],
-    gaps: [],
-    defects: [],
-    unusable: why,
-  };
+  return { ...emptyVerdict(), unusable: why };
 }
 
 export { formatVerdict };

@@ -2,7 +2,7 @@
 // file in a private folder (so memory does not grow with the period), then packed as a
 // deterministic tar.gz. What a period holds is written down in README.md ("For auditors") and in
 // the bundle's README.txt; the verifier (verify-core.ts) checks it.
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, sign, type KeyObject } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -387,7 +387,6 @@ async function build(ctx: ExportContext, plan: ExportPlan, out: Writable, stage:
   };
   const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
   await stage.put('manifest.json', manifestBytes);
-  const { sign } = await import('node:crypto');
   const sig = sign(null, pae(MANIFEST_PAYLOAD_TYPE, manifestBytes), ctx.collector.privateKey).toString('base64');
   await stage.put('manifest.dsse.json', `${JSON.stringify({ payloadType: MANIFEST_PAYLOAD_TYPE, payload: manifestBytes.toString('base64'), signatures: [{ keyid: model.collector.fingerprint, sig }] })}\n`);
 

@@ -452,7 +452,8 @@ async function* lines(file: string): AsyncGenerator<Buffer> {
   if (rest.length > 0) yield rest;
 }
 
-function emptyVerdict(): Verdict {
+/** A verdict before anything is checked: unusable until shown otherwise. */
+export function emptyVerdict(): Verdict {
   return {
     exitCode: 2,
     verified: false,
