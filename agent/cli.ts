@@ -140,14 +140,16 @@ program
   .addOption(configOption())
   .option('--hostname <name>', 'the host name to register (default: this machine\'s)')
   .option('--ca-file <file>', 'PEM CA bundle to pin for an https collector')
+  .option('--collector-fingerprint <hex>', "the collector key's fingerprint (vcm-collector key fingerprint), obtained out of band: enrollment fails on any other key")
   .addOption(logLevelOption())
-  .action(async (opts: { collector: string; token?: string; tokenFile?: string; stateDir?: string; config?: string; hostname?: string; caFile?: string }) => {
+  .action(async (opts: { collector: string; token?: string; tokenFile?: string; stateDir?: string; config?: string; hostname?: string; caFile?: string; collectorFingerprint?: string }) => {
     const { config } = loadConfig(flags(opts));
     const [{ enrollAgent }, { httpOptions }] = await Promise.all([import('./enroll.js'), import('./cycle.js')]);
     const identity = await enrollAgent(new StateDir(config.stateDir), {
       collectorUrl: opts.collector,
       token: await tokenFrom(opts),
       ...(opts.hostname === undefined ? {} : { hostname: opts.hostname }),
+      ...(opts.collectorFingerprint === undefined ? {} : { collectorFingerprint: opts.collectorFingerprint }),
       http: httpOptions(config),
     });
     process.stdout.write(`enrolled ${identity.host.hostname} as agent ${identity.agentId} for vendor ${identity.vendor} at ${identity.collectorUrl}\n`);
@@ -321,7 +323,7 @@ program
   .addOption(logLevelOption())
   .action(async (opts: { config?: string; stateDir?: string; caFile?: string; format: string; logLevel?: string }) => {
     const { config } = loadConfig(flags(opts));
-    const [{ rotateKey }, { httpOptions }, { CollectorClient }, { acquireStateLock }] = await Promise.all([
+    const [{ rotateKey }, { httpOptions }, { enrolledClient }, { acquireStateLock }] = await Promise.all([
       import('./rotate.js'),
       import('./cycle.js'),
       import('./http.js'),
@@ -330,7 +332,7 @@ program
     const state = new StateDir(config.stateDir);
     const { identity } = await state.requireIdentity();
     const lock = acquireStateLock(state);
-    const client = new CollectorClient(config.collectorUrl ?? identity.collectorUrl, httpOptions(config));
+    const client = enrolledClient(identity, httpOptions(config), config.collectorUrl);
     try {
       const result = await rotateKey(state, client, await logger(opts.logLevel ?? (config.logLevel === 'info' ? 'warn' : config.logLevel), 2));
       if (opts.format === 'json') process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

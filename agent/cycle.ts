@@ -10,7 +10,7 @@ import { agentAuthorization, policySchema, type Policy } from '../collector/cont
 import { identityProviderAccess, type AgentConfig } from './config.js';
 import { deliveryPass, type Delivery, type PassResult } from './delivery.js';
 import { AgentError, isAgentError } from './errors.js';
-import { CollectorClient, errorOf, type HttpOptions } from './http.js';
+import { enrolledClient, errorOf, jsonBody, type CollectorClient, type HttpOptions } from './http.js';
 import { Ledger, spoolForDelivery } from './ledger.js';
 import type { Spool } from './spool.js';
 import type { Identity, StateDir } from './state.js';
@@ -32,6 +32,10 @@ export interface CycleResult {
   findings: { finding: Finding; seq: number }[];
   deliveries: Delivery[];
   policyVersion: number | null;
+  /** Results still in the spool after the pass (this cycle's and any earlier ones). */
+  pending: number;
+  /** Why the pass stopped with results in the spool, or null. */
+  stopped: PassResult['stopped'];
 }
 
 /** What the agent's config lets probes reach (RealHostIO options). */
@@ -67,7 +71,13 @@ export async function refreshPolicy(state: StateDir, client: CollectorClient, ag
     const target = `/v1/policy?agent=${encodeURIComponent(agentId)}`;
     const res = await client.send('GET', target, undefined, { authorization: agentAuthorization(agentId, key, 'GET', target) }, signal);
     if (res.status === 200) {
-      const policy = refuseLocalOnly(policySchema.parse(JSON.parse(res.body.toString('utf8'))));
+      const parsed = policySchema.safeParse(jsonBody(res));
+      if (!parsed.success) {
+        const first = parsed.error.issues[0];
+        const where = first === undefined ? '' : ` (${first.path.join('.') || 'the document'}: ${first.message})`;
+        throw new AgentError('AGT_ERR_POLICY_INVALID', `the collector's policy answer is not a valid policy${where}; the cached policy stays`);
+      }
+      const policy = refuseLocalOnly(parsed.data);
       const changed = JSON.stringify(policy) !== JSON.stringify(cached);
       if (changed) await state.writePolicy(policy);
       return { policy, changed, error: null };
@@ -81,7 +91,7 @@ export async function refreshPolicy(state: StateDir, client: CollectorClient, ag
       log.warn({ code: err.code, err: err.message }, 'policy refused; using the cached policy');
       return { policy: cached, changed: false, error };
     }
-    error = (err as Error).message;
+    error = `AGT_ERR_STATE: ${(err as Error).message}`;
     log.warn({ err: error }, 'policy fetch failed; using the cached policy');
   }
   return { policy: cached, changed: false, error };
@@ -168,7 +178,7 @@ export async function recordPass(status: StatusFile, pass: PassResult, retryInMs
 
 export async function runOnce(state: StateDir, opts: CycleOptions): Promise<CycleResult> {
   const enrolled = (await state.requireIdentity()).identity;
-  const client = new CollectorClient(opts.config?.collectorUrl ?? enrolled.collectorUrl, opts.http);
+  const client = enrolledClient(enrolled, opts.http, opts.config?.collectorUrl);
   const status = await StatusFile.open(state);
   try {
     // A rotation a crash left pending decides which key signs next: settle it first.
@@ -205,20 +215,34 @@ export async function runOnce(state: StateDir, opts: CycleOptions): Promise<Cycl
       }
     });
     const limits = opts.config === undefined ? {} : { maxCount: opts.config.delivery.batchMaxCount, maxBytes: opts.config.delivery.batchMaxBytes };
-    const pass = await ledger.exclusive((spool) => deliveryPass(spool, client, { log: opts.log, limits }));
+    const { pass, pending } = await ledger.exclusive(async (spool) => {
+      const done = await deliveryPass(spool, client, { log: opts.log, limits });
+      return { pass: done, pending: (await spool.list()).length };
+    });
     await ledger.flushHead();
     await recordPass(status, pass, null);
     if (pass.accepted + pass.duplicates > 0) await recordLogCheck(status, await checkLogSafely(state, client, identity, key, opts.log, ledger));
     await status.flush();
-    return { findings: signed, deliveries: pass.deliveries, policyVersion: policy?.version ?? null };
+    return { findings: signed, deliveries: pass.deliveries, policyVersion: policy?.version ?? null, pending, stopped: pass.stopped };
   } finally {
     await client.close();
   }
 }
 
-export function assertDelivered(result: CycleResult): void {
-  const kept = result.deliveries.filter((d) => d.outcome === 'kept' || d.outcome === 'quarantined');
-  if (kept.length > 0) {
-    throw new AgentError('AGT_ERR_DELIVERY', `${kept.length} result(s) not acknowledged: ${kept[0]?.detail ?? ''}`);
+/**
+ * `run --once` fails whenever anything stays in the spool, whatever the answers said, and when the
+ * collector refused a result (it went to quarantine).
+ */
+export function assertDelivered(result: Pick<CycleResult, 'pending' | 'stopped' | 'deliveries'>): void {
+  const quarantined = result.deliveries.filter((d) => d.outcome === 'quarantined');
+  if (result.pending === 0 && quarantined.length === 0) return;
+  const code = result.stopped?.reason === 'unverified' ? 'AGT_ERR_COLLECTOR_UNVERIFIED' : 'AGT_ERR_DELIVERY';
+  const parts: string[] = [];
+  if (result.pending > 0) {
+    const why = result.stopped?.detail ?? '';
+    const detail = why.startsWith(`${code}: `) ? why.slice(code.length + 2) : why;
+    parts.push(`${result.pending} result(s) wait in the spool${detail === '' ? '' : ` (${detail})`}`);
   }
+  if (quarantined.length > 0) parts.push(`${quarantined.length} refused and quarantined (seq ${quarantined[0]!.seq}: ${quarantined[0]!.detail ?? ''})`);
+  throw new AgentError(code, parts.join('; '));
 }

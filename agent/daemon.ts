@@ -19,7 +19,7 @@ import { identityProviderAccess, type LoadedConfig } from './config.js';
 import { checkLogSafely, enabledChecks, httpOptions, probeAccess, recordLogCheck, recordPass, refreshPolicy } from './cycle.js';
 import { Deliverer, backoffDelayMs, deliveryPass, type BackoffOptions } from './delivery.js';
 import { isAgentError } from './errors.js';
-import { CollectorClient } from './http.js';
+import { enrolledClient, type CollectorClient } from './http.js';
 import { Ledger } from './ledger.js';
 import { acquireStateLock } from './lock.js';
 import { Scheduler, cronExpression, cronPeriod, stableOffset, type CheckSchedule, type CronModule, type RunReason } from './scheduler.js';
@@ -57,7 +57,7 @@ export async function startDaemon(loaded: LoadedConfig, log: Logger, deps: Daemo
   }
 
   async function start(): Promise<Daemon> {
-    const client = new CollectorClient(config.collectorUrl ?? enrolled.collectorUrl, httpOptions(config));
+    const client = enrolledClient(enrolled, httpOptions(config), config.collectorUrl);
     const backoff: BackoffOptions = { initialMs: config.delivery.backoffInitialSeconds * 1000, maxMs: config.delivery.backoffMaxSeconds * 1000 };
     await settlePendingRotation(state, client, log, backoff);
     const { identity, key } = await state.requireIdentity();

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { RESULTS_CONTENT_TYPES, resultsResponseSchema, type IngestOutcome } from '../collector/contract.js';
 import { isAgentError } from './errors.js';
-import { errorOf, retryAfterMs, type CollectorClient, type HttpResponse } from './http.js';
+import { errorOf, retryAfterMs, unverifiedStatus, type CollectorClient, type HttpResponse } from './http.js';
 import type { DeliverySpool } from './ledger.js';
 import type { SpoolEntry } from './spool.js';
 
@@ -34,7 +34,7 @@ export interface PassResult {
   /** The last receipt: the log index the collector gave the newest envelope it took. */
   lastReceipt: { seq: number; logIndex: number } | null;
   /** Why the pass stopped with envelopes still in the spool; null when it emptied the spool. */
-  stopped: { reason: 'unreachable' | 'status' | 'protocol'; status?: number; retryAfterMs: number | null; detail: string } | null;
+  stopped: { reason: 'unreachable' | 'unverified' | 'status' | 'protocol'; status?: number; retryAfterMs: number | null; detail: string } | null;
 }
 
 function retryable(status: number): boolean {
@@ -52,13 +52,33 @@ export async function deliveryPass(
   /** After a batch got a 4xx: how many envelopes to send one at a time to find the refused one. */
   let probe = 0;
   const done = new Set<number>();
+  let proved = !client.pinned;
+  /** Why an envelope was left in the spool while the others were sent (an unsigned refusal). */
+  let unsent: string | null = null;
   for (;;) {
     if (opts.signal?.aborted === true) {
       result.stopped = { reason: 'unreachable', retryAfterMs: null, detail: 'stopping' };
       return result;
     }
     const entries = (await spool.list()).filter((e) => !done.has(e.seq));
-    if (entries.length === 0) return result;
+    if (entries.length === 0) {
+      if (unsent !== null) result.stopped = { reason: 'unverified', retryAfterMs: null, detail: unsent };
+      return result;
+    }
+    if (!proved) {
+      // Nothing observed leaves the host before the server proves it holds the pinned key.
+      try {
+        await client.hello(opts.signal);
+        proved = true;
+      } catch (err) {
+        const unverified = isAgentError(err) && err.code === 'AGT_ERR_COLLECTOR_UNVERIFIED';
+        const detail = isAgentError(err) ? `${err.code}: ${err.message}` : String(err);
+        opts.log.warn({ seq: entries[0]!.seq, err: detail }, unverified ? 'the server did not prove it is the enrolled collector; nothing was sent' : 'collector unreachable; results stay in the spool');
+        result.deliveries.push({ seq: entries[0]!.seq, outcome: 'kept', detail });
+        result.stopped = { reason: unverified ? 'unverified' : 'unreachable', retryAfterMs: null, detail };
+        return result;
+      }
+    }
     const batch: { entry: SpoolEntry; bytes: Buffer }[] = [];
     let size = 0;
     for (const entry of entries) {
@@ -81,10 +101,28 @@ export async function deliveryPass(
         opts.signal,
       );
     } catch (err) {
-      const detail = isAgentError(err) ? err.message : String(err);
-      opts.log.warn({ seq: first, err: detail }, 'collector unreachable; results stay in the spool');
+      const unverified = isAgentError(err) && err.code === 'AGT_ERR_COLLECTOR_UNVERIFIED';
+      const detail = isAgentError(err) ? `${err.code}: ${err.message}` : String(err);
+      const status = unverifiedStatus(err);
+      if (status !== null && status >= 400 && status < 500 && !retryable(status)) {
+        // The server proved itself for this pass, yet this refusal is unsigned: something in
+        // between (a proxy, a WAF) refused it. It is not trusted enough to quarantine on: find
+        // the envelope it refused, keep that one in the spool, and send the rest.
+        if (!single) {
+          opts.log.warn({ seq: first, count: batch.length, status }, 'an unsigned refusal of a batch; retrying one envelope at a time');
+          probe = batch.length;
+          continue;
+        }
+        probe = Math.max(0, probe - 1);
+        done.add(first);
+        unsent = unsent ?? detail;
+        opts.log.warn({ seq: first, status }, 'an unsigned refusal of one envelope; it stays in the spool and the rest are sent');
+        result.deliveries.push({ seq: first, outcome: 'kept', detail });
+        continue;
+      }
+      opts.log.warn({ seq: first, err: detail }, unverified ? 'the answer is not the enrolled collector\'s; results stay in the spool' : 'collector unreachable; results stay in the spool');
       result.deliveries.push({ seq: first, outcome: 'kept', detail });
-      result.stopped = { reason: 'unreachable', retryAfterMs: null, detail };
+      result.stopped = { reason: unverified ? 'unverified' : 'unreachable', retryAfterMs: null, detail };
       return result;
     }
 
@@ -99,14 +137,19 @@ export async function deliveryPass(
         result.stopped = { reason: 'protocol', status: 200, retryAfterMs: null, detail };
         return result;
       }
+      const mismatch = outcomes.length !== batch.length ? `${outcomes.length} outcomes for ${batch.length} envelopes` : outcomes.findIndex((o, i) => o.outcome !== 'rejected' && o.seq !== batch[i]!.entry.seq);
+      if (mismatch !== -1) {
+        // A protocol error: nothing in the batch is taken as acknowledged; it is sent again, and
+        // what the collector did store comes back as duplicates.
+        const detail = `the collector answered ${typeof mismatch === 'string' ? mismatch : `seq ${outcomes[mismatch]!.seq} for seq ${batch[mismatch]!.entry.seq}`}`;
+        opts.log.warn({ seq: first }, `${detail}; results stay in the spool`);
+        result.deliveries.push(...batch.map(({ entry }) => ({ seq: entry.seq, outcome: 'kept' as const, detail })));
+        result.stopped = { reason: 'protocol', status: 200, retryAfterMs: null, detail };
+        return result;
+      }
       const acked: SpoolEntry[] = [];
-      let short = false;
       for (const [i, { entry }] of batch.entries()) {
-        const o = outcomes[i];
-        if (o === undefined) {
-          short = true;
-          break;
-        }
+        const o = outcomes[i]!;
         if (o.outcome === 'rejected') {
           const why = { status: 200, code: o.error?.code ?? 'rejected', message: o.error?.message ?? 'rejected' };
           await spool.quarantine(entry, why);
@@ -122,12 +165,6 @@ export async function deliveryPass(
         done.add(entry.seq);
       }
       await spool.acknowledge(acked);
-      if (short) {
-        const detail = `the collector answered ${outcomes.length} outcomes for ${batch.length} envelopes`;
-        opts.log.warn({ seq: first }, detail);
-        result.stopped = { reason: 'protocol', status: 200, retryAfterMs: null, detail };
-        return result;
-      }
       if (probe > 0) probe--;
       continue;
     }

@@ -6,12 +6,13 @@
 // loads undici's fetch, WebSocket, cache and cookie modules, and the cookie module reads the global
 // `Headers`, which makes Node load its own bundled copy of undici and compile a second llhttp. That
 // is ~5 MiB of resident memory the daemon never uses (test/bench/agent-idle-rss.bench.mjs).
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Dispatcher } from 'undici';
 import type AgentClass from 'undici/lib/dispatcher/agent.js';
 import type apiRequest from 'undici/lib/api/api-request.js';
-import { errorBodySchema, isLoopbackHost } from '../collector/contract.js';
-import { AgentError } from './errors.js';
+import { NONCE_HEADER, PROOF_HEADER, errorBodySchema, type AnswerBinding, isLoopbackHost, keyFingerprint, sha256Hex, verifyAnswer } from '../collector/contract.js';
+import { AgentError, isAgentError } from './errors.js';
 
 export interface HttpOptions {
   /** PEM CA bundle: the only roots trusted for the collector (pinning). */
@@ -26,6 +27,12 @@ export interface HttpOptions {
    */
   keepAliveTimeoutMs?: number;
   timeoutMs?: number;
+  /**
+   * The collector key pinned at enrollment (PEM). With it, every request carries a fresh nonce and
+   * every answer must carry the collector's signature over the request, the nonce and the answer:
+   * anything else is refused (AGT_ERR_COLLECTOR_UNVERIFIED) before the agent acts on it.
+   */
+  collectorKey?: string;
 }
 
 export const DEFAULT_KEEP_ALIVE_MS = 30_000;
@@ -50,6 +57,8 @@ export interface HttpResponse {
   status: number;
   body: Buffer;
   headers: Record<string, string | string[] | undefined>;
+  /** What the collector's signature over this answer must cover, and the signature it gave. */
+  proof?: { binding: AnswerBinding; signature: string | undefined };
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -77,6 +86,7 @@ export class CollectorClient {
   readonly base: URL;
   readonly #opts: HttpOptions;
   readonly #tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  readonly #pinned: { key: KeyObject; fingerprint: string } | undefined;
   #dispatcher: Dispatcher | undefined;
   #closed = false;
 
@@ -92,6 +102,30 @@ export class CollectorClient {
       ...(opts.certFile === undefined ? {} : { cert: readPem(opts.certFile, 'client certificate') }),
       ...(opts.keyFile === undefined ? {} : { key: readPem(opts.keyFile, 'client key') }),
     };
+    if (opts.collectorKey !== undefined) {
+      let key: KeyObject;
+      try {
+        key = createPublicKey(opts.collectorKey);
+      } catch {
+        throw new AgentError('AGT_ERR_STATE', "the collector key pinned at enrollment is not a public key; enroll again");
+      }
+      this.#pinned = { key, fingerprint: keyFingerprint(key) };
+    }
+  }
+
+  /** True when answers must prove they come from the pinned collector key. */
+  get pinned(): boolean {
+    return this.#pinned !== undefined;
+  }
+
+  /**
+   * Asks the collector to prove itself (GET /v1/hello, signed over a fresh nonce). The agent does
+   * this before it sends results: nothing it observed goes to a server that has not proved it holds
+   * the key pinned at enrollment.
+   */
+  async hello(signal?: AbortSignal): Promise<void> {
+    const res = await this.send('GET', '/v1/hello', undefined, {}, signal);
+    if (res.status !== 200) throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `${this.base.origin} answered ${describeError(res)} to /v1/hello`);
   }
 
   async #agent(): Promise<Dispatcher> {
@@ -125,24 +159,43 @@ export class CollectorClient {
     const overallMs = 2 * timeoutMs;
     const deadline = AbortSignal.timeout(overallMs);
     const stop = signal === undefined ? deadline : AbortSignal.any([deadline, signal]);
+    const target = `${url.pathname}${url.search}`;
+    // Every request carries a fresh nonce; a pinned client refuses an answer not signed over it.
+    const nonce = randomBytes(32).toString('base64url');
+    let answer: HttpResponse;
     try {
       const res = await request.call(await this.#agent(), {
         origin: url.origin,
-        path: `${url.pathname}${url.search}`,
+        path: target,
         method,
         body,
-        headers,
+        headers: { ...headers, [NONCE_HEADER]: nonce },
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal: stop,
       });
       const chunks: Buffer[] = [];
       for await (const chunk of res.body) chunks.push(chunk as Buffer);
-      return { status: res.statusCode, body: Buffer.concat(chunks), headers: res.headers };
+      answer = { status: res.statusCode, body: Buffer.concat(chunks), headers: res.headers };
     } catch (err) {
       const why = deadline.aborted ? `no complete answer within ${overallMs / 1000} s` : (err as Error).message;
       throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `cannot reach ${url.origin}: ${why}`, { cause: err });
     }
+    const signature = answer.headers[PROOF_HEADER];
+    const binding = { method, target, nonce, requestSha256: sha256Hex(body ?? Buffer.alloc(0)), status: answer.status, bodySha256: sha256Hex(answer.body) };
+    answer.proof = { binding, signature: typeof signature === 'string' ? signature : undefined };
+    if (this.#pinned !== undefined) {
+      const proof = answer.proof.signature;
+      if (proof === undefined || !verifyAnswer(binding, proof, this.#pinned.key)) {
+        const what = typeof proof === 'string' ? 'an answer whose signature does not verify' : `an unsigned answer (HTTP ${answer.status})`;
+        throw new AgentError(
+          'AGT_ERR_COLLECTOR_UNVERIFIED',
+          `${url.origin} gave ${what}: it is not the collector this agent enrolled with (key ${this.#pinned.fingerprint.slice(0, 16)}…), or one too old to sign its answers; the answer is ignored`,
+          { cause: { status: answer.status } },
+        );
+      }
+    }
+    return answer;
   }
 
   /** Closes idle connections; later sends fail. */
@@ -160,6 +213,21 @@ export class CollectorClient {
     this.#dispatcher = undefined;
     if (d !== undefined) await d.destroy();
   }
+}
+
+/**
+ * The client for an enrolled agent: to its collector (or the URL its config names instead), with
+ * the collector key it pinned at enrollment, so that every answer must prove it is that collector's.
+ */
+export function enrolledClient(identity: { collectorUrl: string; collectorPublicKey: string }, opts: HttpOptions = {}, url?: string): CollectorClient {
+  return new CollectorClient(url ?? identity.collectorUrl, { ...opts, collectorKey: identity.collectorPublicKey });
+}
+
+/** The HTTP status of an answer refused as unverified (AGT_ERR_COLLECTOR_UNVERIFIED), or null. */
+export function unverifiedStatus(err: unknown): number | null {
+  if (!isAgentError(err) || err.code !== 'AGT_ERR_COLLECTOR_UNVERIFIED') return null;
+  const status = (err.cause as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' ? status : null;
 }
 
 /** The collector's `{ error: { code, message } }`, or a summary when the body is something else. */

@@ -1,11 +1,12 @@
 // The collector's HTTP app, built apart from the server that listens (tests call buildApp).
 // Plain node:http rather than a framework: ingest must see the exact bytes received, and the
 // surface is a handful of routes, so a router of our own costs less than a framework's body parsing.
+import type { KeyObject } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { handleAdmin, type AdminDeps } from './admin.js';
 import { signedAgent, type AgentAuthDeps } from './agent-auth.js';
-import { RESULTS_CONTENT_TYPES, type IngestOutcome, type Policy } from './contract.js';
+import { NONCE_HEADER, NONCE_RE, PROOF_HEADER, RESULTS_CONTENT_TYPES, sha256Hex, signAnswer, type IngestOutcome, type Policy } from './contract.js';
 import { enroll, type EnrollDeps } from './enroll.js';
 import { handleAudit, type AuditHttpDeps } from './audit/http.js';
 import { handleLog, type LogHttpDeps } from './log/http.js';
@@ -38,18 +39,37 @@ export interface AppDeps {
   logHttp?: LogHttpDeps;
   /** Audit bundles for auditors; absent, /v1/audit/ is not served. */
   audit?: AuditHttpDeps;
+  /** The collector's key: it signs every answer to a request that carries a nonce (agents pin it). */
+  answerKey?: KeyObject;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
-  const text = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
-  res.end(text);
+/** The SHA-256 of each request body read in full: what a signed answer binds the request to. */
+const requestDigests = new WeakMap<IncomingMessage, string>();
+const EMPTY_SHA256 = sha256Hex(Buffer.alloc(0));
+
+/**
+ * Headers proving an answer is this collector's: its signature over the request, the agent's nonce
+ * and the answer (contract.ts collectorAnswerMessage). Only for a request that sent a nonce, and
+ * only when the whole request body was read: an answer to a body cut short is not signed, and the
+ * agent keeps what it sent.
+ */
+function proofHeaders(res: ServerResponse, key: KeyObject | undefined, status: number, bytes: Buffer): Record<string, string> {
+  const req = res.req as IncomingMessage | undefined;
+  const nonce = req?.headers[NONCE_HEADER];
+  if (key === undefined || req === undefined || typeof nonce !== 'string' || !NONCE_RE.test(nonce)) return {};
+  const requestSha256 = requestDigests.get(req) ?? (req.method === 'GET' || req.method === 'HEAD' ? EMPTY_SHA256 : undefined);
+  if (requestSha256 === undefined) return {};
+  const binding = { method: req.method ?? 'GET', target: req.url ?? '/', nonce, requestSha256, status, bodySha256: sha256Hex(bytes) };
+  return { [PROOF_HEADER]: signAnswer(binding, key) };
 }
 
-function sendError(res: ServerResponse, err: CollectorError): void {
-  send(res, err.status, err.toBody());
+function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json', key?: KeyObject): void {
+  const text = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  const bytes = Buffer.isBuffer(text) ? text : Buffer.from(text, 'utf8');
+  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store', ...proofHeaders(res, key, status, bytes) });
+  res.end(bytes);
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -68,7 +88,9 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     // The client hung up before sending all it announced: a truncated body, not a server fault.
     throw new CollectorError('COL_ERR_MALFORMED', 'the request body ended early');
   }
-  return Buffer.concat(chunks);
+  const body = Buffer.concat(chunks);
+  requestDigests.set(req, sha256Hex(body));
+  return body;
 }
 
 function mediaType(req: IncomingMessage): string {
@@ -78,6 +100,8 @@ function mediaType(req: IncomingMessage): string {
 export function buildApp(deps: AppDeps): Handler {
   const limit = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const log = deps.log.child({ component: 'http' });
+  const reply = (res: ServerResponse, status: number, body: unknown, contentType?: string): void => send(res, status, body, contentType, deps.answerKey);
+  const replyError = (res: ServerResponse, err: CollectorError): void => reply(res, err.status, err.toBody());
 
   /** Results and key rotations wait for the rebuilt state, and for a store that passed its preflight. */
   function assertWritable(): void {
@@ -104,7 +128,7 @@ export function buildApp(deps: AppDeps): Handler {
     }
     const source = req.socket.remoteAddress ?? 'unknown';
     if (type === RESULTS_CONTENT_TYPES.single) {
-      send(res, 200, { results: [await deps.ingestor.ingest(body, source)] });
+      reply(res, 200, { results: [await deps.ingestor.ingest(body, source)] });
       return;
     }
     // A batch: one envelope per line, in order. A rejected line does not stop the others, up to a
@@ -123,7 +147,7 @@ export function buildApp(deps: AppDeps): Handler {
       else if (r.status >= 500 || r.code === 'COL_ERR_RATE_LIMITED') throw r;
       else outcomes.push({ seq: null, outcome: 'rejected', error: { code: r.code, message: r.message } });
     }
-    send(res, 200, { results: outcomes });
+    reply(res, 200, { results: outcomes });
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -131,16 +155,16 @@ export function buildApp(deps: AppDeps): Handler {
     const key = `${req.method} ${url.pathname}`;
     switch (key) {
       case 'GET /healthz':
-        return send(res, 200, { status: 'ok' });
+        return reply(res, 200, { status: 'ok' });
       case 'GET /readyz': {
-        if (!deps.started()) return send(res, 503, { status: 'starting' });
+        if (!deps.started()) return reply(res, 503, { status: 'starting' });
         const refused = deps.ingestRefused?.() ?? null;
-        if (refused !== null) return send(res, 503, { status: refused });
+        if (refused !== null) return reply(res, 503, { status: refused });
         try {
           await deps.store.ping();
-          return send(res, 200, { status: 'ready', store: deps.store.description });
+          return reply(res, 200, { status: 'ready', store: deps.store.description });
         } catch {
-          return send(res, 503, { status: 'store unavailable' });
+          return reply(res, 503, { status: 'store unavailable' });
         }
       }
       case 'GET /metrics': {
@@ -164,11 +188,15 @@ export function buildApp(deps: AppDeps): Handler {
         res.end();
         return;
       }
+      case 'GET /v1/hello':
+        // An agent asks this before it sends results: the signed answer to its nonce proves that
+        // the collector it enrolled with is the one listening.
+        return reply(res, 200, { service: 'vcm-collector', collectorPublicKey: deps.enroll.collectorPublicKeyPem });
       case 'GET /v1/policy': {
         // Only a request the agent signed gets its vendor's policy; anyone else, the defaults.
         const authorization = req.headers.authorization;
         const agent = authorization === undefined || deps.agentAuth === undefined ? undefined : await signedAgent(deps.agentAuth, 'GET', `${url.pathname}${url.search}`, authorization);
-        return send(res, 200, await deps.policyFor(agent?.record.agentId ?? null));
+        return reply(res, 200, await deps.policyFor(agent?.record.agentId ?? null));
       }
       case 'POST /v1/enroll': {
         const body = await readBody(req, 64 * 1024);
@@ -176,7 +204,7 @@ export function buildApp(deps: AppDeps): Handler {
           const answer = await enroll(deps.enroll, body, req.headers.authorization);
           deps.metrics.enrollments.inc({ outcome: 'enrolled' });
           log.info({ agentId: answer.agentId, vendor: answer.vendor }, 'agent enrolled');
-          return send(res, 201, answer);
+          return reply(res, 201, answer);
         } catch (err) {
           deps.metrics.enrollments.inc({ outcome: isCollectorError(err) ? err.reason : 'internal' });
           throw err;
@@ -189,7 +217,7 @@ export function buildApp(deps: AppDeps): Handler {
           const answer = await rotateKey(deps.rotate, await readBody(req, ROTATE_BODY_LIMIT_BYTES));
           deps.metrics.keyRotations.inc({ outcome: answer.duplicate ? 'duplicate' : 'rotated' });
           if (!answer.duplicate) log.info({ agentId: answer.agentId, generation: answer.generation, keyId: answer.keyId, afterSeq: answer.afterSeq }, 'agent key rotated');
-          return send(res, 200, answer);
+          return reply(res, 200, answer);
         } catch (err) {
           deps.metrics.keyRotations.inc({ outcome: isCollectorError(err) ? err.reason : 'internal' });
           throw err;
@@ -210,10 +238,10 @@ export function buildApp(deps: AppDeps): Handler {
       default: {
         if (deps.audit !== undefined && (await handleAudit(deps.audit, req.method ?? 'GET', url, req.headers.authorization, res))) return;
         const logged = deps.logHttp === undefined ? null : await handleLog(deps.logHttp, req.method ?? 'GET', url, req.headers.authorization);
-        if (logged !== null) return send(res, logged.status, logged.body, logged.contentType);
+        if (logged !== null) return reply(res, logged.status, logged.body, logged.contentType);
         const answer = await handleAdmin(deps.admin, req.method ?? 'GET', url, req.headers.authorization, () => readBody(req, 1024 * 1024));
-        if (answer !== null) return send(res, answer.status, answer.body);
-        const known = ['/healthz', '/readyz', '/metrics', '/v1/policy', '/v1/enroll', '/v1/results', '/v1/keys/rotate'];
+        if (answer !== null) return reply(res, answer.status, answer.body);
+        const known = ['/healthz', '/readyz', '/metrics', '/v1/hello', '/v1/policy', '/v1/enroll', '/v1/results', '/v1/keys/rotate'];
         throw new CollectorError(known.includes(url.pathname) ? 'COL_ERR_METHOD' : 'COL_ERR_NOT_FOUND');
       }
     }
@@ -227,10 +255,10 @@ export function buildApp(deps: AppDeps): Handler {
           if (err.status >= 500) log.error({ err, code: err.code }, 'request failed');
           else log.info({ code: err.code, path: req.url }, 'request rejected');
           if (err.code === 'COL_ERR_RATE_LIMITED' && !res.headersSent) res.setHeader('retry-after', '1');
-          if (!res.headersSent) sendError(res, err);
+          if (!res.headersSent) replyError(res, err);
         } else {
           log.error({ err }, 'unexpected error');
-          if (!res.headersSent) sendError(res, new CollectorError('COL_ERR_INTERNAL'));
+          if (!res.headersSent) replyError(res, new CollectorError('COL_ERR_INTERNAL'));
         }
         if (isCollectorError(err) && err.code === 'COL_ERR_TOO_LARGE') {
           // Nothing more of a body over the limit is read: answer, then close the connection.

@@ -427,6 +427,50 @@ export function agentAuthorization(agentId: string, key: KeyObject, method: stri
   return `VCM-Agent agent=${agentId}, created=${created}, sig=${sig}`;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Signed answers: the collector proves each answer to an agent is its own, and fresh
+
+/** The agent's request header: a fresh random nonce (base64url, 16 to 64 bytes) per request. */
+export const NONCE_HEADER = 'vcm-nonce';
+/** The collector's answer header: its Ed25519 signature over collectorAnswerMessage, base64. */
+export const PROOF_HEADER = 'vcm-collector-proof';
+export const NONCE_RE = /^[A-Za-z0-9_-]{22,86}$/;
+
+export interface AnswerBinding {
+  method: string;
+  /** The request target exactly as sent: path and query. */
+  target: string;
+  nonce: string;
+  /** SHA-256 (hex) of the request body; of nothing for a GET. */
+  requestSha256: string;
+  status: number;
+  /** SHA-256 (hex) of the answer body. */
+  bodySha256: string;
+}
+
+/**
+ * The bytes the collector signs for an answer: bound to the request (method, target, body), to the
+ * agent's nonce, and to the answer (status and body). A replayed answer carries another nonce; a
+ * relayed one, another request or body.
+ */
+export function collectorAnswerMessage(b: AnswerBinding): Buffer {
+  return Buffer.from(`vcm-collector-answer v1\n${b.method}\n${b.target}\n${b.nonce}\n${b.requestSha256}\n${b.status}\n${b.bodySha256}\n`, 'utf8');
+}
+
+/** A key's fingerprint as `vcm-collector key fingerprint` prints it: SHA-256 of its SPKI DER, hex. */
+export function keyFingerprint(key: KeyObject): string {
+  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+export function signAnswer(b: AnswerBinding, key: KeyObject): string {
+  return edSign(null, collectorAnswerMessage(b), key).toString('base64');
+}
+
+export function verifyAnswer(b: AnswerBinding, proof: string, key: KeyObject): boolean {
+  if (!/^[A-Za-z0-9+/]{86}==$/.test(proof)) return false;
+  return edVerify(null, collectorAnswerMessage(b), key, Buffer.from(proof, 'base64'));
+}
+
 /** What `GET /v1/log/checkpoint?from=N` answers an agent: its vendor log's latest checkpoint, and the proof from N. */
 export const agentCheckpointSchema = z
   .object({

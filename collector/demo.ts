@@ -38,11 +38,15 @@ export async function runDemo(opts: { dataDir: string; listen: string; vendor: s
     out(`agent already enrolled in ${stateDir}`);
   }
   out();
-  const code = await runAgent(['run', '--once', '--state-dir', stateDir]);
+  // The demo agent talks to this collector, wherever it listens now: an agent enrolled by an
+  // earlier demo on another port would otherwise send to whatever answers there (and refuse it,
+  // since nothing else holds this store's collector key).
+  const code = await runAgent(['run', '--once', '--state-dir', stateDir], { VCM_COLLECTOR_URL: collector.url });
   out();
   out(`metrics:   ${collector.url}/metrics`);
   out(`evidence:  ${path.join(dataDir, 'evidence')}`);
-  out(`agent:     ${stateDir}  (status: vcm-agent status --state-dir ${stateDir})`);
+  out(`agent:     ${stateDir}`);
+  out(`status:    npx vcm-agent status --state-dir ${path.relative(process.cwd(), stateDir) || '.'}`);
   if (code !== 0) out(`the agent cycle exited with ${code}; see the messages above`);
   if (!opts.wait) {
     await collector.close();

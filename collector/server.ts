@@ -206,6 +206,7 @@ export async function startCollector(
       onError: (err) => log.error({ err }, 'audit export failed'),
     },
     agentAuth: { registry, now, clockSkewSeconds: config.clockSkewSeconds },
+    answerKey: identity.privateKey,
     ingestRefused: () => (preflight === null || preflight.ok ? null : `evidence store preflight failed: ${preflight.problems.map((p) => p.message).join('; ')}`),
     policyFor: async (agentId) => {
       const agent = agentId === null ? undefined : await registry.get(agentId);

@@ -86,7 +86,13 @@ describe('receipts and checkpoints at the agent', () => {
     const proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
       if (req.url?.startsWith('/v1/log/checkpoint') === true) {
         const note = signedCheckpoint(held.origin, held.size + 5, createHash('sha256').update('another history').digest());
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ checkpoint: note, consistency: { from: held.size, to: held.size + 5, hashes: [] } }));
+        const body = Buffer.from(JSON.stringify({ checkpoint: note, consistency: { from: held.size, to: held.size + 5, hashes: [] } }));
+        // Whoever holds the collector key also signs the answer over the agent's nonce (the
+        // signed-answer message, written here from README's description of it).
+        const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+        const message = `vcm-collector-answer v1\nGET\n${req.url}\n${String(req.headers['vcm-nonce'])}\n${hex(Buffer.alloc(0))}\n200\n${hex(body)}\n`;
+        const key = createPrivateKey(readFileSync(path.join(store, 'secrets', 'collector-ed25519.pem')));
+        res.writeHead(200, { 'content-type': 'application/json', 'vcm-collector-proof': sign(null, Buffer.from(message), key).toString('base64') }).end(body);
         return;
       }
       const up = request(new URL(req.url ?? '/', collector.url), { method: req.method, headers: req.headers }, (r) => {

@@ -152,14 +152,25 @@ describe('delivery pass (stub collector)', () => {
     expect(pass.stopped?.reason).toBe('unreachable');
   });
 
-  it('an answer with fewer outcomes than lines acknowledges those it names and keeps the rest', async () => {
+  it('an answer with fewer outcomes than lines is a protocol error: nothing is acknowledged', async () => {
     handler = (req, res) => answer(res, 200, { results: req.seqs.slice(0, 1).map((seq) => ({ seq, outcome: 'accepted' })) });
     const { spool, entries } = memorySpool([1, 2, 3]);
     const client = new CollectorClient(url);
     const pass = await deliveryPass(spool, client, { log });
     await client.close();
-    expect([...entries.keys()]).toEqual([2, 3]);
-    expect(pass.stopped?.reason).toBe('protocol');
+    expect([...entries.keys()]).toEqual([1, 2, 3]);
+    expect(pass.stopped).toMatchObject({ reason: 'protocol', detail: 'the collector answered 1 outcomes for 3 envelopes' });
+    expect(pass.deliveries.map((d) => [d.seq, d.outcome])).toEqual([[1, 'kept'], [2, 'kept'], [3, 'kept']]);
+  });
+
+  it('an answer whose outcomes name other seqs than the lines sent is a protocol error', async () => {
+    handler = (req, res) => answer(res, 200, { results: req.seqs.map((seq) => ({ seq: seq + 1, outcome: 'accepted' })) });
+    const { spool, entries } = memorySpool([1, 2]);
+    const client = new CollectorClient(url);
+    const pass = await deliveryPass(spool, client, { log });
+    await client.close();
+    expect(entries.size).toBe(2);
+    expect(pass.stopped).toMatchObject({ reason: 'protocol', detail: 'the collector answered seq 2 for seq 1' });
   });
 
   it('closes idle connections before the collector does, whatever keep-alive the server announces', async () => {

@@ -130,7 +130,7 @@ describe('delivery through outages (real collector)', () => {
     expect(status.lastError?.message).toContain('quarantined seq 3');
   }, 90_000);
 
-  it('a proxy in front of the collector answers 400 for one envelope: it goes to quarantine while the rest flow (proxy)', async () => {
+  it('a proxy in front of the collector answers an unsigned 400 for one envelope: it stays in the spool, not quarantined, while the rest flow (proxy)', async () => {
     const refuse = 4;
     const proxy: Server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -161,18 +161,22 @@ describe('delivery through outages (real collector)', () => {
     const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     try {
       const daemon = new AgentDaemon(['--state-dir', stateDir, '--interval', '1'], { VCM_COLLECTOR_URL: proxyUrl });
-      await daemon.waitFor((l) => l.msg === 'check done' && (l.seq as number) >= refuse + 6, 30_000, 'results after the refused one');
-      await daemon.waitDrained(daemon.lines.length - 1);
+      const later = await daemon.waitFor((l) => l.msg === 'check done' && (l.seq as number) >= refuse + 6, 30_000, 'results after the refused one');
+      // A pass after those results that sent everything but the refused envelope.
+      const after = daemon.lines.indexOf(later);
+      await daemon.waitFor((l) => daemon.lines.indexOf(l) > after && l.msg === 'delivery pass' && l.kept === 1, 30_000, 'a pass that keeps only the refused one');
       expect((await daemon.stop()).code).toBe(0);
     } finally {
       await new Promise((r) => proxy.close(r));
     }
-    expect(await readdir(path.join(stateDir, 'quarantine'))).toEqual([`00000000000${refuse}.dsse.json`]);
+    // Nothing is quarantined on an answer the collector did not sign; the envelope waits.
+    expect(await readdir(path.join(stateDir, 'quarantine')).catch(() => [])).toEqual([]);
+    expect(await readdir(path.join(stateDir, 'spool'))).toContain(`00000000000${refuse}.dsse.json`);
     const stored = await storedEvidence(dataDir, agentId);
     const { missing, head } = verifyChain(stored, { allowedGaps: [refuse] });
     expect(missing).toEqual([refuse]);
     expect(head).toBeGreaterThanOrEqual(refuse + 6);
-    const q = stored.flatMap((s) => s.predicate.events ?? []).find((e) => e.type === 'spool_quarantine');
-    expect(q?.detail).toMatchObject({ firstSeq: refuse, status: 400, code: 'COL_ERR_MALFORMED' });
+    const status = JSON.parse((await runCli(AGENT_CLI, ['status', '--state-dir', stateDir, '--format', 'json'], { env: { VCM_CONFIG: '' } })).stdout) as { lastError: { code: string; message: string } | null };
+    expect(status.lastError?.message).toContain('AGT_ERR_COLLECTOR_UNVERIFIED');
   }, 90_000);
 });
