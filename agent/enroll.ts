@@ -1,6 +1,7 @@
 // `vcm-agent enroll`: make the host key here, prove possession to the collector, keep the answer.
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { arch, hostname } from 'node:os';
+import path from 'node:path';
 import { currentPlatform } from '../checks/host-io.js';
 import {
   PAYLOAD_TYPE_ENROLL,
@@ -88,6 +89,7 @@ export async function enrollAgent(
       vendor: answer.data.vendor,
       host,
       collectorPublicKey: answer.data.collectorPublicKey,
+      ...(opts.http?.caFile === undefined ? {} : { caFile: path.resolve(opts.http.caFile) }),
       enrolledAt: new Date().toISOString(),
     };
     // A policy that names a local-only setting is not cached: the first refresh refuses it again

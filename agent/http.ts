@@ -217,10 +217,12 @@ export class CollectorClient {
 
 /**
  * The client for an enrolled agent: to its collector (or the URL its config names instead), with
- * the collector key it pinned at enrollment, so that every answer must prove it is that collector's.
+ * the collector key it pinned at enrollment, so that every answer must prove it is that collector's,
+ * and the CA file it enrolled with unless the config names another.
  */
-export function enrolledClient(identity: { collectorUrl: string; collectorPublicKey: string }, opts: HttpOptions = {}, url?: string): CollectorClient {
-  return new CollectorClient(url ?? identity.collectorUrl, { ...opts, collectorKey: identity.collectorPublicKey });
+export function enrolledClient(identity: { collectorUrl: string; collectorPublicKey: string; caFile?: string }, opts: HttpOptions = {}, url?: string): CollectorClient {
+  const caFile = opts.caFile ?? identity.caFile;
+  return new CollectorClient(url ?? identity.collectorUrl, { ...opts, ...(caFile === undefined ? {} : { caFile }), collectorKey: identity.collectorPublicKey });
 }
 
 /** The HTTP status of an answer refused as unverified (AGT_ERR_COLLECTOR_UNVERIFIED), or null. */

@@ -1,6 +1,6 @@
 // The agent's state directory: its key, its enrollment, its chain head, the cached policy and the spool.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
 import { agentIdSchema, hostSchema, policySchema, vendorSchema, type Policy } from '../collector/contract.js';
@@ -14,6 +14,8 @@ export const identitySchema = z
     vendor: vendorSchema,
     host: hostSchema,
     collectorPublicKey: z.string(),
+    /** The CA file `enroll --ca-file` pinned (absolute): used when the agent's config names none. */
+    caFile: z.string().optional(),
     enrolledAt: z.iso.datetime({ offset: false }),
     /** The key in use after a rotation; absent: the enrolled key (generation 0, fingerprint = agent id). */
     key: z
@@ -128,9 +130,31 @@ export class StateDir {
     return this.#readJson(this.identityFile, identitySchema);
   }
 
+  /**
+   * Refuses a state directory that someone else could change: a symlink, not owned by this user
+   * (or root), or writable by group or others; and a key file others can read. Whoever can write
+   * here can plant spool files or swap the key the agent signs with. Not on Windows (no modes).
+   */
+  async checkOwnership(): Promise<void> {
+    const uid = process.getuid?.();
+    if (uid === undefined) return;
+    const fix = `(chown it to this user and chmod 700 ${this.dir})`;
+    const dir = await lstat(this.dir).catch((err: unknown) => {
+      throw new AgentError('AGT_ERR_STATE', `cannot read the state directory ${this.dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    });
+    if (dir.isSymbolicLink() || !dir.isDirectory()) throw new AgentError('AGT_ERR_STATE', `${this.dir} is ${dir.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; the state directory must be a real directory`);
+    if (dir.uid !== uid && dir.uid !== 0) throw new AgentError('AGT_ERR_STATE', `${this.dir} belongs to uid ${dir.uid}, not this user (uid ${uid}) ${fix}`);
+    if ((dir.mode & 0o022) !== 0) throw new AgentError('AGT_ERR_STATE', `${this.dir} is writable by ${(dir.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(dir.mode & 0o777).toString(8)}) ${fix}`);
+    const key = await lstat(this.keyFile).catch(() => null);
+    if (key !== null && (key.isSymbolicLink() || (key.mode & 0o077) !== 0)) {
+      throw new AgentError('AGT_ERR_STATE', `the agent key ${this.keyFile} is ${key.isSymbolicLink() ? 'a symbolic link' : `readable or writable by others (mode ${(key.mode & 0o777).toString(8)})`}; chmod 600 it`);
+    }
+  }
+
   async requireIdentity(): Promise<{ identity: Identity; key: KeyObject }> {
     const identity = await this.identity();
     if (identity === null) throw new AgentError('AGT_ERR_NOT_ENROLLED', `no enrollment in ${this.dir}; run vcm-agent enroll first`);
+    await this.checkOwnership();
     let pem: string;
     try {
       pem = await readFile(this.keyFile, 'utf8');

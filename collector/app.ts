@@ -1,7 +1,7 @@
 // The collector's HTTP app, built apart from the server that listens (tests call buildApp).
 // Plain node:http rather than a framework: ingest must see the exact bytes received, and the
 // surface is a handful of routes, so a router of our own costs less than a framework's body parsing.
-import type { KeyObject } from 'node:crypto';
+import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { handleAdmin, type AdminDeps } from './admin.js';
@@ -39,6 +39,8 @@ export interface AppDeps {
   logHttp?: LogHttpDeps;
   /** Audit bundles for auditors; absent, /v1/audit/ is not served. */
   audit?: AuditHttpDeps;
+  /** With it, `/metrics` answers only `Authorization: Bearer <this>`. */
+  metricsToken?: string;
   /** The collector's key: it signs every answer to a request that carries a nonce (agents pin it). */
   answerKey?: KeyObject;
 }
@@ -91,6 +93,15 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const body = Buffer.concat(chunks);
   requestDigests.set(req, sha256Hex(body));
   return body;
+}
+
+/** `/metrics` behind a bearer token: compared in constant time, and never logged. */
+function requireMetricsToken(expected: string, authorization: string | undefined): void {
+  const given = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1];
+  if (given === undefined) throw new CollectorError('COL_ERR_UNAUTHORIZED', '/metrics needs a bearer token (Authorization: Bearer …; Prometheus: authorization.credentials_file)');
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  if (!timingSafeEqual(a, b)) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the bearer token given for /metrics was not accepted');
 }
 
 function mediaType(req: IncomingMessage): string {
@@ -168,6 +179,7 @@ export function buildApp(deps: AppDeps): Handler {
         }
       }
       case 'GET /metrics': {
+        if (deps.metricsToken !== undefined) requireMetricsToken(deps.metricsToken, req.headers.authorization);
         // Streamed: at 100,000 hosts the exposition is over 100 MB, never held as one string.
         res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' });
         for await (const chunk of deps.metrics.chunks()) {

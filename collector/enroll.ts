@@ -8,6 +8,7 @@ import {
   sha256Hex,
   strictBase64,
   verifyEnvelope,
+  type EnrollPayload,
   type EnrollResponse,
   type Policy,
 } from './contract.js';
@@ -56,6 +57,24 @@ export async function enroll(deps: EnrollDeps, body: Buffer, authorization: stri
   if (payload.data.tokenSha256 !== sha256Hex(token)) throw new CollectorError('COL_ERR_BAD_SIGNATURE', 'the proof was made for another token');
 
   const agentId = agentIdFor(payload.data.publicKey);
+  // One enrollment of a key at a time: a second one waits, then finds the key taken and keeps its
+  // token. Without this, concurrent enrollments of one key each spend a token and all but one fail.
+  return oneAtATime(agentId, () => register(deps, token, agentId, key, payload.data));
+}
+
+const enrolling = new Map<string, Promise<unknown>>();
+
+function oneAtATime<T>(agentId: string, work: () => Promise<T>): Promise<T> {
+  const before = enrolling.get(agentId) ?? Promise.resolve();
+  const mine = before.catch(() => undefined).then(work);
+  enrolling.set(agentId, mine);
+  void mine.catch(() => undefined).finally(() => {
+    if (enrolling.get(agentId) === mine) enrolling.delete(agentId);
+  });
+  return mine;
+}
+
+async function register(deps: EnrollDeps, token: string, agentId: string, key: KeyObject, payload: EnrollPayload): Promise<EnrollResponse> {
   // A key some agent rotated to is taken too.
   if ((await deps.registry.get(agentId)) !== undefined || deps.registry.keyOwner(agentId) !== undefined) throw new CollectorError('COL_ERR_AGENT_EXISTS');
   const now = deps.now();
@@ -63,8 +82,8 @@ export async function enroll(deps: EnrollDeps, body: Buffer, authorization: stri
   const registered = await deps.registry.register({
     agentId,
     vendor: tokenRecord.vendor,
-    host: payload.data.host,
-    agentVersion: payload.data.agentVersion,
+    host: payload.host,
+    agentVersion: payload.agentVersion,
     publicKey: key.export({ type: 'spki', format: 'pem' }).toString(),
     enrolledAt: now.toISOString(),
     revokedAt: null,

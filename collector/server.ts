@@ -73,6 +73,11 @@ export const collectorConfigSchema = z
     checkpointIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
     /** How often the stored tiles of every log are read back and compared with its entries. */
     logSelfCheckSeconds: z.number().int().min(1).max(7 * 86_400).default(3600),
+    /**
+     * A file holding the bearer token `/metrics` requires (Prometheus: `authorization:
+     * credentials_file`). Absent, `/metrics` is open to whoever reaches the port.
+     */
+    metricsTokenFile: z.string().min(1).optional(),
     /** Evidence in S3 instead of the filesystem store (see collector/s3-store.ts for the settings). */
     s3: z.unknown().optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -94,6 +99,19 @@ export function parseCollectorConfig(input: CollectorConfigInput): CollectorConf
     );
   }
   return Object.freeze(parsed.data);
+}
+
+/** The `/metrics` bearer token from its file: one line, at least 16 characters, no spaces. */
+function readMetricsToken(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CollectorError('COL_ERR_CONFIG', `cannot read the metrics token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const token = text.trim();
+  if (!/^[\x21-\x7e]{16,4096}$/.test(token)) throw new CollectorError('COL_ERR_CONFIG', `the metrics token in ${file} must be one line of 16 or more printable characters without spaces (openssl rand -hex 32)`);
+  return token;
 }
 
 /** The default log origin: stable for a collector key, and different for another collector's. */
@@ -147,6 +165,7 @@ export async function startCollector(
 ): Promise<RunningCollector> {
   const log = opts.log ?? createLogger(config.logLevel);
   const now = opts.now ?? (() => new Date());
+  const metricsToken = config.metricsTokenFile === undefined ? undefined : readMetricsToken(config.metricsTokenFile);
   const store: EvidenceStore = opts.store ?? (config.s3 === undefined ? await openFsStore(config.dataDir, log) : await s3Store(config.s3));
   await store.ping();
   // A store that fails its preflight (S3 without versioning or Object Lock when lock is required)
@@ -207,6 +226,7 @@ export async function startCollector(
     },
     agentAuth: { registry, now, clockSkewSeconds: config.clockSkewSeconds },
     answerKey: identity.privateKey,
+    ...(metricsToken === undefined ? {} : { metricsToken }),
     ingestRefused: () => (preflight === null || preflight.ok ? null : `evidence store preflight failed: ${preflight.problems.map((p) => p.message).join('; ')}`),
     policyFor: async (agentId) => {
       const agent = agentId === null ? undefined : await registry.get(agentId);

@@ -8,7 +8,7 @@
 // follows a warm-up, whose figures are not kept: a collector runs for months, and its first
 // seconds (code not yet optimised) say nothing about its rate.
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,8 +122,10 @@ async function run(pool, work) {
     work.map(async ({ bodies, contentType, perBody }) => {
       for (const body of bodies) {
         const t0 = performance.now();
-        const res = await pool.request({ path: '/v1/results', method: 'POST', headers: { 'content-type': contentType }, body });
+        // As agents do: a fresh nonce, so the collector signs each answer (the agent verifies it).
+        const res = await pool.request({ path: '/v1/results', method: 'POST', headers: { 'content-type': contentType, 'vcm-nonce': randomBytes(32).toString('base64url') }, body });
         const text = await res.body.text();
+        if (typeof res.headers['vcm-collector-proof'] !== 'string') throw new Error('the answer is not signed');
         latencies.push(performance.now() - t0);
         if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
         const results = JSON.parse(text).results;
