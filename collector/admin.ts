@@ -56,6 +56,8 @@ export interface AdminTokenInfo {
   vendors: string[] | null;
   createdAt: string;
   expiresAt: string | null;
+  /** When the admin API last accepted it, to the minute; null if never (or before this was recorded). */
+  lastUsedAt: string | null;
   state: 'usable' | 'expired' | 'revoked';
 }
 
@@ -71,16 +73,59 @@ export async function listAdminTokens(store: EvidenceStore, now: Date = new Date
       if (raw !== null) records.set(m[1], adminTokenSchema.parse(JSON.parse(raw.toString('utf8'))));
     }
   }
+  // Keys sort by time within a token's folder: the last one is the latest use.
+  const lastUsed = new Map<string, string>();
+  for await (const key of store.list(`${TOKEN_USE_PREFIX}`)) {
+    const m = /^admin\/token-use\/([0-9a-f]{64})\/(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)$/.exec(key);
+    if (m !== null) lastUsed.set(m[1]!, `${m[2]}-${m[3]}-${m[4]}T${m[5]}:${m[6]}:00.000Z`);
+  }
   return [...records].map(([id, r]) => ({
     id,
     ...r,
+    lastUsedAt: lastUsed.get(id) ?? null,
     state: revoked.has(id) ? 'revoked' : r.expiresAt !== null && Date.parse(r.expiresAt) <= now.getTime() ? 'expired' : 'usable',
   }));
 }
 
+/**
+ * Where a token's uses are marked: one create-only key per token and minute of use
+ * (admin/token-use/<id>/<YYYYMMDDTHHMM>), since the store never overwrites.
+ */
+const TOKEN_USE_PREFIX = 'admin/token-use/';
+/** The minute last marked per store and token, so that a busy token costs one write a minute, not one a request. */
+const markedMinute = new WeakMap<EvidenceStore, Map<string, string>>();
+
+function noteUse(store: EvidenceStore, hash: string, now: Date): void {
+  const minute = now.toISOString().slice(0, 16).replace(/[-:]/g, '');
+  let marked = markedMinute.get(store);
+  if (marked === undefined) markedMinute.set(store, (marked = new Map()));
+  if (marked.get(hash) === minute) return;
+  marked.set(hash, minute);
+  // Never part of the request: a failure to record a use does not fail it.
+  const write: Promise<void> = Promise.resolve()
+    .then(() => store.putIfAbsent(`${TOKEN_USE_PREFIX}${hash}/${minute}`, Buffer.from(`${JSON.stringify({ usedAt: now.toISOString() })}\n`)))
+    .then(
+      () => undefined,
+      () => {
+        if (marked.get(hash) === minute) marked.delete(hash);
+      },
+    )
+    .finally(() => writing.get(store)?.delete(write));
+  let pending = writing.get(store);
+  if (pending === undefined) writing.set(store, (pending = new Set()));
+  pending.add(write);
+}
+
+const writing = new WeakMap<EvidenceStore, Set<Promise<void>>>();
+
+/** Waits for the use marks still being written, so that a closing collector leaves none behind. */
+export async function settleTokenUses(store: EvidenceStore): Promise<void> {
+  await Promise.all([...(writing.get(store) ?? [])]);
+}
+
 /** Revokes an admin or auditor token by its id (or a unique prefix of 8+ hex characters); it stops working at once. */
 export async function revokeAdminToken(store: EvidenceStore, idOrPrefix: string, now: Date = new Date()): Promise<AdminTokenInfo> {
-  if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new CollectorError('COL_ERR_NOT_FOUND', 'token ids are at least 8 hex characters');
+  if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new CollectorError('COL_ERR_USAGE', 'an admin token id is 8 to 64 hex characters (a unique prefix of the id admin-token list shows)');
   const matches = (await listAdminTokens(store, now)).filter((t) => t.id.startsWith(idOrPrefix));
   if (matches.length !== 1) throw new CollectorError('COL_ERR_NOT_FOUND', matches.length === 0 ? 'no such admin token' : 'that prefix names several tokens');
   await store.putIfAbsent(`admin/tokens/${matches[0]!.id}.revoked`, Buffer.from(`${JSON.stringify({ revokedAt: now.toISOString() })}\n`));
@@ -88,15 +133,19 @@ export async function revokeAdminToken(store: EvidenceStore, idOrPrefix: string,
 }
 
 export async function authenticate(store: EvidenceStore, authorization: string | undefined, now: Date): Promise<Principal> {
-  const m = /^Bearer (\S+)$/.exec(authorization ?? '');
+  if (authorization === undefined || authorization === '') throw new CollectorError('COL_ERR_UNAUTHORIZED');
+  // A token was given: say it was not accepted, not that one is required.
+  const refused = new CollectorError('COL_ERR_UNAUTHORIZED', 'the bearer token given was not accepted');
+  const m = /^Bearer (\S+)$/.exec(authorization);
   const token = m?.[1];
-  if (token === undefined || !ADMIN_TOKEN_RE.test(token)) throw new CollectorError('COL_ERR_UNAUTHORIZED');
+  if (token === undefined || !ADMIN_TOKEN_RE.test(token)) throw refused;
   const hash = sha256Hex(token);
   const raw = await store.get(`admin/tokens/${hash}.json`);
-  if (raw === null) throw new CollectorError('COL_ERR_UNAUTHORIZED');
+  if (raw === null) throw refused;
   const principal = adminTokenSchema.parse(JSON.parse(raw.toString('utf8')));
   if (principal.expiresAt !== null && Date.parse(principal.expiresAt) <= now.getTime()) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the token has expired');
   if ((await store.get(`admin/tokens/${hash}.revoked`)) !== null) throw new CollectorError('COL_ERR_UNAUTHORIZED', 'the token is revoked');
+  noteUse(store, hash, now);
   return principal;
 }
 

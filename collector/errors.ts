@@ -34,6 +34,8 @@ export const COLLECTOR_ERRORS = {
   COL_ERR_EXPORT_PERIOD: { status: 400, reason: 'export_period', message: 'the export period is not two ISO 8601 times, from before to' },
   COL_ERR_METHOD: { status: 405, reason: 'method', message: 'method not allowed' },
   COL_ERR_CONFIG: { status: 500, reason: 'config', message: 'invalid collector configuration' },
+  COL_ERR_USAGE: { status: 400, reason: 'usage', message: 'invalid usage: an unknown command or option, a missing or bad argument, or an input file that cannot be read' },
+  COL_ERR_NO_STORE: { status: 500, reason: 'no_store', message: 'the data directory holds no evidence store; vcm-collector serve --data-dir DIR makes one' },
   COL_ERR_INTERNAL: { status: 500, reason: 'internal', message: 'internal error' },
 } as const;
 

@@ -101,41 +101,63 @@ export function activeException(doc: PolicyDocument, vendor: string, host: strin
   );
 }
 
+/** A zod issue's path as a JSON path: checks.vpn.intervalSeconds, exceptions.0.expires. */
+function issuePath(prefix: string, path: readonly PropertyKey[]): string {
+  return [prefix, ...path.map(String)].filter((p) => p !== '').join('.') || '(document)';
+}
+
+const asRecord = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+
+/** The check configs a document holds, read from what was written, so that they are checked even when other fields are wrong. */
+function checkConfigs(raw: unknown): [string, CheckId, unknown][] {
+  const doc = asRecord(raw);
+  const configs: [string, CheckId, unknown][] = [];
+  for (const [id, c] of Object.entries(asRecord(doc.checks))) configs.push(['checks', id as CheckId, asRecord(c).config]);
+  for (const [vendor, v] of Object.entries(asRecord(doc.vendors))) {
+    for (const [id, c] of Object.entries(asRecord(asRecord(v).checks))) {
+      const config = asRecord(c).config;
+      if (config !== undefined) configs.push([`vendors.${vendor}.checks`, id as CheckId, config]);
+    }
+  }
+  return configs;
+}
+
 /**
  * Validates a policy document as an operator wrote it: the schema, no setting that only an agent's
  * own config may hold (checks/local-only.ts), and every check config against that check's own
- * schema, so that a typo in an allow-list is refused here, not judged as unknown.
+ * schema, so that a typo in an allow-list is refused here, not judged as unknown. The error names
+ * every problem found, each with its path, not only the first.
  */
 export function validatePolicyDocument(raw: unknown): PolicyDocument {
   const parsed = policyDocumentSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new CollectorError('COL_ERR_POLICY_INVALID', parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  }
-  const doc = parsed.data;
-  const configs: [string, CheckId, unknown][] = [];
-  for (const [id, c] of Object.entries(doc.checks)) configs.push(['checks', id as CheckId, c?.config]);
-  for (const [vendor, v] of Object.entries(doc.vendors)) {
-    for (const [id, c] of Object.entries(v.checks)) if (c?.config !== undefined) configs.push([`vendors.${vendor}.checks`, id as CheckId, c.config]);
-  }
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${issuePath('', i.path)}: ${i.message}`);
+  const configs = checkConfigs(raw);
   const local = configs.flatMap(([where, id, config]) => {
     const check = checkById(id);
     return check === undefined ? [] : localOnlyViolations(check, config).map((v) => ({ ...v, check: `${where}.${v.check}` }));
   });
-  if (local.length > 0) throw new CollectorError('COL_ERR_POLICY_LOCAL_ONLY', describeViolations('', local));
   for (const [where, id, config] of configs) {
-    const check = checkById(id);
-    const result = check?.configSchema.safeParse(config ?? {});
-    if (result !== undefined && !result.success) {
-      const issue = result.error.issues[0];
-      throw new CollectorError('COL_ERR_POLICY_INVALID', `${where}.${id}.config.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
-    }
+    const result = checkById(id)?.configSchema.safeParse(config ?? {});
+    if (result !== undefined && !result.success) problems.push(...result.error.issues.map((i) => `${issuePath(`${where}.${id}.config`, i.path)}: ${i.message}`));
   }
   const ids = new Set<string>();
-  for (const e of doc.exceptions) {
-    if (ids.has(e.id)) throw new CollectorError('COL_ERR_POLICY_INVALID', `exceptions: duplicate id ${e.id}`);
+  for (const e of parsed.success ? parsed.data.exceptions : []) {
+    if (ids.has(e.id)) problems.push(`exceptions: duplicate id ${e.id}`);
     ids.add(e.id);
   }
-  return doc;
+  if (local.length > 0) {
+    const more = problems.length === 0 ? '' : `; and ${problems.length} other problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`;
+    throw new CollectorError('COL_ERR_POLICY_LOCAL_ONLY', `${describeViolations('', local)}${more}`);
+  }
+  if (problems.length > 0 || !parsed.success) {
+    throw new CollectorError('COL_ERR_POLICY_INVALID', `${problems.length} problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** Exceptions that have already expired: valid, but they waive nothing (worth a warning to whoever wrote them). */
+export function expiredExceptions(doc: PolicyDocument, now: Date): PolicyException[] {
+  return doc.exceptions.filter((e) => Date.parse(e.expires) <= now.getTime());
 }
 
 export async function latestPolicyVersion(store: EvidenceStore): Promise<number | null> {

@@ -6,6 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import * as z from 'zod';
+import { settleTokenUses } from './admin.js';
 import { buildApp, DEFAULT_BODY_LIMIT_BYTES } from './app.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import { DEFAULT_CLOCK_SKEW_SECONDS, isLoopbackHost, type PolicyDocument } from './contract.js';
@@ -140,6 +141,12 @@ export interface RunningCollector {
   close(): Promise<void>;
 }
 
+function answerStarting(res: ServerResponse): void {
+  const body = JSON.stringify(new CollectorError('COL_ERR_STORE_UNAVAILABLE', 'the collector is starting').toBody());
+  res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': '1' });
+  res.end(body);
+}
+
 /** The filesystem store with its journal, after replaying what a stopped collector left in it. */
 async function openFsStore(dataDir: string, log: Logger): Promise<FsEvidenceStore> {
   const store = new FsEvidenceStore(dataDir, { journal: true });
@@ -166,15 +173,66 @@ export async function startCollector(
   const log = opts.log ?? createLogger(config.logLevel);
   const now = opts.now ?? (() => new Date());
   const metricsToken = config.metricsTokenFile === undefined ? undefined : readMetricsToken(config.metricsTokenFile);
-  const store: EvidenceStore = opts.store ?? (config.s3 === undefined ? await openFsStore(config.dataDir, log) : await s3Store(config.s3));
-  await store.ping();
+  // Bind before the store is made or opened: a collector that cannot listen (a taken port)
+  // leaves no new store behind it. Requests in that moment are answered 503.
+  let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined = undefined;
+  // Requests in flight, so that a shutdown can wait for their writes to be acknowledged.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+    if (app === undefined) answerStarting(res);
+    else app(req, res);
+  };
+  const serverOpts = { keepAliveTimeout: 65_000, requestTimeout: config.requestTimeoutSeconds * 1000, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024 };
+  const server: Server =
+    config.tls === undefined
+      ? createHttpServer(serverOpts, handler)
+      : createHttpsServer({ ...serverOpts, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, handler);
+  server.maxConnections = config.maxConnections;
+  // Requests Node's parser refuses (a body cut short, a malformed head) get our error shape too.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    // Node names the cause: headers over the limit (431), a request not received in time (408).
+    const error =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? new CollectorError('COL_ERR_HEADERS_TOO_LARGE')
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new CollectorError('COL_ERR_REQUEST_TIMEOUT')
+          : new CollectorError('COL_ERR_MALFORMED', 'the request could not be read');
+    const body = JSON.stringify(error.toBody());
+    const reason = { 431: 'Request Header Fields Too Large', 408: 'Request Timeout' }[error.status] ?? 'Bad Request';
+    socket.end(`HTTP/1.1 ${error.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    log.info({ code: err.code }, 'request could not be read');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const unlessStarted = <T>(p: Promise<T>): Promise<T> =>
+    p.catch(async (err: unknown) => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    });
+  const store: EvidenceStore = opts.store ?? (await unlessStarted(config.s3 === undefined ? openFsStore(config.dataDir, log) : s3Store(config.s3)));
+  await unlessStarted(store.ping());
   // A store that fails its preflight (S3 without versioning or Object Lock when lock is required)
   // serves reads, but ingest is refused until it is fixed: evidence must not land unprotected.
   const preflight = (await store.preflight?.()) ?? null;
   if (preflight !== null && !preflight.ok) log.error({ problems: preflight.problems }, 'evidence store preflight failed; ingest is refused');
   const writable = preflight === null || preflight.ok;
-  let policy: PolicyDocument = await loadOrInitPolicy(store, now(), { write: writable });
-  const identity = await loadOrCreateIdentity(config.keyFile ?? path.join(config.dataDir, 'secrets', 'collector-ed25519.pem'));
+  let policy: PolicyDocument = await unlessStarted(loadOrInitPolicy(store, now(), { write: writable }));
+  const identity = await unlessStarted(loadOrCreateIdentity(config.keyFile ?? path.join(config.dataDir, 'secrets', 'collector-ed25519.pem')));
 
   const registry = new AgentRegistry(store);
   const state = new CollectorState();
@@ -208,7 +266,7 @@ export async function startCollector(
     }
   };
   let started = false;
-  const app = buildApp({
+  app = buildApp({
     store,
     ingestor,
     metrics,
@@ -249,48 +307,6 @@ export async function startCollector(
     },
   });
 
-  // Requests in flight, so that a shutdown can wait for their writes to be acknowledged.
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
-    inFlight++;
-    res.once('close', () => {
-      inFlight--;
-      if (inFlight === 0) drained?.();
-    });
-    app(req, res);
-  };
-  const serverOpts = { keepAliveTimeout: 65_000, requestTimeout: config.requestTimeoutSeconds * 1000, connectionsCheckingInterval: 1000, maxHeaderSize: 16 * 1024 };
-  const server: Server =
-    config.tls === undefined
-      ? createHttpServer(serverOpts, handler)
-      : createHttpsServer({ ...serverOpts, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, handler);
-  server.maxConnections = config.maxConnections;
-  // Requests Node's parser refuses (a body cut short, a malformed head) get our error shape too.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
-      socket.destroy();
-      return;
-    }
-    // Node names the cause: headers over the limit (431), a request not received in time (408).
-    const error =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? new CollectorError('COL_ERR_HEADERS_TOO_LARGE')
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? new CollectorError('COL_ERR_REQUEST_TIMEOUT')
-          : new CollectorError('COL_ERR_MALFORMED', 'the request could not be read');
-    const body = JSON.stringify(error.toBody());
-    const reason = { 431: 'Request Header Fields Too Large', 408: 'Request Timeout' }[error.status] ?? 'Bad Request';
-    socket.end(`HTTP/1.1 ${error.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    log.info({ code: err.code }, 'request could not be read');
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
   // Listen first so that /healthz answers while the state is rebuilt; ingest waits for it.
   await registry.load();
   // Detached while the state is rebuilt: the metrics would render an agent again for each result
@@ -351,6 +367,7 @@ export async function startCollector(
         await closed;
         // What the logs took since their last checkpoint gets one before the store closes.
         await logs.checkpointAll(now());
+        await settleTokenUses(store);
         await store.close?.();
         log.info('collector stopped');
       })()),

@@ -96,7 +96,7 @@ export async function listTokens(store: EvidenceStore, now: Date = new Date()): 
 
 /** Finds a token by its id or a unique prefix of at least 8 characters. */
 export async function findToken(store: EvidenceStore, idOrPrefix: string): Promise<TokenInfo> {
-  if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new CollectorError('COL_ERR_NOT_FOUND', 'token ids are at least 8 hex characters');
+  if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new CollectorError('COL_ERR_USAGE', 'a token id is 8 to 64 hex characters (a unique prefix of the id token list shows)');
   const matches = (await listTokens(store)).filter((t) => t.id.startsWith(idOrPrefix));
   if (matches.length !== 1) throw new CollectorError('COL_ERR_NOT_FOUND', matches.length === 0 ? 'no such token' : 'that prefix names several tokens');
   return matches[0]!;

@@ -50,8 +50,8 @@ describe('a policy never says where a secret comes from', () => {
 
   it('`policy set` and `policy validate` refuse it with COL_ERR_POLICY_LOCAL_ONLY, naming the setting, and store nothing', async () => {
     const store = path.join(dir.dir, 'store-set');
-    const shown = await runCli(COLLECTOR_CLI, ['policy', 'show', '--data-dir', store]);
-    expect(shown.code, shown.stderr).toBe(0);
+    // Only serve makes a store (with policy version 1).
+    await (await startCollectorProcess(store)).stop();
     const file = path.join(dir.dir, 'hostile.json');
     const { version: _v, createdAt: _c, ...body } = hostilePolicy(attackerUrl, secretFile);
     await writeFile(file, JSON.stringify(body));

@@ -2,9 +2,10 @@
 // exceptions (waived, and back to fail on expiry), and the per-agent rate limit.
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createAdminToken } from '../../collector/admin.js';
+import { createAdminToken, settleTokenUses } from '../../collector/admin.js';
 import { agentAuthorization, sha256Hex } from '../../collector/contract.js';
 import { parseCollectorConfig, startCollector, type CollectorConfigInput, type RunningCollector } from '../../collector/server.js';
+import { FsEvidenceStore, type EvidenceStore } from '../../collector/store.js';
 import { createToken } from '../../collector/tokens.js';
 import { chain, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
 import { sample, tempDir } from '../helpers/processes.js';
@@ -64,6 +65,54 @@ describe('admin API authentication and roles', () => {
     expect((await call('GET', '/v1/admin/agents', `vcm_at_${'x'.repeat(43)}`)).status).toBe(401);
     const { token: enrollment } = await createToken(collector.store, { vendor: 'acme' });
     expect((await call('GET', '/v1/admin/agents', enrollment)).status).toBe(401);
+  });
+
+  it('says a token given was not accepted, and that one is required only when none was given', async () => {
+    const none = await call('GET', '/v1/admin/agents', undefined);
+    expect(none.json.error).toEqual({ code: 'COL_ERR_UNAUTHORIZED', message: 'an admin or auditor bearer token is required' });
+    for (const wrong of [`vcm_at_${'x'.repeat(43)}`, 'not-a-token']) {
+      const res = await call('GET', '/v1/admin/agents', wrong);
+      expect(res.status).toBe(401);
+      expect(res.json.error).toEqual({ code: 'COL_ERR_UNAUTHORIZED', message: 'the bearer token given was not accepted' });
+    }
+  });
+
+  it('records when a token was last used, at most once a minute, and shows it with the expiry', async () => {
+    const ops = sha256Hex(admin);
+    // A use is recorded beside the request, not in it: wait for the marks before reading them.
+    const listed = async () => (await settleTokenUses(collector.store), (await call('GET', '/v1/admin/admin-tokens', admin)).json.tokens as { id: string; lastUsedAt: string | null; expiresAt: string | null }[]).find((t) => t.id === ops)!;
+    const fresh = await createAdminToken(collector.store, { name: 'unused', role: 'auditor' });
+    for (let i = 0; i < 5; i++) expect((await call('GET', '/v1/admin/agents', admin)).status).toBe(200);
+    const first = await listed();
+    expect(first.lastUsedAt).toBe('2026-11-22T12:00:00.000Z');
+    expect(first.expiresAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const unused = ((await call('GET', '/v1/admin/admin-tokens', admin)).json.tokens as { id: string; lastUsedAt: string | null }[]).find((t) => t.id === sha256Hex(fresh))!;
+    expect(unused.lastUsedAt).toBeNull();
+    clock = new Date('2026-11-22T12:07:30Z');
+    await call('GET', '/v1/admin/agents', admin);
+    expect((await listed()).lastUsedAt).toBe('2026-11-22T12:07:00.000Z');
+    await settleTokenUses(collector.store);
+    const marks: string[] = [];
+    for await (const key of collector.store.list(`admin/token-use/${ops}/`)) marks.push(key);
+    // Seven requests (and the listings') in two minutes: two marks, not one per request.
+    expect(marks).toEqual([`admin/token-use/${ops}/20261122T1200`, `admin/token-use/${ops}/20261122T1207`]);
+  });
+
+  it('answers a request even when recording the token\'s use fails', async () => {
+    await collector.close();
+    const fs = new FsEvidenceStore(data.dir);
+    const failing: EvidenceStore = {
+      description: 'failing token-use writes',
+      putIfAbsent: (key, bytes) => (key.startsWith('admin/token-use/') ? Promise.reject(new Error('disk full')) : fs.putIfAbsent(key, bytes)),
+      get: (key) => fs.get(key),
+      list: (prefix) => fs.list(prefix),
+      ping: () => fs.ping(),
+    };
+    collector = await startCollector(parseCollectorConfig({ dataDir: data.dir, listen: '127.0.0.1:0' }), { log: pino({ level: 'silent' }), now: () => clock, store: failing });
+    for (let i = 0; i < 3; i++) expect((await call('GET', '/v1/admin/agents', admin)).status).toBe(200);
+    await settleTokenUses(collector.store);
+    const tokens = (await call('GET', '/v1/admin/admin-tokens', admin)).json.tokens as { id: string; lastUsedAt: string | null }[];
+    expect(tokens.find((t) => t.id === sha256Hex(admin))?.lastUsedAt).toBeNull();
   });
 
   it('refuses expired admin tokens', async () => {
@@ -276,7 +325,9 @@ describe('admin and auditor tokens can be listed and revoked (#17, medium 10)', 
     expect((await call('GET', '/v1/admin/agents', auditor)).json.error?.code).toBe('COL_ERR_UNAUTHORIZED');
     const after = (await call('GET', '/v1/admin/admin-tokens', admin)).json as { tokens: { id: string; state: string }[] };
     expect(after.tokens.find((t) => t.id === mine.id)?.state).toBe('revoked');
-    expect((await call('POST', '/v1/admin/admin-tokens/zz/revoke', admin)).json.error?.code).toBe('COL_ERR_NOT_FOUND');
+    // An id shorter than the 8-character minimum prefix is a usage error, not a missing token.
+    expect((await call('POST', '/v1/admin/admin-tokens/zz/revoke', admin)).json.error?.code).toBe('COL_ERR_USAGE');
+    expect((await call('POST', '/v1/admin/tokens/abc/revoke', admin)).json.error?.code).toBe('COL_ERR_USAGE');
   });
 
   it('the CLI lists and revokes on the store; --ttl none makes a token that never expires', async () => {

@@ -184,10 +184,14 @@ describe('admin CLI', () => {
       const underFile = path.join(file, 'data');
       // A store whose journal folder is taken by a file: the failure is in taking the journal.
       const badJournal = path.join(dir.dir, 'store');
-      await mkdir(badJournal);
+      await mkdir(path.join(badJournal, 'secrets'), { recursive: true });
+      await writeFile(path.join(badJournal, 'secrets', 'collector-ed25519.pem'), '');
       await writeFile(path.join(badJournal, '.journal'), '');
+      // A local command does not make a store: under a file there is none.
+      const local = await runCli(COLLECTOR_CLI, ['token', 'list', '--data-dir', underFile]);
+      expect(local.code, local.stderr).toBe(2);
+      expect(local.stderr).toBe(`vcm-collector: COL_ERR_NO_STORE: ${underFile} holds no evidence store (no secrets/collector-ed25519.pem); make one with: vcm-collector serve --data-dir ${underFile}\n`);
       for (const [args, named] of [
-        [['token', 'list', '--data-dir', underFile], underFile],
         [['serve', '--data-dir', underFile, '--listen', '127.0.0.1:0'], underFile],
         [['token', 'list', '--data-dir', badJournal], path.join(badJournal, '.journal')],
         [['serve', '--data-dir', badJournal, '--listen', '127.0.0.1:0'], path.join(badJournal, '.journal')],

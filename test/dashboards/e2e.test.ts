@@ -126,6 +126,8 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
         ],
       }),
     );
+    // Only serve makes a store; the policy is written before the collector that judges under it starts.
+    await (await startCollectorProcess(store)).stop();
     const set = await runCli(COLLECTOR_CLI, ['policy', 'set', policyFile, '--data-dir', store]);
     expect(set.code, set.stderr).toBe(0);
     collector = await startCollectorProcess(store, { args: ['--checkpoint-interval', '1s'] });
