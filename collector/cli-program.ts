@@ -122,6 +122,7 @@ program
   .option('--s3-config <file>', 'keep evidence in S3: a JSON file of S3 settings (see README); --data-dir then holds only the collector key')
   .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)')
   .option('--tls-key <file>', 'PEM private key for --tls-cert')
+  .option('--metrics-token-file <file>', 'require this bearer token on /metrics (a file of one line; Prometheus: authorization.credentials_file)')
   .option('--allow-plain-http', 'allow plain HTTP on a non-loopback address (TLS terminated in front)')
   .addOption(new Option('--rate-limit <rate/burst>', 'per-agent envelopes per second, and burst').argParser(rateLimit).default({ perSecond: 20, burst: 500 }, '20/500'))
   .addOption(new Option('--body-limit <size>', 'largest POST /v1/results body taken (enrollment and key rotation take 64KiB), e.g. 4MiB for sso_coverage facts of large orgs').argParser(byteSize).default(1024 * 1024, '1MiB'))
@@ -129,13 +130,14 @@ program
   .option('--log-origin <origin>', 'the origin each vendor log is named under (<origin>/<vendor>), e.g. collector.example.com/vcm (default: vcm-collector/<key fingerprint>)')
   .addOption(new Option('--checkpoint-interval <duration>', 'how often a grown vendor log gets a signed checkpoint').argParser(duration).default(60, '60s'))
   .addOption(new Option('--log-level <level>', 'the least severe log messages written').choices(LOG_LEVELS).default('info'))
-  .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; bodyLimit: number; logOrigin?: string; checkpointInterval: number; logLevel: string }) => {
+  .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; metricsTokenFile?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; bodyLimit: number; logOrigin?: string; checkpointInterval: number; logLevel: string }) => {
     if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new CollectorError('COL_ERR_CONFIG', '--tls-cert and --tls-key go together');
     const config = parseCollectorConfig({
       dataDir: opts.dataDir,
       listen: opts.listen,
       ...(opts.tlsCert === undefined || opts.tlsKey === undefined ? {} : { tls: { certFile: opts.tlsCert, keyFile: opts.tlsKey } }),
       allowPlainHttp: opts.allowPlainHttp === true,
+      ...(opts.metricsTokenFile === undefined ? {} : { metricsTokenFile: opts.metricsTokenFile }),
       perHostSeries: opts.perHostSeries,
       rateLimit: opts.rateLimit,
       bodyLimitBytes: opts.bodyLimit,
