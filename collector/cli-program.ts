@@ -216,12 +216,20 @@ async function localStore(t: Target): Promise<FsEvidenceStore> {
   return store;
 }
 
+function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function print(format: string, value: unknown, table: () => string[][]): void {
   if (format === 'json') {
     process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
     return;
   }
-  const rows = table();
+  // Cells are shown with control characters escaped: a host name stored before enrollment
+  // restricted them (or any stored text) cannot move the cursor, set the clipboard (OSC 52) or
+  // forge a row.
+  const rows = table().map((r) => r.map(terminalSafe));
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
 }

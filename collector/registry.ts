@@ -7,11 +7,17 @@ import type { LogEntry } from './log/entries.js';
 import { agentIdFor, agentIdSchema, envelopeSchema, hostSchema, vendorSchema } from './contract.js';
 import type { EvidenceStore } from './store.js';
 
+/**
+ * A stored record's host: enrollment now takes only what a host name can be (hostSchema), but a
+ * record written before that rule is still read, never refused; what prints or labels it escapes.
+ */
+const storedHostSchema = hostSchema.extend({ hostname: z.string().min(1).max(1024) });
+
 export const agentRecordSchema = z
   .object({
     agentId: agentIdSchema,
     vendor: vendorSchema,
-    host: hostSchema,
+    host: storedHostSchema,
     agentVersion: z.string(),
     publicKey: z.string(),
     enrolledAt: z.iso.datetime({ offset: false }),
