@@ -286,6 +286,7 @@ export class Ingestor {
   /** Chain checks for one agent's envelopes (under its lock), then their writes, together. */
   async #commit(group: { index: number; v: Verified }[], results: (IngestOutcome | CollectorError)[]): Promise<void> {
     const { state, store, metrics, log } = this.#deps;
+    const skew = (this.#deps.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
     const agentId = group[0]!.v.agent.record.agentId;
     const a = state.agent(agentId);
     // Links accepted earlier in this same batch count as stored for the checks that follow.
@@ -320,6 +321,13 @@ export class Ingestor {
       const before = linkAt(seq - 1);
       if ((before !== undefined && prev !== before.hash) || (seq === 1 && prev !== null)) {
         results[index] = new CollectorError('COL_ERR_CHAIN_BROKEN', seq === 1 ? 'the first result has no predecessor' : undefined);
+        continue;
+      }
+      // Time runs forward along a chain: a result is not dated before the day of the one it
+      // follows (the stored link's day, less the skew; its exact time is not kept in memory).
+      const beforeDay = before === undefined ? null : dayOfKey(before.key);
+      if (beforeDay !== null && Date.parse(v.predicate.collectedAt) < beforeDay - skew) {
+        results[index] = new CollectorError('COL_ERR_BACKDATED', `collected ${v.predicate.collectedAt}, before the day of seq ${seq - 1} (${new Date(beforeDay).toISOString().slice(0, 10)})`);
         continue;
       }
       // A gap is filled only by the envelope the stored next one commits to.
@@ -464,4 +472,10 @@ export class Ingestor {
       if (this.#locks.get(agentId) === settled) this.#locks.delete(agentId);
     }
   }
+}
+
+/** The UTC midnight (epoch ms) of a stored envelope's `date=YYYY-MM-DD` folder, or null. */
+function dayOfKey(key: string): number | null {
+  const m = /\/date=(\d{4}-\d{2}-\d{2})\//.exec(key);
+  return m === null ? null : Date.parse(`${m[1]}T00:00:00Z`);
 }
