@@ -77,5 +77,6 @@ export const INGEST_REJECT_REASONS = [
   'chain_broken',
   'seq_jump',
   'future',
+  'backdated',
   'rate_limited',
 ] as const;

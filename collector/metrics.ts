@@ -74,7 +74,8 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
   const freshnessMs = policy.freshnessSeconds * 1000;
   const nowMs = now.getTime();
   const vendor = esc(record.vendor);
-  const host = esc(record.host.hostname);
+  // agent_id makes every per-host series unique: two hosts of one name (cloned VMs) stay two.
+  const host = `${esc(record.host.hostname)}",agent_id="${record.agentId}`;
   const rows: string[] = [];
   const state: string[] = [];
   const lastResult: string[] = [];
@@ -111,7 +112,7 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
     state: state.join(''),
     lastResult: lastResult.join(''),
     seen: seenMs === null || seenMs === undefined ? '' : `vcm_agent_last_seen_timestamp_seconds{vendor="${vendor}",host="${host}"} ${seenMs / 1000}\n`,
-    info: `vcm_agent_info{vendor="${vendor}",host="${host}",agent_id="${record.agentId}",os="${record.host.os}",version="${esc(record.agentVersion)}"} 1\n`,
+    info: `vcm_agent_info{vendor="${vendor}",host="${host}",os="${record.host.os}",version="${esc(record.agentVersion)}"} 1\n`,
   };
 }
 

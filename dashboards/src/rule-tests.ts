@@ -33,18 +33,31 @@ export const ALERT_CASES: AlertCase[] = [
   {
     alert: 'VcmControlFailing',
     title: 'fires after an hour of failing',
-    series: [{ series: `vcm_control_state{${T},vendor="acme",host="web-1",control="vpn",state="fail"}`, values: '1x90' }],
+    series: [{ series: `vcm_control_state{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn",state="fail"}`, values: '1x90' }],
     evalTime: '65m',
-    expect: [{ labels: { ...TARGET, vendor: 'acme', host: 'web-1', control: 'vpn', state: 'fail' } }],
+    expect: [{ labels: { ...TARGET, vendor: 'acme', host: 'web-1', agent_id: 'id-web-1', control: 'vpn', state: 'fail' } }],
+  },
+  {
+    alert: 'VcmControlFailing',
+    title: 'two hosts of one name (cloned VMs) are two alerts, told apart by agent_id',
+    series: [
+      { series: `vcm_control_state{${T},vendor="acme",host="clone",agent_id="id-clone-a",control="vpn",state="fail"}`, values: '1x90' },
+      { series: `vcm_control_state{${T},vendor="acme",host="clone",agent_id="id-clone-b",control="vpn",state="fail"}`, values: '1x90' },
+    ],
+    evalTime: '65m',
+    expect: [
+      { labels: { ...TARGET, vendor: 'acme', host: 'clone', agent_id: 'id-clone-a', control: 'vpn', state: 'fail' } },
+      { labels: { ...TARGET, vendor: 'acme', host: 'clone', agent_id: 'id-clone-b', control: 'vpn', state: 'fail' } },
+    ],
   },
   {
     alert: 'VcmControlFailing',
     title: 'silent for a waived failure, and for a failure shorter than the threshold',
     series: [
-      { series: `vcm_control_state{${T},vendor="acme",host="web-1",control="vpn",state="waived"}`, values: '1x90' },
+      { series: `vcm_control_state{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn",state="waived"}`, values: '1x90' },
       // Failing for 30 minutes, then passing.
-      { series: `vcm_control_state{${T},vendor="acme",host="web-2",control="vpn",state="fail"}`, values: '1x30 stale' },
-      { series: `vcm_control_state{${T},vendor="acme",host="web-2",control="vpn",state="pass"}`, values: '_x30 1x60' },
+      { series: `vcm_control_state{${T},vendor="acme",host="web-2",agent_id="id-web-2",control="vpn",state="fail"}`, values: '1x30 stale' },
+      { series: `vcm_control_state{${T},vendor="acme",host="web-2",agent_id="id-web-2",control="vpn",state="pass"}`, values: '_x30 1x60' },
     ],
     evalTime: '65m',
     expect: [],
@@ -53,16 +66,16 @@ export const ALERT_CASES: AlertCase[] = [
     alert: 'VcmAgentSilent',
     title: 'fires when nothing was accepted for more than 2 h',
     // Last seen at t=0, never again.
-    series: [{ series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="acme",host="web-3"}`, values: '0x180' }],
+    series: [{ series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="acme",host="web-3",agent_id="id-web-3"}`, values: '0x180' }],
     evalTime: '2h15m',
-    expect: [{ labels: { ...TARGET, vendor: 'acme', host: 'web-3' }, value: '2h 15m 0s' }],
+    expect: [{ labels: { ...TARGET, vendor: 'acme', host: 'web-3', agent_id: 'id-web-3' }, value: '2h 15m 0s' }],
   },
   {
     alert: 'VcmAgentSilent',
     title: 'silent for an agent quiet for less than the threshold, and for one that delivers',
     series: [
-      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="acme",host="web-3"}`, values: '0x180' },
-      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="acme",host="web-4"}`, values: '0+60x180' },
+      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="acme",host="web-3",agent_id="id-web-3"}`, values: '0x180' },
+      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="acme",host="web-4",agent_id="id-web-4"}`, values: '0+60x180' },
     ],
     evalTime: '1h55m',
     expect: [],
@@ -71,19 +84,19 @@ export const ALERT_CASES: AlertCase[] = [
     alert: 'VcmControlStale',
     title: 'fires for a stale control of an agent that still delivers',
     series: [
-      { series: `vcm_control_state{${T},vendor="globex",host="db-1",control="credential_age",state="stale"}`, values: '1x60' },
-      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="globex",host="db-1"}`, values: '0+60x60' },
+      { series: `vcm_control_state{${T},vendor="globex",host="db-1",agent_id="id-db-1",control="credential_age",state="stale"}`, values: '1x60' },
+      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="globex",host="db-1",agent_id="id-db-1"}`, values: '0+60x60' },
     ],
     evalTime: '45m',
-    expect: [{ labels: { ...TARGET, vendor: 'globex', host: 'db-1', control: 'credential_age', state: 'stale' } }],
+    expect: [{ labels: { ...TARGET, vendor: 'globex', host: 'db-1', agent_id: 'id-db-1', control: 'credential_age', state: 'stale' } }],
   },
   {
     alert: 'VcmControlStale',
     title: 'silent while stale for less than 30 minutes',
     series: [
-      { series: `vcm_control_state{${T},vendor="globex",host="db-1",control="vpn",state="pass"}`, values: '1x30 stale' },
-      { series: `vcm_control_state{${T},vendor="globex",host="db-1",control="vpn",state="stale"}`, values: '_x30 1x30' },
-      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="globex",host="db-1"}`, values: '0+60x60' },
+      { series: `vcm_control_state{${T},vendor="globex",host="db-1",agent_id="id-db-1",control="vpn",state="pass"}`, values: '1x30 stale' },
+      { series: `vcm_control_state{${T},vendor="globex",host="db-1",agent_id="id-db-1",control="vpn",state="stale"}`, values: '_x30 1x30' },
+      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="globex",host="db-1",agent_id="id-db-1"}`, values: '0+60x60' },
     ],
     evalTime: '50m',
     expect: [],
@@ -92,8 +105,8 @@ export const ALERT_CASES: AlertCase[] = [
     alert: 'VcmControlStale',
     title: 'silent for the controls of a silent agent (VcmAgentSilent covers them)',
     series: [
-      { series: `vcm_control_state{${T},vendor="globex",host="db-2",control="vpn",state="stale"}`, values: '1x200' },
-      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="globex",host="db-2"}`, values: '0x200' },
+      { series: `vcm_control_state{${T},vendor="globex",host="db-2",agent_id="id-db-2",control="vpn",state="stale"}`, values: '1x200' },
+      { series: `vcm_agent_last_seen_timestamp_seconds{${T},vendor="globex",host="db-2",agent_id="id-db-2"}`, values: '0x200' },
     ],
     evalTime: '2h50m',
     expect: [],
@@ -285,7 +298,7 @@ const RECORDING_TESTS: Yaml = {
       values: `${n}x10`,
     })),
     // Fails from 2m to 4m, passes, then fails again from 7m.
-    { series: `vcm_control_state{${T},vendor="acme",host="web-1",control="vpn",state="fail"}`, values: '_ _ 1 1 1 stale _ 1 1 1 1' },
+    { series: `vcm_control_state{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn",state="fail"}`, values: '_ _ 1 1 1 stale _ 1 1 1 1' },
     { series: `vcm_sso_mfa_eligible_accounts{${T},vendor="acme"}`, values: '200x10' },
     { series: `vcm_sso_mfa_accounts{${T},vendor="acme",strength="any"}`, values: '190x10' },
     { series: `vcm_sso_mfa_accounts{${T},vendor="acme",strength="phishing_resistant"}`, values: '50x10' },
@@ -310,10 +323,10 @@ const RECORDING_TESTS: Yaml = {
       exp_samples: [{ labels: `${RULES.vendorStateRatio}{${T},vendor="acme",state="pass"}`, value: 0.6 }],
     },
     // The first failure began at 2m (120 s); while it lasts the recorded start stays there.
-    { expr: RULES.failSince, eval_time: '4m', exp_samples: [{ labels: `${RULES.failSince}{${T},vendor="acme",host="web-1",control="vpn"}`, value: 120 }] },
+    { expr: RULES.failSince, eval_time: '4m', exp_samples: [{ labels: `${RULES.failSince}{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn"}`, value: 120 }] },
     { expr: RULES.failSince, eval_time: '5m30s', exp_samples: [] },
     // A new failure starts anew, at 7m.
-    { expr: RULES.failSince, eval_time: '10m', exp_samples: [{ labels: `${RULES.failSince}{${T},vendor="acme",host="web-1",control="vpn"}`, value: 420 }] },
+    { expr: RULES.failSince, eval_time: '10m', exp_samples: [{ labels: `${RULES.failSince}{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn"}`, value: 420 }] },
     {
       expr: RULES.mfaRatio,
       eval_time: '5m',

@@ -70,7 +70,7 @@ export function recordingRules(): RuleFile<RecordingRule> {
             // Keeps its own earlier value while the failure lasts, and starts again at the first
             // evaluation that sees a new one: the series goes when the control stops failing.
             record: RULES.failSince,
-            expr: `${RULES.failSince} and on (job, instance, vendor, host, control) (vcm_control_state{state="fail"} == 1)\nor\nmax without (state) (timestamp(vcm_control_state{state="fail"} == 1))`,
+            expr: `${RULES.failSince} and on (job, instance, vendor, host, agent_id, control) (vcm_control_state{state="fail"} == 1)\nor\nmax without (state) (timestamp(vcm_control_state{state="fail"} == 1))`,
           },
           {
             record: RULES.mfaRatio,
@@ -111,7 +111,7 @@ export function alertRules(s: AlertSettings = DEFAULT_ALERT_SETTINGS): RuleFile<
             'vcm_control_state{state="fail"} == 1',
             s.failingFor,
             '{{ $labels.control }} fails on {{ $labels.host }} ({{ $labels.vendor }})',
-            `The control {{ $labels.control }} on host {{ $labels.host }} of vendor {{ $labels.vendor }} has failed for more than ${s.failingFor} under the collector's policy, and no exception covers it.`,
+            `The control {{ $labels.control }} on host {{ $labels.host }} (agent {{ $labels.agent_id }}) of vendor {{ $labels.vendor }} has failed for more than ${s.failingFor} under the collector's policy, and no exception covers it.`,
           ),
           alert(
             'VcmAgentSilent',
@@ -119,16 +119,16 @@ export function alertRules(s: AlertSettings = DEFAULT_ALERT_SETTINGS): RuleFile<
             `${seenAgo} > ${s.silentSeconds}`,
             '10m',
             'The agent on {{ $labels.host }} ({{ $labels.vendor }}) is silent',
-            `The collector has accepted no result from host {{ $labels.host }} of vendor {{ $labels.vendor }} for more than ${s.silentSeconds / 3600} h (last one {{ $value | humanizeDuration }} ago). Its controls show as stale, never as passing.`,
+            `The collector has accepted no result from host {{ $labels.host }} (agent {{ $labels.agent_id }}) of vendor {{ $labels.vendor }} for more than ${s.silentSeconds / 3600} h (last one {{ $value | humanizeDuration }} ago). Its controls show as stale, never as passing.`,
           ),
           alert(
             'VcmControlStale',
             'warning',
             // A silent agent is one alert (VcmAgentSilent), not one per control.
-            `vcm_control_state{state="stale"} == 1 unless on (job, instance, vendor, host) (${seenAgo} > ${s.silentSeconds})`,
+            `vcm_control_state{state="stale"} == 1 unless on (job, instance, vendor, host, agent_id) (${seenAgo} > ${s.silentSeconds})`,
             s.staleFor,
             '{{ $labels.control }} on {{ $labels.host }} ({{ $labels.vendor }}) has no fresh result',
-            'The latest result of {{ $labels.control }} on host {{ $labels.host }} of vendor {{ $labels.vendor }} is older than the policy\'s freshness window, or the control never reported, while the agent still delivers other results.',
+            'The latest result of {{ $labels.control }} on host {{ $labels.host }} (agent {{ $labels.agent_id }}) of vendor {{ $labels.vendor }} is older than the policy\'s freshness window, or the control never reported, while the agent still delivers other results.',
           ),
           alert(
             'VcmExceptionExpiring',

@@ -248,7 +248,7 @@ describe('policy versions, vendor overrides and exceptions', () => {
     const defaults = (await (await fetch(`${collector.url}/v1/policy`)).json()) as { checks: { open_ports: { config: unknown } } };
     expect(defaults.checks.open_ports.config).toEqual({});
     await post(chain(agent, 1, wildcardSsh)[0]!);
-    expect(sample(await metrics(), 'vcm_control_state{vendor="acme",host="build-01",control="open_ports",state="pass"}')).toBe(1);
+    expect(sample(await metrics(), `vcm_control_state{vendor="acme",host="build-01",agent_id="${agent.agentId}",control="open_ports",state="pass"}`)).toBe(1);
   });
 
   it('waives a failure under an unexpired exception, and shows it failing again once it expires', async () => {
@@ -261,10 +261,10 @@ describe('policy versions, vendor overrides and exceptions', () => {
     });
     expect(put.status).toBe(201);
     await post(chain(agent, 1, wildcardSsh)[0]!);
-    expect(sample(await metrics(), 'vcm_control_state{vendor="acme",host="build-01",control="open_ports",state="waived"}')).toBe(1);
+    expect(sample(await metrics(), `vcm_control_state{vendor="acme",host="build-01",agent_id="${agent.agentId}",control="open_ports",state="waived"}`)).toBe(1);
     clock = new Date('2026-11-22T13:00:01Z');
     const after = await metrics();
-    expect(sample(after, 'vcm_control_state{vendor="acme",host="build-01",control="open_ports",state="fail"}')).toBe(1);
+    expect(sample(after, `vcm_control_state{vendor="acme",host="build-01",agent_id="${agent.agentId}",control="open_ports",state="fail"}`)).toBe(1);
     expect(sample(after, 'vcm_control_hosts{vendor="acme",control="open_ports",state="waived"}')).toBe(0);
   });
 

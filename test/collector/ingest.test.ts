@@ -143,7 +143,7 @@ describe('POST /v1/results', () => {
     // Well-formed statement, but the facts are judged unknown rather than trusted.
     expect(res.json.results?.[0]?.outcome).toBe('accepted');
     const m = await (await fetch(`${collector.url}/metrics`)).text();
-    expect(sample(m, 'vcm_control_state{vendor="acme",host="host-1",control="open_ports",state="unknown"}')).toBe(1);
+    expect(sample(m, `vcm_control_state{vendor="acme",host="host-1",agent_id="${agent.agentId}",control="open_ports",state="unknown"}`)).toBe(1);
   });
 
   it('takes a batch as NDJSON, in order, answering per line', async () => {
@@ -165,11 +165,11 @@ describe('POST /v1/results', () => {
     for (const e of envs) expect((await post(e)).status).toBe(200);
     const m = await (await fetch(`${collector.url}/metrics`)).text();
     // The agent said pass; the default policy allows no wildcard listener, so the verdict is fail.
-    expect(sample(m, 'vcm_control_state{vendor="acme",host="host-1",control="open_ports",state="fail"}')).toBe(1);
-    expect(sample(m, 'vcm_control_state{vendor="acme",host="host-1",control="disk_encryption",state="unknown"}')).toBe(1);
+    expect(sample(m, `vcm_control_state{vendor="acme",host="host-1",agent_id="${agent.agentId}",control="open_ports",state="fail"}`)).toBe(1);
+    expect(sample(m, `vcm_control_state{vendor="acme",host="host-1",agent_id="${agent.agentId}",control="disk_encryption",state="unknown"}`)).toBe(1);
     clock = new Date('2026-11-22T16:00:00Z');
     const later = await (await fetch(`${collector.url}/metrics`)).text();
-    expect(sample(later, 'vcm_control_state{vendor="acme",host="host-1",control="open_ports",state="stale"}')).toBe(1);
+    expect(sample(later, `vcm_control_state{vendor="acme",host="host-1",agent_id="${agent.agentId}",control="open_ports",state="stale"}`)).toBe(1);
     expect(sample(later, 'vcm_control_hosts{vendor="acme",control="open_ports",state="stale"}')).toBe(1);
     expect(sample(later, 'vcm_control_hosts{vendor="acme",control="open_ports",state="fail"}')).toBe(0);
   });
@@ -183,7 +183,7 @@ describe('POST /v1/results', () => {
     expect((await post(envs[1]!)).json.results?.[0]?.outcome).toBe('duplicate');
     expect((await post(resultEnvelope(agent, 2, null))).json.error?.code).toBe('COL_ERR_REPLAY');
     expect((await post(envs[2]!)).json.results?.[0]?.outcome).toBe('accepted');
-    expect(await metric('vcm_control_state{vendor="acme",host="host-1",control="open_ports",state="pass"}')).toBe(1);
+    expect(await metric(`vcm_control_state{vendor="acme",host="host-1",agent_id="${agent.agentId}",control="open_ports",state="pass"}`)).toBe(1);
   });
 });
 

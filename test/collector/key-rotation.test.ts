@@ -196,7 +196,7 @@ describe('key rotation over HTTP against a collector process', () => {
     const metrics = await (await fetch(new URL('/metrics', collector.url))).text();
     const info = metrics.split('\n').filter((l) => l.startsWith('vcm_agent_info{') && l.includes('host="host-a"'));
     expect(info).toEqual([expect.stringContaining(`agent_id="${A.agentId}"`)]);
-    expect(metrics).toContain('vcm_control_state{vendor="acme",host="host-a",control="open_ports",state="pass"} 1');
+    expect(metrics).toContain(`vcm_control_state{vendor="acme",host="host-a",agent_id="${A.agentId}",control="open_ports",state="pass"} 1`);
   });
 
   it('keeps the key history across a restart (rebuilt from the store)', async () => {

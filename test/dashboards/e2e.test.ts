@@ -172,7 +172,7 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     times.fed = Date.now() - t0;
 
     metricsText = await (await fetch(`${collector.url}/metrics`)).text();
-    const ssoState = STATES.find((st) => sample(metricsText, `vcm_control_state{vendor="acme",host="acme-1",control="sso_coverage",state="${st}"}`) === 1);
+    const ssoState = STATES.find((st) => sample(metricsText, `vcm_control_state{vendor="acme",host="acme-1",agent_id="${agents.get('acme-1')!.agentId}",control="sso_coverage",state="${st}"}`) === 1);
     expect(ssoState, 'the collector shows a state for acme-1 sso_coverage').toBeDefined();
     expected.set('acme/acme-1/sso_coverage', ssoState!);
     exported = new Map([...metricsText.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
@@ -461,7 +461,7 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     );
     expect(firing.labels).toMatchObject({ alertname: 'VcmControlFailing', severity: 'warning', vendor: 'acme', host: 'acme-2', control: 'vpn', state: 'fail', job: JOB });
     expect(firing.annotations.summary).toBe('vpn fails on acme-2 (acme)');
-    expect(firing.annotations.description).toContain('host acme-2 of vendor acme');
+    expect(firing.annotations.description).toContain(`host acme-2 (agent ${agents.get('acme-2')!.agentId}) of vendor acme`);
     const forState = (await prom.query('ALERTS{alertname="VcmControlFailing",host="acme-2",control="vpn"}')).result as PromSample[];
     expect(forState.map((s) => s.metric.alertstate)).toEqual(['firing']);
     const all = await prom.alerts();

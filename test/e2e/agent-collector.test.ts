@@ -152,7 +152,8 @@ describe('agent → collector over HTTP (real processes)', () => {
   it('shows the results in /metrics', async () => {
     const m = await metrics(collector.url);
     expect(sample(m, 'vcm_ingest_envelopes_total{outcome="accepted"}')).toBe(perCycle.length);
-    const host = (JSON.parse(await readFile(path.join(stateDir, 'identity.json'), 'utf8')) as { host: { hostname: string } }).host.hostname;
+    const identity = JSON.parse(await readFile(path.join(stateDir, 'identity.json'), 'utf8')) as { agentId: string; host: { hostname: string } };
+    const host = `${identity.host.hostname}",agent_id="${identity.agentId}`;
     for (const e of evidence) {
       const { check, status } = e.statement.predicate.finding;
       expect(sample(m, `vcm_control_state{vendor="acme",host="${host}",control="${check}",state="${status}"}`)).toBe(1);
