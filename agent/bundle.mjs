@@ -2,7 +2,7 @@
 // `npm run build` runs it after tsc.
 //
 // Why a bundle: the agent runs for months on someone else's machines, and its idle RSS is a
-// target (issue 5, README "Footprint"). Loaded as separate files, zod alone is about 120 ES
+// target (issue 5, agent/README.md "Footprint"). Loaded as separate files, zod alone is about 120 ES
 // modules (80 of them locales the agent never uses) and every source file stays in memory with its
 // comments. Bundled, only what is imported is kept, minified. Splitting keeps the CLI's lazy
 // commands lazy: `vcm-agent status` still loads no check code, and a host without sso_coverage

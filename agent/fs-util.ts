@@ -5,7 +5,7 @@
 // pool (a futex wake, a thread switch and an eventfd back), which on the machines measured cost
 // several times the call itself; a durable write is eight of them. The agent's files are small,
 // and the daemon serves nothing, so the loop can wait for an fsync: the cycle's CPU went down (see
-// README, "Footprint"). The functions stay async so that callers do not depend on it.
+// agent/README.md, "Footprint"). The functions stay async so that callers do not depend on it.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readdir, unlink } from 'node:fs/promises';

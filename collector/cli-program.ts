@@ -119,7 +119,7 @@ program
   .description('Serve enrollment, ingest, policy, /metrics, /healthz and /readyz.')
   .option('--data-dir <dir>', 'the filesystem evidence store (evidence/, keys/, policy/, tokens/), made on the first start once the address is bound', defaultDataDir)
   .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
-  .option('--s3-config <file>', 'keep evidence in S3: a JSON file of S3 settings (see README); --data-dir then holds only the collector key')
+  .option('--s3-config <file>', 'keep evidence in S3: a JSON file of S3 settings (see collector/README.md); --data-dir then holds only the collector key')
   .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)')
   .option('--tls-key <file>', 'PEM private key for --tls-cert')
   .option('--metrics-token-file <file>', 'require this bearer token on /metrics (a file of one line; Prometheus: authorization.credentials_file)')
@@ -477,7 +477,7 @@ logCmd
 
 program
   .command('export')
-  .description("Write a vendor's audit bundle for a period: its evidence, log range, keys, policies, report and OSCAL, signed (see README: For auditors).")
+  .description("Write a vendor's audit bundle for a period: its evidence, log range, keys, policies, report and OSCAL, signed (see collector/README.md: For auditors).")
   .requiredOption('--vendor <name>', 'the vendor', vendor)
   .requiredOption('--from <time>', 'the period\'s start: a date (midnight UTC) or an ISO 8601 time')
   .requiredOption('--to <time>', 'the period\'s end (not included)')

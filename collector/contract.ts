@@ -508,7 +508,7 @@ export type IngestOutcome = z.infer<typeof ingestOutcomeSchema>;
 export const errorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }).strict() }).strict();
 
 // ---------------------------------------------------------------------------------------------
-// Storage layout (contract: DESIGN.md)
+// Storage layout (contract: collector/README.md, "Where the evidence is")
 
 export function evidenceKey(p: { vendor: string; collectedAt: string; agentId: string; seq: number; sha256: string }): string {
   const date = p.collectedAt.slice(0, 10);

@@ -6,7 +6,7 @@
 // the group is appended to one journal segment and made durable by ONE fdatasync, and only then
 // is any put of it acknowledged. "Acknowledged" means "fdatasync'd in the journal".
 //
-// After the flush, the files of the DESIGN layout are created in the background (O_EXCL, no
+// After the flush, the files of the storage layout are created in the background (O_EXCL, no
 // flush of their own), and the store answers get/list for an entry from memory until its file
 // exists; an index of the keys under way keeps puts create-only. A file that cannot be made yet
 // (a full disk) is retried until it can be; one still owed at shutdown keeps its segment, for

@@ -1,4 +1,4 @@
-// Prometheus metrics (contract: names and labels in README.md, "Where the metrics are"). Per-host
+// Prometheus metrics (contract: names and labels in collector/README.md, "Where the metrics are"). Per-host
 // gauges are computed at scrape time from the state, so staleness follows the clock, not the last
 // ingest.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';

@@ -1,5 +1,5 @@
 // The evidence store contract and its filesystem implementation (the embedded default).
-// Keys follow the storage layout in DESIGN.md. Writes are create-only and durable on return.
+// Keys follow the storage layout in collector/README.md ("Where the evidence is"). Writes are create-only and durable on return.
 // A collector's store (open() with the journal) makes evidence durable by group commit in a
 // write-ahead journal (collector/journal.ts), makes the files in the background and answers for
 // them from memory meanwhile; everything else is written and flushed per file.

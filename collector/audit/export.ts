@@ -1,6 +1,6 @@
 // The audit bundle for one vendor and one period: planned against the vendor's log, staged file by
 // file in a private folder (so memory does not grow with the period), then packed as a
-// deterministic tar.gz. What a period holds is written down in README.md ("For auditors") and in
+// deterministic tar.gz. What a period holds is written down in collector/README.md ("For auditors") and in
 // the bundle's README.txt; the verifier (verify-core.ts) checks it.
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 // The collector's transparency logs, one per vendor: loaded at start and reconciled with the
 // evidence, appended to by ingest and the key and policy events, checkpointed on a timer and on
-// demand. One collector writes a vendor's log at a time (README: "The transparency log").
+// demand. One collector writes a vendor's log at a time (collector/README.md: "The transparency log").
 import { createHash, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';

@@ -179,7 +179,7 @@ describe('an agent sends nothing to a server that does not prove it is its colle
     for (const target of ['/v1/hello', '/v1/policy', '/v1/nothing-here', '/v1/log/checkpoint']) {
       const nonce = randomBytes(32).toString('base64url');
       const res = await capture(collector.url, target, { 'vcm-nonce': nonce });
-      // The message, written here from the README's description of the signed answer.
+      // The message, written here from agent/README.md's description of the signed answer.
       const message = `vcm-collector-answer v1\nGET\n${target}\n${nonce}\n${hex(Buffer.alloc(0))}\n${res.status}\n${hex(res.body)}\n`;
       expect(verify(null, Buffer.from(message), key, Buffer.from(res.headers['vcm-collector-proof'] ?? '', 'base64')), `${target} (${res.status})`).toBe(true);
     }

@@ -88,7 +88,7 @@ describe('receipts and checkpoints at the agent', () => {
         const note = signedCheckpoint(held.origin, held.size + 5, createHash('sha256').update('another history').digest());
         const body = Buffer.from(JSON.stringify({ checkpoint: note, consistency: { from: held.size, to: held.size + 5, hashes: [] } }));
         // Whoever holds the collector key also signs the answer over the agent's nonce (the
-        // signed-answer message, written here from README's description of it).
+        // signed-answer message, written here from agent/README.md's description of it).
         const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
         const message = `vcm-collector-answer v1\nGET\n${req.url}\n${String(req.headers['vcm-nonce'])}\n${hex(Buffer.alloc(0))}\n200\n${hex(body)}\n`;
         const key = createPrivateKey(readFileSync(path.join(store, 'secrets', 'collector-ed25519.pem')));

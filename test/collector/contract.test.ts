@@ -76,7 +76,7 @@ describe('identities and keys', () => {
     expect(agentIdFor(generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString())).not.toBe(id);
   });
 
-  it('lays evidence out as DESIGN.md fixes it', () => {
+  it('lays evidence out as the storage layout fixes it', () => {
     expect(
       evidenceKey({ vendor: 'acme', collectedAt: '2026-11-22T23:59:59.000Z', agentId: 'a'.repeat(64), seq: 42, sha256: 'b'.repeat(64) }),
     ).toBe(`evidence/vendor=acme/date=2026-11-22/agent=${'a'.repeat(64)}/000000000042-${'b'.repeat(64)}.dsse.json`);

@@ -35,7 +35,7 @@ const settings = (bucket: string) => ({
 });
 
 describe('serve with the S3 evidence store (AWS stand-in)', () => {
-  it('enrolls, ingests and acknowledges only what S3 stored, under the DESIGN layout', async () => {
+  it('enrolls, ingests and acknowledges only what S3 stored, under the storage layout', async () => {
     const collector = await startCollector(parseCollectorConfig({ dataDir: path.join(dir.dir, 'a'), listen: '127.0.0.1:0', s3: settings('locked') }), { log: pino({ level: 'silent' }) });
     try {
       expect(collector.store.description).toContain('s3://locked/');

@@ -282,8 +282,8 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     }
   });
 
-  it('README.md\'s metric list is what the collector exports', () => {
-    const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  it('collector/README.md\'s metric list is what the collector exports', () => {
+    const readme = readFileSync(path.join(REPO, 'collector/README.md'), 'utf8');
     const section = /## Where the metrics are\n([\s\S]*?)\n## /.exec(readme)![1]!;
     const documented = [...section.matchAll(/^\| (.*?) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([a-z_:*]+)(?:\{[^}]*\})?`/g)].map((x) => x[1]!)).filter((n) => n !== 'metric');
     const ssoReadme = readFileSync(path.join(REPO, 'checks/sso_coverage/README.md'), 'utf8');
@@ -291,7 +291,7 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     const patterns = documented.map((d) => (d.endsWith('*') ? new RegExp(`^${d.slice(0, -1)}`) : new RegExp(`^${d}$`)));
     for (const family of exported.keys()) {
       const covered = patterns.some((p) => p.test(family)) && (!family.startsWith('vcm_sso_') || ssoFamilies.includes(family));
-      expect(covered, `${family} is documented in README.md (or, for vcm_sso_*, checks/sso_coverage/README.md)`).toBe(true);
+      expect(covered, `${family} is documented in collector/README.md (or, for vcm_sso_*, checks/sso_coverage/README.md)`).toBe(true);
     }
     for (const d of documented.filter((x) => !x.endsWith('*'))) expect(exported.has(d), `documented ${d} is exported`).toBe(true);
     // The rejection reasons listed are the ones that start at 0, in order.

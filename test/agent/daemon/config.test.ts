@@ -143,8 +143,8 @@ describe('agent config', () => {
     expect(envName('delivery.backoffMaxSeconds')).toBe('VCM_DELIVERY_BACKOFF_MAX_SECONDS');
   });
 
-  it('the README documents exactly these environment variables', () => {
-    const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  it('agent/README.md documents exactly these environment variables', () => {
+    const readme = readFileSync(path.join(REPO, 'agent/README.md'), 'utf8');
     const documented = readme
       .split('\n')
       .filter((l) => /^\| `VCM_[A-Z_]+` \| `[a-zA-Z.]+` \|/.test(l))
