@@ -26,6 +26,19 @@ export interface HttpOptions {
    */
   keepAliveTimeoutMs?: number;
   timeoutMs?: number;
+  /**
+   * Called once when a request has had no complete answer for `waitNoticeMs` (default 1 s): what
+   * it waits for and the most it will wait. The CLI tells a person at a terminal; nothing else.
+   */
+  onWait?: (wait: HttpWait) => void;
+  waitNoticeMs?: number;
+}
+
+export interface HttpWait {
+  method: 'GET' | 'POST';
+  url: URL;
+  /** The overall deadline of the exchange. */
+  maxMs: number;
 }
 
 export const DEFAULT_KEEP_ALIVE_MS = 30_000;
@@ -125,6 +138,9 @@ export class CollectorClient {
     const overallMs = 2 * timeoutMs;
     const deadline = AbortSignal.timeout(overallMs);
     const stop = signal === undefined ? deadline : AbortSignal.any([deadline, signal]);
+    const { onWait } = this.#opts;
+    const notice = onWait === undefined ? undefined : setTimeout(() => onWait({ method, url, maxMs: overallMs }), this.#opts.waitNoticeMs ?? 1000);
+    notice?.unref();
     try {
       const res = await request.call(await this.#agent(), {
         origin: url.origin,
@@ -142,6 +158,8 @@ export class CollectorClient {
     } catch (err) {
       const why = deadline.aborted ? `no complete answer within ${overallMs / 1000} s` : (err as Error).message;
       throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `cannot reach ${url.origin}: ${why}`, { cause: err });
+    } finally {
+      clearTimeout(notice);
     }
   }
 
