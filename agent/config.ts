@@ -13,6 +13,9 @@ import { defaultStateDir } from './state.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** json: pino's lines (the daemon's default); text: one readable line each (the other commands' default). */
+export const LOG_FORMATS = ['json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export function defaultConfigFile(platform: NodeJS.Platform = process.platform): string {
   if (platform === 'win32') return 'C:\\ProgramData\\vcm-agent\\config.json';
@@ -78,6 +81,8 @@ export const agentConfigSchema = z
     /** Host root prefix: read /proc, /sys and /etc under it (a container mounts the host at /host). */
     root: path.default('/'),
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    /** Unset: json for the daemon, text for the one-shot commands. */
+    logFormat: z.enum(LOG_FORMATS).optional(),
     okta: oktaSchema.optional(),
     spool: z
       .object({
@@ -156,6 +161,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; type: EnvType 
     ['stateDir', 'string'],
     ['root', 'string'],
     ['logLevel', 'string'],
+    ['logFormat', 'string'],
     ['okta.orgUrl', 'string'],
     ['okta.tokenFile', 'string'],
     ['okta.tokenEnv', 'string'],
@@ -199,6 +205,7 @@ export interface ConfigFlags {
   root?: string;
   caFile?: string;
   logLevel?: string;
+  logFormat?: string;
   collectorUrl?: string;
   interval?: number;
 }
@@ -304,6 +311,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     ['root', 'root'],
     ['caFile', 'caFile'],
     ['logLevel', 'logLevel'],
+    ['logFormat', 'logFormat'],
     ['collectorUrl', 'collectorUrl'],
     ['interval', 'schedule.intervalSeconds'],
   ];

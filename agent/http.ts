@@ -33,6 +33,19 @@ export interface HttpOptions {
    * anything else is refused (AGT_ERR_COLLECTOR_UNVERIFIED) before the agent acts on it.
    */
   collectorKey?: string;
+  /**
+   * Called once when a request has had no complete answer for `waitNoticeMs` (default 1 s): what
+   * it waits for and the most it will wait. The CLI tells a person at a terminal; nothing else.
+   */
+  onWait?: (wait: HttpWait) => void;
+  waitNoticeMs?: number;
+}
+
+export interface HttpWait {
+  method: 'GET' | 'POST';
+  url: URL;
+  /** The overall deadline of the exchange. */
+  maxMs: number;
 }
 
 export const DEFAULT_KEEP_ALIVE_MS = 30_000;
@@ -163,6 +176,9 @@ export class CollectorClient {
     // Every request carries a fresh nonce; a pinned client refuses an answer not signed over it.
     const nonce = randomBytes(32).toString('base64url');
     let answer: HttpResponse;
+    const { onWait } = this.#opts;
+    const notice = onWait === undefined ? undefined : setTimeout(() => onWait({ method, url, maxMs: overallMs }), this.#opts.waitNoticeMs ?? 1000);
+    notice?.unref();
     try {
       const res = await request.call(await this.#agent(), {
         origin: url.origin,
@@ -180,6 +196,8 @@ export class CollectorClient {
     } catch (err) {
       const why = deadline.aborted ? `no complete answer within ${overallMs / 1000} s` : (err as Error).message;
       throw new AgentError('AGT_ERR_COLLECTOR_UNREACHABLE', `cannot reach ${url.origin}: ${why}`, { cause: err });
+    } finally {
+      clearTimeout(notice);
     }
     const signature = answer.headers[PROOF_HEADER];
     const binding = { method, target, nonce, requestSha256: sha256Hex(body ?? Buffer.alloc(0)), status: answer.status, bodySha256: sha256Hex(answer.body) };

@@ -34,6 +34,31 @@ export function runCli(cli: string, args: string[], opts: { env?: NodeJS.Process
   });
 }
 
+/**
+ * Runs a CLI on a pseudo-terminal (util-linux `script`), so that its stdout and stderr are a TTY;
+ * both arrive, merged as a terminal shows them, in `stdout`. NO_COLOR is cleared unless given.
+ */
+export function runOnTerminal(cli: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  const quoted = [process.execPath, cli, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return runCommand('script', ['-qec', quoted, '/dev/null'], { ...opts, env: { NO_COLOR: '', ...opts.env } });
+}
+
+function runCommand(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 export interface CollectorProcess {
   url: string;
   child: ChildProcess;

@@ -42,6 +42,7 @@ function schemaLeaves(): string[] {
     tls: { certFile: '/c', keyFile: '/k' },
     okta: { orgUrl: 'https://acme.okta.com', tokenFile: '/t' },
     schedule: { intervalSeconds: 60 },
+    logFormat: 'json',
   });
   const leaves = (v: unknown, prefix: string): string[] =>
     typeof v === 'object' && v !== null ? Object.entries(v).flatMap(([k, x]) => leaves(x, prefix === '' ? k : `${prefix}.${k}`)) : [prefix];

@@ -1,7 +1,7 @@
 // The real vpn check, built and run as a user runs it, inside network namespaces built with
 // iproute2: a tun device, a veth pair, addresses and routes from private and test ranges only.
 // Nothing is sent anywhere: the check reads routes, and the namespaces have no way out.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Facts } from '../../../checks/vpn/index.js';
 import { AGENT_CLI } from '../../helpers/processes.js';
@@ -66,10 +66,12 @@ function build(name: string, opts: { tun?: boolean; routes: string[][] }): strin
 }
 
 function checkIn(ns: string): Finding {
-  const out = execFileSync('ip', ['netns', 'exec', ns, process.execPath, AGENT_CLI, 'check', 'vpn', '--format', 'json'], { encoding: 'utf8' });
-  const findings = JSON.parse(out) as Finding[];
+  const run = spawnSync('ip', ['netns', 'exec', ns, process.execPath, AGENT_CLI, 'check', 'vpn', '--format', 'json'], { encoding: 'utf8' });
+  const findings = JSON.parse(run.stdout) as Finding[];
   expect(findings).toHaveLength(1);
   expect(findings[0]!.check).toBe('vpn');
+  // `check` exits 0 only when every check passed, 3 when one failed or is unknown.
+  expect(run.status, run.stderr).toBe(findings[0]!.status === 'pass' ? 0 : 3);
   return findings[0]!;
 }
 
