@@ -6,7 +6,7 @@
 // 9090); a machine where they are taken fails here, saying so.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, symlink } from 'node:fs/promises';
+import { chmod, mkdir, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +45,9 @@ describe("README's first real deployment, pasted into a shell", () => {
     dir = await tempDir('first-deployment');
     const bin = path.join(dir.dir, 'bin');
     await mkdir(bin);
+    // As npm link does: the targets are made executable (tsc writes dist/collector/cli.js 0644).
+    await chmod(AGENT_CLI, 0o755);
+    await chmod(COLLECTOR_CLI, 0o755);
     await symlink(AGENT_CLI, path.join(bin, 'vcm-agent'));
     await symlink(COLLECTOR_CLI, path.join(bin, 'vcm-collector'));
     const work = path.join(dir.dir, 'work');
