@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import type { Dispatcher } from 'undici';
 import type AgentClass from 'undici/lib/dispatcher/agent.js';
 import type apiRequest from 'undici/lib/api/api-request.js';
-import { NONCE_HEADER, PROOF_HEADER, errorBodySchema, type AnswerBinding, isLoopbackHost, keyFingerprint, sha256Hex, verifyAnswer } from '../collector/contract.js';
+import { NONCE_HEADER, PROOF_HEADER, errorBodySchema, escapeControls, type AnswerBinding, isLoopbackHost, keyFingerprint, sha256Hex, verifyAnswer } from '../collector/contract.js';
 import { AgentError, isAgentError } from './errors.js';
 
 export interface HttpOptions {
@@ -266,8 +266,7 @@ export function errorOf(res: HttpResponse): { code: string; message: string } {
  * CR, newlines) are shown escaped, and the length is capped. A hostile server writes nothing raw.
  */
 export function printable(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const safe = escapeControls(text);
   return safe.length > max ? `${safe.slice(0, max)}…` : safe;
 }
 

@@ -91,7 +91,8 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     throw new CollectorError('COL_ERR_MALFORMED', 'the request body ended early');
   }
   const body = Buffer.concat(chunks);
-  requestDigests.set(req, sha256Hex(body));
+  // Only an answer to a nonce is signed, and only then is the body's digest needed.
+  if (req.headers[NONCE_HEADER] !== undefined) requestDigests.set(req, sha256Hex(body));
   return body;
 }
 

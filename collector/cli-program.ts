@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { AGENT_VERSION } from '../agent/version.js';
 import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenInfo, type AgentDetail, type AgentSummary } from './admin.js';
-import { sha256Hex, vendorSchema, type PolicyDocument } from './contract.js';
+import { escapeControls, sha256Hex, vendorSchema, type PolicyDocument } from './contract.js';
 import { runDemo } from './demo.js';
 import { COLLECTOR_ERRORS, CollectorError, type CollectorErrorCode } from './errors.js';
 import { expiredExceptions, loadOrInitPolicy, readPolicyVersion, validatePolicyDocument, writeNextPolicy } from './policy.js';
@@ -216,11 +216,6 @@ async function localStore(t: Target): Promise<FsEvidenceStore> {
   return store;
 }
 
-function terminalSafe(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 function print(format: string, value: unknown, table: () => string[][]): void {
   if (format === 'json') {
     process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -229,7 +224,7 @@ function print(format: string, value: unknown, table: () => string[][]): void {
   // Cells are shown with control characters escaped: a host name stored before enrollment
   // restricted them (or any stored text) cannot move the cursor, set the clipboard (OSC 52) or
   // forge a row.
-  const rows = table().map((r) => r.map(terminalSafe));
+  const rows = table().map((r) => r.map(escapeControls));
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
 }

@@ -457,6 +457,15 @@ export function collectorAnswerMessage(b: AnswerBinding): Buffer {
   return Buffer.from(`vcm-collector-answer v1\n${b.method}\n${b.target}\n${b.nonce}\n${b.requestSha256}\n${b.status}\n${b.bodySha256}\n`, 'utf8');
 }
 
+/**
+ * Text made safe for a terminal or a log line: control characters (ESC, OSC 52, CR, newlines, the
+ * C1 set, line and paragraph separators) shown as \\uXXXX escapes, everything else as it is.
+ */
+export function escapeControls(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** A key's fingerprint as `vcm-collector key fingerprint` prints it: SHA-256 of its SPKI DER, hex. */
 export function keyFingerprint(key: KeyObject): string {
   return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');

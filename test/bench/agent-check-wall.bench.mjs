@@ -11,7 +11,8 @@ function wall(args) {
     const t0 = performance.now();
     const res = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, VCM_CONFIG: '' } });
     times.push(performance.now() - t0);
-    if (res.status !== 0) throw new Error(`${args.join(' ')} exited ${res.status}: ${res.stderr}`);
+    // `check` exits 3 when a check does not pass (this host's honest state), 0 when all pass.
+    if (res.status !== 0 && !(args.includes('check') && res.status === 3)) throw new Error(`${args.join(' ')} exited ${res.status}: ${res.stderr}`);
   }
   return times;
 }
