@@ -80,7 +80,8 @@ class FailureBudget {
 
   #bucket(source: string, nowMs: number): { tokens: number; at: number } {
     const b = this.#buckets.get(source) ?? { tokens: this.burst, at: nowMs };
-    b.tokens = Math.min(this.burst, b.tokens + ((nowMs - b.at) / 1000) * this.perSecond);
+    // A wall clock set back refills nothing.
+    b.tokens = Math.min(this.burst, b.tokens + (Math.max(0, nowMs - b.at) / 1000) * this.perSecond);
     b.at = nowMs;
     this.#buckets.delete(source);
     this.#buckets.set(source, b);
@@ -177,11 +178,11 @@ export class Ingestor {
   async ingestMany(lines: readonly Buffer[], source?: string): Promise<(IngestOutcome | CollectorError)[]> {
     const { metrics } = this.#deps;
     if (lines.length > MAX_BATCH_LINES) throw new CollectorError('COL_ERR_TOO_LARGE', `a batch holds at most ${MAX_BATCH_LINES} envelopes`);
-    const limit = source === undefined ? MAX_UNTRUSTED_FAILURES : this.#failures.limit(source, performance.now());
+    const limit = source === undefined ? MAX_UNTRUSTED_FAILURES : this.#failures.limit(source, this.#deps.now().getTime());
     const results: (IngestOutcome | CollectorError)[] = new Array(lines.length);
     const groups = new Map<string, { index: number; v: Verified }[]>();
     const verified = await this.#verifyBatch(lines, limit, (n) => {
-      if (source !== undefined) this.#failures.spend(source, n, performance.now());
+      if (source !== undefined) this.#failures.spend(source, n, this.#deps.now().getTime());
     });
     for (const [index, v] of verified.entries()) {
       if (v instanceof CollectorError) {

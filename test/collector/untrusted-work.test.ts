@@ -54,10 +54,17 @@ async function metric(series: string): Promise<number | undefined> {
   return sample(await (await fetch(`${collector.url}/metrics`)).text(), series);
 }
 
+/**
+ * The collector's clock, still for the duration of a test: the refusal budget refills by it, and a
+ * loaded machine would otherwise refill it between the test's batches.
+ */
+let clock: Date;
+
 beforeEach(async () => {
   data = await tempDir('untrusted');
   store = new CountingStore(data.dir);
-  collector = await startCollector(parseCollectorConfig({ dataDir: data.dir, listen: '127.0.0.1:0' }), { log: pino({ level: 'silent' }), store });
+  clock = new Date();
+  collector = await startCollector(parseCollectorConfig({ dataDir: data.dir, listen: '127.0.0.1:0' }), { log: pino({ level: 'silent' }), store, now: () => clock });
   agent = await enrollTestAgent(collector.url, collector.store);
 });
 
@@ -126,5 +133,9 @@ describe('work before a signature verifies is small and bounded', () => {
     // Another address has its own budget.
     const other = await postFrom('127.0.0.2', Buffer.from([...junk(3), ...junk(1)].join('\n')), 'application/x-ndjson');
     expect(JSON.parse(other).results).toHaveLength(4);
+    // The budget comes back with time: 8 lines a second, so 8 s later a batch stops at the 8th again.
+    clock = new Date(clock.getTime() + 8_000);
+    const later = await postBatch([...junk(MAX_UNTRUSTED_FAILURES), ...junk(4)].join('\n'));
+    expect(later.json.error?.message).toMatch(/refused at line 8: 8 lines failed/);
   });
 });
