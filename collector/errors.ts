@@ -15,7 +15,7 @@ export const COLLECTOR_ERRORS = {
   COL_ERR_CHAIN_BROKEN: { status: 409, reason: 'chain_broken', message: 'the previous-envelope hash does not match the stored chain' },
   COL_ERR_SEQ_JUMP: { status: 409, reason: 'seq_jump', message: 'the sequence number jumps too far ahead of the chain head' },
   COL_ERR_FUTURE: { status: 422, reason: 'future', message: 'the collection time is in the future beyond the allowed skew' },
-  COL_ERR_BACKDATED: { status: 422, reason: 'backdated', message: 'the collection time is before the day of the result it follows in the chain, beyond the allowed skew' },
+  COL_ERR_BACKDATED: { status: 422, reason: 'backdated', message: 'the collection time is before the agent enrolled, or before the day of the result it follows in the chain, beyond the allowed skew' },
   COL_ERR_TOKEN_INVALID: { status: 401, reason: 'token_invalid', message: 'the enrollment token is unknown, used or expired' },
   COL_ERR_AGENT_EXISTS: { status: 409, reason: 'agent_exists', message: 'this key is already enrolled' },
   COL_ERR_BAD_KEY_PROOF: { status: 401, reason: 'bad_key_proof', message: 'the new key\'s proof of possession does not verify' },

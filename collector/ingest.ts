@@ -280,7 +280,13 @@ export class Ingestor {
       throw new CollectorError('COL_ERR_SCHEMA', 'the statement names another agent, or its times disagree');
     }
     const skew = (this.#deps.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
-    if (Date.parse(predicate.collectedAt) > this.#deps.now().getTime() + skew) throw new CollectorError('COL_ERR_FUTURE');
+    const collectedMs = Date.parse(predicate.collectedAt);
+    if (collectedMs > this.#deps.now().getTime() + skew) throw new CollectorError('COL_ERR_FUTURE');
+    // Nothing is observed by an agent before it exists: a result dated before enrollment would
+    // let a provider fill past audit periods after the fact.
+    if (collectedMs < Date.parse(agent.record.enrolledAt) - skew) {
+      throw new CollectorError('COL_ERR_BACKDATED', `collected ${predicate.collectedAt}, before the agent enrolled (${agent.record.enrolledAt})`);
+    }
     return { bytes, hash: sha256Hex(bytes), agent, generation: signer.generation, predicate };
   }
 

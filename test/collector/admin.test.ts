@@ -7,7 +7,7 @@ import { agentAuthorization, sha256Hex } from '../../collector/contract.js';
 import { parseCollectorConfig, startCollector, type CollectorConfigInput, type RunningCollector } from '../../collector/server.js';
 import { FsEvidenceStore, type EvidenceStore } from '../../collector/store.js';
 import { createToken } from '../../collector/tokens.js';
-import { chain, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
+import { chain, dateFixturesAt, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
 import { sample, tempDir } from '../helpers/processes.js';
 
 let data: Awaited<ReturnType<typeof tempDir>>;
@@ -35,6 +35,20 @@ async function post(body: Buffer, contentType = 'application/json') {
 
 async function metrics(): Promise<string> {
   return (await fetch(`${collector.url}/metrics`)).text();
+}
+
+// Results at 10:00 on the 22nd unless a test says otherwise; the collector's clock is 12:00.
+dateFixturesAt('2026-11-22T10:00:00.000Z');
+
+/** Agents enroll on the 20th, before the results they send (the collector refuses earlier ones). */
+async function enrollAgent(...args: Parameters<typeof enrollTestAgent>): Promise<TestAgent> {
+  const at = clock;
+  clock = new Date('2026-11-20T00:00:00Z');
+  try {
+    return await enrollTestAgent(...args);
+  } finally {
+    clock = at;
+  }
 }
 
 const wildcardSsh = () =>
@@ -121,8 +135,8 @@ describe('admin API authentication and roles', () => {
   });
 
   it('lets an auditor read only its vendors, and change nothing', async () => {
-    await enrollTestAgent(collector.url, collector.store, 'acme', 'a1');
-    const other = await enrollTestAgent(collector.url, collector.store, 'globex', 'g1');
+    await enrollAgent(collector.url, collector.store, 'acme', 'a1');
+    const other = await enrollAgent(collector.url, collector.store, 'globex', 'g1');
     const auditor = await createAdminToken(collector.store, { name: 'auditor-acme', role: 'auditor', vendors: ['acme'] });
     const list = await call('GET', '/v1/admin/agents', auditor);
     expect((list.json.agents as { vendor: string }[]).map((a) => a.vendor)).toEqual(['acme']);
@@ -187,7 +201,7 @@ describe('enrollment tokens over the admin API', () => {
 describe('agent revocation', () => {
   let agent: TestAgent;
   beforeEach(async () => {
-    agent = await enrollTestAgent(collector.url, collector.store, 'acme', 'laptop-7');
+    agent = await enrollAgent(collector.url, collector.store, 'acme', 'laptop-7');
   });
 
   it('takes effect from the chain head: later results are refused, earlier late ones still count, series disappear', async () => {
@@ -218,7 +232,7 @@ describe('agent revocation', () => {
 describe('policy versions, vendor overrides and exceptions', () => {
   let agent: TestAgent;
   beforeEach(async () => {
-    agent = await enrollTestAgent(collector.url, collector.store, 'acme', 'build-01');
+    agent = await enrollAgent(collector.url, collector.store, 'acme', 'build-01');
   });
 
   it('writes each change as a new version, keeps the old ones, and refuses invalid documents', async () => {
@@ -282,7 +296,7 @@ describe('per-agent rate limit', () => {
   it('answers 429 with Retry-After past the burst, and stops a batch there without rejecting its lines', async () => {
     await collector.close();
     collector = await start({ rateLimit: { perSecond: 0.001, burst: 3 } });
-    const agent = await enrollTestAgent(collector.url, collector.store);
+    const agent = await enrollAgent(collector.url, collector.store);
     const envs = chain(agent, 5);
     for (const e of envs.slice(0, 3)) expect((await post(e)).status).toBe(200);
     const limited = await post(envs[3]!);
@@ -292,13 +306,13 @@ describe('per-agent rate limit', () => {
     const batch = await post(Buffer.concat([envs[3]!, Buffer.from('\n'), envs[4]!]), 'application/x-ndjson');
     expect(batch.status).toBe(429);
     // Another agent has its own allowance.
-    const other = await enrollTestAgent(collector.url, collector.store, 'acme', 'host-2');
+    const other = await enrollAgent(collector.url, collector.store, 'acme', 'host-2');
     expect((await post(resultEnvelope(other, 1, null))).status).toBe(200);
   });
   it('spends a batch\'s allowance in the batch\'s order: the lines stored are the first ones, with no gap', async () => {
     await collector.close();
     collector = await start({ rateLimit: { perSecond: 0.001, burst: 4 } });
-    const agent = await enrollTestAgent(collector.url, collector.store);
+    const agent = await enrollAgent(collector.url, collector.store);
     const envs = chain(agent, 12);
     // Signatures are checked in parallel; the allowance must still go to lines 1–4, whatever order they verify in.
     const res = await post(Buffer.concat(envs.flatMap((e) => [e, Buffer.from('\n')])), 'application/x-ndjson');

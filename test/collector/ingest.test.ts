@@ -6,12 +6,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../collector/contract.js';
 import { parseCollectorConfig, startCollector, type RunningCollector } from '../../collector/server.js';
 import { createToken } from '../../collector/tokens.js';
-import { chain, dropEnvelope, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
+import { chain, dateFixturesAt, dropEnvelope, enrollBody, enrollTestAgent, finding, newKey, resultEnvelope, type TestAgent } from '../helpers/agents.js';
 import { sample, tempDir } from '../helpers/processes.js';
 
 let data: Awaited<ReturnType<typeof tempDir>>;
 let collector: RunningCollector;
 let clock = new Date('2026-11-22T12:00:00Z');
+// Results at 10:00 on the 22nd unless a test says otherwise; agents enroll on the 20th.
+dateFixturesAt('2026-11-22T10:00:00.000Z');
 
 async function start(): Promise<RunningCollector> {
   return startCollector(parseCollectorConfig({ dataDir: data.dir, listen: '127.0.0.1:0' }), { log: pino({ level: 'silent' }), now: () => clock });
@@ -46,7 +48,9 @@ afterEach(async () => {
 describe('POST /v1/results', () => {
   let agent: TestAgent;
   beforeEach(async () => {
+    clock = new Date('2026-11-20T00:00:00Z');
     agent = await enrollTestAgent(collector.url, collector.store);
+    clock = new Date('2026-11-22T12:00:00Z');
   });
 
   it('accepts a chain in order and stores each envelope once under its hash', async () => {

@@ -61,7 +61,7 @@ describe('the collector SIGKILLed under load, with its store journal', () => {
       const senders: Sender[] = [];
       for (let i = 0; i < AGENTS; i++) {
         const agent = await enrollTestAgent(collector.url, store, 'acme', `host-${i}`);
-        const at = new Date(Date.now() - 3_600_000).toISOString();
+        const at = new Date().toISOString();
         senders.push({ agent, envelopes: chain(agent, CHAIN, (seq) => finding({ collectedAt: at, durationMs: seq })), acked: [] });
       }
 

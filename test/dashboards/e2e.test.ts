@@ -148,6 +148,16 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
         }));
       }),
     );
+    // A host whose result is older than the freshness window was enrolled before it: the collector
+    // refuses results dated before enrollment. The store is made to say so, as an enrollment hours
+    // ago would have left it, and the collector restarted to load it.
+    await collector.stop();
+    for (const host of Object.values(PLAN).flatMap((hosts) => Object.entries(hosts)).filter(([, c]) => Object.values(c).includes('old')).map(([h]) => h)) {
+      const file = path.join(store, 'keys', `${agents.get(host)!.agentId}.json`);
+      const record = JSON.parse(await readFile(file, 'utf8')) as { enrolledAt: string };
+      await writeFile(file, JSON.stringify({ ...record, enrolledAt: iso(now - 4 * 3600_000) }));
+    }
+    collector = await startCollectorProcess(store, { args: ['--checkpoint-interval', '1s'] });
     times.enrolled = Date.now() - t0;
 
     // Each result is a real check's finding on a recorded host, signed with the agent's key.

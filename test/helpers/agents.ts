@@ -53,6 +53,21 @@ export async function enrollTestAgent(url: string, store: EvidenceStore, vendor 
   return { ...k, hostname };
 }
 
+/** The time of fixtures without one of their own: now, unless a test dates them (dateFixturesAt). */
+let fixtureTime: string | null = null;
+const fixtureMs = (): number => (fixtureTime === null ? Date.now() : Date.parse(fixtureTime));
+
+/**
+ * Tests whose collector runs on a clock of their own date their fixtures by it: every finding()
+ * and dropEnvelope() without a time of its own is then at `iso` (null: now again). Such a test
+ * enrolls its agents on its clock before `iso`, as the collector refuses results dated before the
+ * agent enrolled.
+ */
+export function dateFixturesAt(iso: string | null): void {
+  fixtureTime = iso;
+}
+
+/** A passing open_ports finding, collected now or at the time dateFixturesAt set. */
 export function finding(overrides: Partial<Finding> = {}): Finding {
   return {
     check: 'open_ports',
@@ -61,7 +76,7 @@ export function finding(overrides: Partial<Finding> = {}): Finding {
     status: 'pass',
     reasons: [],
     facts: { listeners: [], missingSources: [], processScan: { pids: 0, denied: 0, vanished: 0 } },
-    collectedAt: '2026-11-22T10:00:00.000Z',
+    collectedAt: new Date(fixtureMs()).toISOString(),
     durationMs: 1,
     ...overrides,
   };
@@ -96,21 +111,23 @@ export function chain(agent: TestAgent, n: number, f: (seq: number) => Finding =
 
 /** A signed spool-drop record: results `firstSeq..lastSeq` were dropped before delivery. */
 export function dropEnvelope(agent: TestAgent, seq: number, prev: string | null, firstSeq: number, lastSeq: number): Buffer {
+  // The record is made half an hour after the dropped results began: now, when fixtures are not dated.
+  const at = fixtureMs() - (fixtureTime === null ? 30 * 60_000 : 0);
   const statement = buildSpoolDropStatement({
     agentId: agent.agentId,
     agentVersion: '0.1.0',
     host: { hostname: agent.hostname, os: 'linux', arch: 'x64' },
     seq,
     prev,
-    collectedAt: '2026-11-22T10:30:00.000Z',
+    collectedAt: new Date(at + 30 * 60_000).toISOString(),
     policyVersion: 1,
     dropped: {
       count: lastSeq - firstSeq + 1,
       firstSeq,
       lastSeq,
       checks: ['open_ports'],
-      from: '2026-11-22T10:00:00.000Z',
-      to: '2026-11-22T10:20:00.000Z',
+      from: new Date(at).toISOString(),
+      to: new Date(at + 20 * 60_000).toISOString(),
       reason: 'spool_full_count',
     },
   });

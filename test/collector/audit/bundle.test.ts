@@ -25,8 +25,12 @@ let fingerprint: string;
 let collectorKey: KeyObject;
 let bundle: string;
 let unpacked: string;
-const FROM = '2026-11-01';
-const TO = '2027-01-01';
+// The collector runs on the real clock, and agents enroll now: the period is the weeks around today.
+const DAY_MS = 86_400_000;
+const FROM = new Date(Date.now() - 30 * DAY_MS).toISOString().slice(0, 10);
+const TO = new Date(Date.now() + 30 * DAY_MS).toISOString().slice(0, 10);
+/** The day the failing host's three results are collected on. */
+let failingDay: string;
 
 async function cli(args: string[], expectCode = 0): Promise<{ stdout: string; stderr: string; code: number | null }> {
   const r = await runCli(COLLECTOR_CLI, args, { timeoutMs: 120_000 });
@@ -69,11 +73,13 @@ beforeAll(async () => {
   const fs = new FsEvidenceStore(store);
   // A host failing disk encryption, and one whose chain has an explained and an unexplained gap.
   failing = await enrollTestAgent(collector.url, fs, 'acme', 'build-7.acme.example');
-  await post(chain(failing, 3, (seq) => finding({ check: 'disk_encryption', status: 'fail', facts: null, collectedAt: `2026-11-22T1${seq}:00:00.000Z` })));
+  const failingAt = Date.now();
+  failingDay = new Date(failingAt).toISOString().slice(0, 10);
+  await post(chain(failing, 3, (seq) => finding({ check: 'disk_encryption', status: 'fail', facts: null, collectedAt: new Date(failingAt + seq).toISOString() })));
   gappy = await enrollTestAgent(collector.url, fs, 'acme', 'build-8.acme.example');
   const first = chain(gappy, 2);
   const drop = dropEnvelope(gappy, 6, sha256Hex(first[1]!), 3, 5);
-  const after = resultEnvelope(gappy, 9, sha256Hex(drop), finding({ collectedAt: '2026-11-22T11:00:00.000Z' }));
+  const after = resultEnvelope(gappy, 9, sha256Hex(drop), finding());
   await post([...first, drop]);
   await post([after]);
   fingerprint = (await cli(['key', 'fingerprint', '--data-dir', store])).stdout.split('\n')[0]!;
@@ -157,7 +163,7 @@ describe('a bundle from the real collector and agents', () => {
     expect(manifest.period.ended).toBe(false);
     const csv = await readFile(path.join(unpacked, 'summary.csv'), 'utf8');
     expect(csv.split('\r\n')[0]).toBe('host,agent_id,control,day,results,passes,fails,unknowns,waived,first_failure,last_failure,last_seen');
-    expect(csv).toContain(`build-7.acme.example,${failing.agentId},disk_encryption,2026-11-22,3,0,0,3,0,`);
+    expect(csv).toContain(`build-7.acme.example,${failing.agentId},disk_encryption,${failingDay},3,0,0,3,0,`);
     const readme = await readFile(path.join(unpacked, 'README.txt'), 'utf8');
     expect(readme).toContain(fingerprint);
   });
@@ -377,7 +383,7 @@ describe('the tamper matrix: each change is detected and named', () => {
   it("an agent's whole evidence removed from the store before the export", async () => {
     const copyStore = path.join(dir.dir, 'store-copy');
     await cp(store, copyStore, { recursive: true });
-    const day = path.join(copyStore, 'evidence', 'vendor=acme', 'date=2026-11-22', `agent=${failing.agentId}`);
+    const day = path.join(copyStore, 'evidence', 'vendor=acme', `date=${failingDay}`, `agent=${failing.agentId}`);
     await rm(day, { recursive: true });
     const out = path.join(dir.dir, 'stripped.tar.gz');
     const e = await cli(['export', '--vendor', 'acme', '--from', FROM, '--to', TO, '--out', out, '--data-dir', copyStore, '--format', 'json']);
