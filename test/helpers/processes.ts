@@ -31,7 +31,7 @@ export function runOnTerminal(cli: string, args: string[], opts: { env?: NodeJS.
   return runCommand('script', ['-qec', quoted, '/dev/null'], { ...opts, env: { NO_COLOR: '', ...opts.env } });
 }
 
-function runCommand(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }): Promise<CliResult> {
+export function runCommand(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
     let stdout = '';
