@@ -46,6 +46,46 @@ async function status(): Promise<{ key: { generation: number; keyId: string } | 
 }
 
 /** Rotations the collector stored for the agent: keys/<id>.key-<n>.json. */
+/**
+ * DSSE verification as securesystemslib does it (Debian's python3-securesystemslib, whose 0.26 has
+ * the key classes but not yet the Envelope): each signature's keyid picks the key, strictly, and
+ * SSlibKey verifies Ed25519 over the spec's PAE. The PAE is written here from the DSSE spec.
+ */
+async function sslibVerify(keys: Record<string, string>, envelopes: unknown[]): Promise<boolean[]> {
+  const script = `
+import base64, json, sys
+from cryptography.hazmat.primitives.serialization import load_pem_public_key, Encoding, PublicFormat
+from securesystemslib.signer import SSlibKey, Signature
+from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
+req = json.load(sys.stdin)
+keys = {k: SSlibKey(k, "ed25519", "ed25519", {"public": load_pem_public_key(p.encode()).public_bytes(Encoding.Raw, PublicFormat.Raw).hex()}) for k, p in req["keys"].items()}
+def pae(t, p):
+    t = t.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(p), p)
+out = []
+for env in req["envelopes"]:
+    ok = False
+    for s in env["signatures"]:
+        if s["keyid"] in keys:
+            try:
+                keys[s["keyid"]].verify_signature(Signature(s["keyid"], base64.b64decode(s["sig"]).hex()), pae(env["payloadType"], base64.b64decode(env["payload"])))
+                ok = True
+            except (UnverifiedSignatureError, VerificationError):
+                pass
+    out.append(ok)
+print(json.dumps(out))
+`;
+  const child = spawn('/usr/bin/python3', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdin.end(JSON.stringify({ keys, envelopes }));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  expect(code, err).toBe(0);
+  return JSON.parse(out) as boolean[];
+}
+
 async function storedRotations(): Promise<string[]> {
   return (await readdir(path.join(storeDir, 'keys'))).filter((n) => n.startsWith(`${agentId}.key-`)).sort();
 }
@@ -169,6 +209,16 @@ describe('vcm-agent rotate-key against a collector process', () => {
       expect(env.signatures[0]?.keyid, `seq ${link.seq}`).toBe(link.seq <= before.lastSeq ? agentId : m![1]);
     }
     expect(audit.links.some((l) => l.seq > before.lastSeq)).toBe(true);
+    // And securesystemslib, which matches a signature's keyid strictly, verifies every one of them
+    // with both keys registered under their own fingerprints.
+    const keys = {
+      [agentId]: (JSON.parse(await readFile(path.join(storeDir, 'keys', `${agentId}.json`), 'utf8')) as { publicKey: string }).publicKey,
+      [m![1]!]: createPublicKey(createPrivateKey(await readFile(keyFile, 'utf8'))).export({ type: 'spki', format: 'pem' }).toString(),
+    };
+    const envelopes = await Promise.all(audit.links.map(async (l) => JSON.parse(await readFile(path.join(storeDir, 'evidence', l.file), 'utf8')) as unknown));
+    expect(await sslibVerify(keys, envelopes)).toEqual(audit.links.map(() => true));
+    // It can fail: with the keys swapped, nothing verifies.
+    expect(await sslibVerify({ [agentId]: keys[m![1]!]!, [m![1]!]: keys[agentId]! }, envelopes)).toEqual(audit.links.map(() => false));
   });
 
   it('after a kill once the collector applied the rotation but before the agent heard it, the next run finishes the switch', async () => {
