@@ -10,7 +10,7 @@ import { LOG_FORMATS, LOG_LEVELS, defaultConfigFile, identityProviderAccess, loa
 import { AgentError, isAgentError } from './errors.js';
 import type { HttpOptions } from './http.js';
 import { StateDir, defaultStateDir, keyInUse } from './state.js';
-import { colourFor, humanLogStream, paintStatus, painter } from './terminal.js';
+import { colourFor, humanLogStream, paintStatus, painter, stopQuietlyWhenStdoutCloses } from './terminal.js';
 import { AGENT_VERSION } from './version.js';
 
 /** `check` when some control does not pass (fail or unknown), as linters do; README "exit code". */
@@ -550,6 +550,7 @@ program
 usageErrors(program, 'vcm-agent');
 for (const cmd of program.commands) usageErrors(cmd, `vcm-agent ${cmd.name()}`);
 
+stopQuietlyWhenStdoutCloses();
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof HelpShown) {
     process.exitCode = EXIT_AGENT_ERROR;

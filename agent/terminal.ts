@@ -69,3 +69,14 @@ export function humanLogStream(out: NodeJS.WriteStream, colour: boolean): { writ
     },
   };
 }
+
+/**
+ * A CLI whose reader went away (`| head -n 1`) stops quietly, as Unix tools do, instead of
+ * crashing on EPIPE with a stack trace. Shared by vcm-agent and vcm-collector.
+ */
+export function stopQuietlyWhenStdoutCloses(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+}

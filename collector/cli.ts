@@ -2,6 +2,7 @@
 // vcm-collector: verify, judge and store signed results from vcm agents, and expose metrics.
 import { CommanderError } from 'commander';
 import { program } from './cli-program.js';
+import { stopQuietlyWhenStdoutCloses } from '../agent/terminal.js';
 import { CollectorError, isCollectorError } from './errors.js';
 
 function fail(err: CollectorError): void {
@@ -9,6 +10,7 @@ function fail(err: CollectorError): void {
   process.exitCode = 2;
 }
 
+stopQuietlyWhenStdoutCloses();
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isCollectorError(err)) return fail(err);
   if (err instanceof CommanderError) {
