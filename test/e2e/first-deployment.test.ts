@@ -93,6 +93,9 @@ describe("README's first real deployment, pasted into a shell", () => {
     expect(code, out).toBe(0);
     expect(out).toMatch(/enrolled \S+ as agent [0-9a-f]{64} for vendor acme at https:\/\/localhost:8443/);
     expect(out).toMatch(/vpn\s+\S+\s+accepted/);
+    // Nothing on the way crashed, even where the block's own exit code would not show it (a pipe).
+    expect(out).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+    expect(out).not.toMatch(/EPIPE|Unhandled 'error' event/);
   });
 
   it('/metrics refuses a request without the token, and answers the token from the file', async () => {
