@@ -63,31 +63,38 @@ export function nameUuid(seed: string, name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** Every UUID the three documents share, by what it names. */
-function identifiers(seed: string) {
-  const u = (name: string) => nameUuid(seed, name);
+/**
+ * Every UUID the three documents share, by what it names. What stays the same from one bundle to
+ * the next (the vendor, the system and its components, each host, each control's requirement, each
+ * exception) is derived from `subjectSeed`, the log and the vendor, so that GRC tooling that
+ * merges bundles sees one host as one inventory item. What belongs to this export (the documents,
+ * the result, its observations, findings and evidence files) is derived from `exportSeed`.
+ */
+function identifiers(exportSeed: string, subjectSeed: string) {
+  const u = (name: string) => nameUuid(exportSeed, name);
+  const s = (name: string) => nameUuid(subjectSeed, name);
   return {
     ssp: u('document:ssp'),
     ap: u('document:assessment-plan'),
     ar: u('document:assessment-results'),
-    vendorParty: u('party:vendor'),
-    system: u('component:this-system'),
-    agent: u('component:vcm-agent'),
-    collector: u('component:vcm-collector'),
-    platform: u('assessment-platform'),
-    staff: u('user:vendor-staff'),
-    informationType: u('information-type'),
-    controlSet: u('resource:vcm-controls'),
-    task: u('task:continuous-checks'),
+    vendorParty: s('party:vendor'),
+    system: s('component:this-system'),
+    agent: s('component:vcm-agent'),
+    collector: s('component:vcm-collector'),
+    platform: s('assessment-platform'),
+    staff: s('user:vendor-staff'),
+    informationType: s('information-type'),
+    controlSet: s('resource:vcm-controls'),
+    task: s('task:continuous-checks'),
     result: u('result:period'),
-    host: (agentId: string) => u(`inventory-item:${agentId}`),
-    requirement: (control: CheckId) => u(`implemented-requirement:${control}`),
-    byComponent: (control: CheckId) => u(`by-component:${control}`),
+    host: (agentId: string) => s(`inventory-item:${agentId}`),
+    requirement: (control: CheckId) => s(`implemented-requirement:${control}`),
+    byComponent: (control: CheckId) => s(`by-component:${control}`),
     observation: (agentId: string, control: CheckId) => u(`observation:${agentId}:${control}`),
-    silence: (s: AuditSilence) => u(`observation:silence:${s.agentId}:${s.from}`),
+    silence: (x: AuditSilence) => u(`observation:silence:${x.agentId}:${x.from}`),
     gap: (g: AuditGap) => u(`observation:gap:${g.agentId}:${g.fromSeq}`),
     finding: (control: CheckId) => u(`finding:${control}`),
-    risk: (exceptionId: string) => u(`risk:${exceptionId}`),
+    risk: (exceptionId: string) => s(`risk:${exceptionId}`),
     resource: (path: string) => u(`resource:${path}`),
   };
 }
@@ -613,11 +620,14 @@ function bundleResources({ model: m, ids }: Ctx): Json[] {
 
 // ---------------------------------------------------------------------------------------------
 
-/** The default seed: the log's root hash at the period's end, and the vendor. */
-export const defaultUuidSeed = (model: AuditModel) => model.log.end.rootHash + model.vendor;
+/** The default export seed: the log's root hash at the period's end, the period, and the vendor. */
+export const defaultUuidSeed = (model: AuditModel) => `${model.log.end.rootHash}\0${model.period.from}\0${model.period.to}\0${model.vendor}`;
+
+/** The seed of what every bundle of one vendor's log names alike: the log's origin and the vendor. */
+const subjectSeed = (model: AuditModel) => `${model.collector.origin}\0${model.vendor}`;
 
 export function oscalDocuments(model: AuditModel, opts: { uuidSeed?: string } = {}): OscalDocuments {
-  const ctx: Ctx = { model, ids: identifiers(opts.uuidSeed ?? defaultUuidSeed(model)) };
+  const ctx: Ctx = { model, ids: identifiers(opts.uuidSeed ?? defaultUuidSeed(model), subjectSeed(model)) };
   return {
     ssp: plain(systemSecurityPlan(ctx)),
     assessmentPlan: plain(assessmentPlan(ctx)),

@@ -170,6 +170,23 @@ describe('OSCAL documents of an audit bundle', () => {
     expect(result(oscalDocuments(sampleModel())).remarks).toBeUndefined();
   });
 
+  it('names a host, a component and an exception alike in every bundle of the log, and each export\'s documents apart', () => {
+    const first = sampleModel();
+    const later: AuditModel = { ...sampleModel(), log: { ...first.log, end: { ...first.log.end, rootHash: 'ab'.repeat(32) } } };
+    const [a, b] = [oscalDocuments(first), oscalDocuments(later)];
+    const items = (d: OscalDocuments) => (ssp(d)['system-implementation'] as { 'inventory-items': { uuid: string }[]; components: { uuid: string }[] });
+    expect(items(b)['inventory-items'].map((i) => i.uuid)).toEqual(items(a)['inventory-items'].map((i) => i.uuid));
+    expect(items(b).components.map((c) => c.uuid)).toEqual(items(a).components.map((c) => c.uuid));
+    expect(items(a)['inventory-items'].length).toBeGreaterThan(0);
+    expect(result(a).risks?.length).toBeGreaterThan(0);
+    expect(result(b).risks?.map((r) => r.uuid)).toEqual(result(a).risks?.map((r) => r.uuid));
+    expect(ar(b).uuid).not.toBe(ar(a).uuid);
+    expect(ssp(b).uuid).not.toBe(ssp(a).uuid);
+    // Another collector's log (another origin) names its hosts apart.
+    const elsewhere: AuditModel = { ...first, collector: { ...first.collector, origin: 'other.example/vcm' } };
+    expect(items(oscalDocuments(elsewhere))['inventory-items'][0]!.uuid).not.toBe(items(a)['inventory-items'][0]!.uuid);
+  });
+
   it('is deterministic, its UUIDs are version 4 or 5 and unique, and another seed gives other UUIDs', () => {
     const m = sampleModel();
     const a = JSON.stringify(oscalDocuments(m));
