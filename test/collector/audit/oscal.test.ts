@@ -44,6 +44,7 @@ interface Risk { uuid: string; status: string; statement: string; deadline?: str
 interface Result { start: string; end?: string; props?: Prop[]; remarks?: string; observations?: Observation[]; findings?: Finding[]; risks?: Risk[] }
 interface Resource { uuid: string; rlinks?: { href: string; hashes?: { algorithm: string; value: string }[] }[] }
 interface Ar {
+  uuid: string;
   metadata: Record<string, unknown>;
   'import-ap': { href: string };
   results: Result[];
