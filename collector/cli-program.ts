@@ -514,15 +514,21 @@ program
   .option('--collector-key <file>', "the collector's public key (PEM), obtained out of band")
   .option('--collector-fingerprint <hex>', "or its fingerprint (vcm-collector key fingerprint), obtained out of band")
   .option('--after-checkpoint <file>', "an earlier bundle's log/checkpoint-end.txt: this bundle must continue it")
+  .option('--report <file>', "write the bundle's report again, showing this verification's verdict and defects (HTML)")
   .addOption(formatOption())
-  .action(async (bundle: string, opts: { collectorKey?: string; collectorFingerprint?: string; afterCheckpoint?: string; format: string }) => {
+  .action(async (bundle: string, opts: { collectorKey?: string; collectorFingerprint?: string; afterCheckpoint?: string; report?: string; format: string }) => {
     const audit = await import('./audit/commands.js');
     if (opts.collectorFingerprint !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.collectorFingerprint)) throw new CollectorError('COL_ERR_CONFIG', '--collector-fingerprint is 64 hex digits');
+    let reported = false;
     const v = await audit.verifyBundle(bundle, {
       ...(opts.collectorKey === undefined ? {} : { collectorKeyPem: await readInput(opts.collectorKey, '--collector-key') }),
       ...(opts.collectorFingerprint === undefined ? {} : { collectorFingerprint: opts.collectorFingerprint }),
       ...(opts.afterCheckpoint === undefined ? {} : { afterCheckpoint: await readInput(opts.afterCheckpoint, '--after-checkpoint') }),
+    }, opts.report === undefined ? undefined : async (dir, verdict) => {
+      reported = true;
+      process.stderr.write(`${await audit.writeVerifiedReport(dir, verdict, opts.report!)}\n`);
     });
+    if (opts.report !== undefined && !reported) process.stderr.write(`no report: ${v.unusable ?? 'the bundle could not be read'}\n`);
     process.stdout.write(opts.format === 'json' ? `${JSON.stringify(v, null, 2)}\n` : audit.formatVerdict(v));
     process.exitCode = v.exitCode;
   });

@@ -48,7 +48,9 @@ of it on a machine with no network.
    Or, where vcm is installed:
        vcm-collector verify <bundle.tar.gz> --collector-fingerprint <FINGERPRINT>
    Exit 0: verified. 1: defects, each named with its file, log index, agent and seq. 2: not a
-   bundle, or unusable. Add --format json for a machine-readable verdict.
+   bundle, or unusable. Add --format json for a machine-readable verdict. vcm-collector verify
+   --report FILE writes report.html again with your verification's verdict and defects in place
+   of the one made at export (report.html as shipped shows the collector's own check).
 
 3. What "verified" means
    - manifest.json is signed by the collector key (manifest.dsse.json, DSSE), and every other file

@@ -152,6 +152,34 @@ describe('a bundle from the real collector and agents', () => {
     expect(noNode).toContain('node is not installed');
   });
 
+  it('verify --report writes the report again with the auditor\'s own verdict: verified, or the defects of a tampered copy', async () => {
+    const out = path.join(dir.dir, 'verified-report.html');
+    const r = await cli(['verify', bundle, '--collector-fingerprint', fingerprint, '--report', out]);
+    expect(r.stderr).toContain(`report written to ${out}`);
+    const html = await readFile(out, 'utf8');
+    expect(html).toMatch(/Verification: <strong>verified<\/strong>/);
+    expect(html).toContain('Checked by vcm-collector verify');
+    expect(html).toContain('collector key pinned out of band');
+    expect(html).not.toContain(', at export');
+    // One envelope removed and the manifest sealed again by a collector that lies: the report says so.
+    const b = await copy('report-tampered');
+    const file = await evidenceFileOf(b, failing.agentId);
+    await setLines(b, file, (await lines(b, file)).slice(1));
+    await reseal(b);
+    const tamperedOut = path.join(dir.dir, 'tampered-report.html');
+    const t = await cli(['verify', b, '--collector-fingerprint', fingerprint, '--report', tamperedOut], 1);
+    expect(t.stderr).toContain('report written to');
+    const tampered = await readFile(tamperedOut, 'utf8');
+    expect(tampered).toMatch(/Verification: <strong>not verified<\/strong> — \d+ defects?/);
+    expect(tampered).toContain('AUD_ENVELOPE_MISSING');
+    // Input that cannot be verified at all gets no report, and says why.
+    const junk = path.join(dir.dir, 'junk.tar.gz');
+    await writeFile(junk, 'not a bundle');
+    const u = await cli(['verify', junk, '--report', path.join(dir.dir, 'junk.html')], 2);
+    expect(u.stderr).toMatch(/^no report: /m);
+    expect(existsSync(path.join(dir.dir, 'junk.html'))).toBe(false);
+  });
+
   it('holds the manifest, keys, policies, OSCAL, the CSV and the report, and says the period had not ended', async () => {
     const manifest = JSON.parse(await readFile(path.join(unpacked, 'manifest.json'), 'utf8')) as Manifest;
     const paths = manifest.files.map((f) => f.path);
