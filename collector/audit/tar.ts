@@ -26,7 +26,11 @@ export class TarGzWriter {
   #bytes = 0;
   #last: string | null = null;
 
-  constructor(mtimeMs: number, out: Writable, level = 6) {
+  /**
+   * gzip level 1 by default: on evidence it packs about 7% larger than level 6 in a third of the
+   * time, and the compression would otherwise be a large share of an export's cost.
+   */
+  constructor(mtimeMs: number, out: Writable, level = 1) {
     this.#mtime = new Date(Math.floor(mtimeMs / 1000) * 1000);
     const count = new Transform({
       transform: (chunk: Buffer, _enc, done) => {

@@ -178,8 +178,10 @@ function canonical(v: unknown): string {
     .join(',')}}`;
 }
 
-const leafHash = (entry: Uint8Array) => createHash('sha256').update(Buffer.from([0])).update(entry).digest();
-const nodeHash = (l: Uint8Array, r: Uint8Array) => createHash('sha256').update(Buffer.from([1])).update(l).update(r).digest();
+const LEAF = Buffer.from([0]);
+const NODE = Buffer.from([1]);
+const leafHash = (entry: Uint8Array) => createHash('sha256').update(LEAF).update(entry).digest();
+const nodeHash = (l: Uint8Array, r: Uint8Array) => createHash('sha256').update(NODE).update(l).update(r).digest();
 
 /**
  * An RFC 6962 tree grown leaf by leaf from a compact range: the roots of its perfect subtrees,
@@ -750,8 +752,9 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
     tree.append(leafHash(line));
     let e: Record<string, unknown> | null = null;
     try {
-      e = JSON.parse(line.toString('utf8')) as Record<string, unknown>;
-      if (canonical(e) !== line.toString('utf8')) {
+      const text = line.toString('utf8');
+      e = JSON.parse(text) as Record<string, unknown>;
+      if (canonical(e) !== text) {
         defect({ code: 'AUD_ENTRY_MALFORMED', file: log.entries, logIndex: index, message: 'the entry is not in canonical form' });
       }
     } catch {
