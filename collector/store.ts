@@ -3,8 +3,8 @@
 // A collector's store (open() with the journal) makes evidence durable by group commit in a
 // write-ahead journal (collector/journal.ts), makes the files in the background and answers for
 // them from memory meanwhile; everything else is written and flushed per file.
-import { statSync } from 'node:fs';
-import { link, mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
+import { readFile as readFileCb, statSync } from 'node:fs';
+import { link, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from './errors.js';
 import { IoThread, failureError } from './io-thread.js';
@@ -64,6 +64,15 @@ async function linkInPlace(tmp: string, final: string): Promise<boolean> {
   } finally {
     await unlink(tmp).catch(() => undefined);
   }
+}
+
+/**
+ * A whole file, by fs.readFile's callback form: for the small files evidence is, it costs the
+ * event loop about half what fs/promises' readFile does (no FileHandle to make and close), which
+ * is what bounds many reads in flight at once.
+ */
+function readWhole(file: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => readFileCb(file, (err, bytes) => (err === null ? resolve(bytes) : reject(err))));
 }
 
 /** The filesystem store's journal folder, at the root: never a key. */
@@ -388,7 +397,7 @@ export class FsEvidenceStore implements EvidenceStore {
     const pending = this.#pending.get(key);
     if (pending?.visible === true) return pending.bytes;
     try {
-      return await readFile(this.#path(key));
+      return await readWhole(this.#path(key));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // ENOTDIR: a parent of the key is a file, so the key cannot exist.

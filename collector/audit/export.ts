@@ -1,6 +1,6 @@
-// The audit bundle for one vendor and one period: planned against the vendor's log, staged file by
-// file in a private folder (so memory does not grow with the period), then packed as a
-// deterministic tar.gz. What a period holds is written down in collector/README.md ("For auditors") and in
+// The audit bundle for one vendor and one period: planned against the vendor's log, then written
+// as a deterministic tar.gz in path order, the evidence streamed straight in as it is read (so
+// memory does not grow with the period; only large files wait in a private staging folder). What a period holds is written down in collector/README.md ("For auditors") and in
 // the bundle's README.txt; the verifier (verify-core.ts) checks it.
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import type { EvidenceStore } from '../store.js';
 import { ModelBuilder, policyAt, summaryCsv, type PolicyVersionInForce } from './analysis.js';
 import type { AuditModel, FileRef } from './model.js';
 import { auditorReadme } from './readme-txt.js';
-import { packTarGz } from './tar.js';
+import { TarGzWriter, type TarBody } from './tar.js';
 import { BUNDLE_FORMAT, MANIFEST_PAYLOAD_TYPE, spkiFingerprint, type Manifest, type ManifestFile } from './verify-core.js';
 import { VERIFY_SH } from './verify-sh.js';
 
@@ -134,65 +134,135 @@ function checkpointBody(note: string) {
   return parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1));
 }
 
-/** A staged file: written in large pieces, hashed as it goes. */
-class StagedFile {
+/** Past this many bytes, a file of the bundle is written to the staging folder instead of memory. */
+const SPILL_BYTES = 32 << 20;
+/** Store reads in flight while one agent's evidence is read, in order. */
+const READ_AHEAD = 64;
+const NL = Buffer.from('\n');
+
+/** A file of the bundle being made: hashed as it goes, held in memory until it grows large, then staged on disk. */
+class BundleFile {
   readonly #hash = createHash('sha256');
   #size = 0;
   #parts: Buffer[] = [];
   #pending = 0;
-  private constructor(
+  #fh: FileHandle | null = null;
+  #disk: string | null = null;
+  constructor(
     readonly rel: string,
-    readonly fh: FileHandle,
+    readonly root: string,
   ) {}
 
-  static async create(root: string, rel: string): Promise<StagedFile> {
-    await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
-    return new StagedFile(rel, await open(path.join(root, rel), 'wx', 0o600));
-  }
-
-  async write(b: Buffer): Promise<void> {
+  write(b: Buffer): Promise<void> | undefined {
     this.#hash.update(b);
     this.#size += b.length;
     this.#parts.push(b);
     this.#pending += b.length;
-    if (this.#pending >= 1 << 20) await this.#flush();
+    return this.#pending >= (this.#disk === null ? SPILL_BYTES : 1 << 20) ? this.#flush() : undefined;
   }
 
   async #flush(): Promise<void> {
     if (this.#pending === 0) return;
-    await this.fh.write(Buffer.concat(this.#parts));
+    if (this.#fh === null) {
+      this.#disk = path.join(this.root, this.rel);
+      await mkdir(path.dirname(this.#disk), { recursive: true });
+      this.#fh = await open(this.#disk, 'wx', 0o600);
+    }
+    await this.#fh.write(Buffer.concat(this.#parts));
     this.#parts = [];
     this.#pending = 0;
   }
 
-  async close(): Promise<ManifestFile> {
-    await this.#flush();
-    await this.fh.close();
-    return { path: this.rel, size: this.#size, sha256: this.#hash.digest('hex') };
+  /** Its manifest line, and where its bytes are. */
+  async close(): Promise<{ file: ManifestFile; body: TarBody }> {
+    if (this.#disk !== null) {
+      await this.#flush();
+      await this.#fh!.close();
+    }
+    return { file: { path: this.rel, size: this.#size, sha256: this.#hash.digest('hex') }, body: this.#disk === null ? { bytes: [Buffer.concat(this.#parts)] } : { file: this.#disk } };
   }
 }
 
-class Stage {
+/**
+ * The bundle's files, written into the tar.gz in path order as soon as nothing before them can
+ * still come: the evidence (the bulk) goes straight through; the small files and the log entries
+ * wait in memory or on disk until their place comes, and the manifest lists them all.
+ */
+class Bundle {
   readonly files: ManifestFile[] = [];
-  constructor(readonly root: string) {}
+  readonly #waiting = new Map<string, { size: number; body: TarBody }>();
+  constructor(
+    readonly root: string,
+    readonly tar: TarGzWriter,
+  ) {}
+
+  open(rel: string): BundleFile {
+    return new BundleFile(rel, this.root);
+  }
 
   async put(rel: string, bytes: Buffer | string): Promise<FileRef> {
-    const f = await StagedFile.create(this.root, rel);
+    const f = this.open(rel);
     await f.write(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'utf8'));
-    return this.#done(await f.close());
+    return this.finish(f);
   }
 
-  async open(rel: string): Promise<StagedFile> {
-    return StagedFile.create(this.root, rel);
+  /** Done with a file: it waits for its place in the tar. */
+  async finish(f: BundleFile): Promise<FileRef> {
+    const { file, body } = await f.close();
+    const last = this.tar.last;
+    if (last !== null && file.path <= last) throw new CollectorError('COL_ERR_INTERNAL', `the bundle's file ${file.path} came after ${last} was packed`);
+    this.files.push(file);
+    this.#waiting.set(file.path, { size: file.size, body });
+    return { path: file.path, sha256: file.sha256 };
   }
 
-  #done(m: ManifestFile): FileRef {
-    this.files.push(m);
-    return { path: m.path, sha256: m.sha256 };
+  /** Done with a file: it is packed now, after every waiting file that sorts before it. */
+  async finishNow(f: BundleFile): Promise<FileRef> {
+    const ref = await this.finish(f);
+    await this.#pack((p) => p <= ref.path);
+    return ref;
   }
 
-  async finish(f: StagedFile): Promise<FileRef> {
-    return this.#done(await f.close());
+  async #pack(upTo: (p: string) => boolean): Promise<void> {
+    const ready = [...this.#waiting.keys()].filter(upTo).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    for (const p of ready) {
+      const w = this.#waiting.get(p)!;
+      this.#waiting.delete(p);
+      await this.tar.add(p, w.size, w.body);
+      if ('file' in w.body) await rm(w.body.file, { force: true });
+    }
+  }
+
+  /** Packs what is still waiting and ends the tar.gz. */
+  async end(): Promise<{ sha256: string; bytes: number }> {
+    await this.#pack(() => true);
+    return this.tar.finish();
+  }
+}
+
+/** `fn` of each item, up to `width` at once, given back in the items' order. */
+async function* inOrder<T, R>(items: AsyncIterable<T>, width: number, fn: (item: T) => Promise<R>): AsyncGenerator<[T, R]> {
+  const it = items[Symbol.asyncIterator]();
+  const queue: { item: T; result: Promise<R> }[] = [];
+  let done = false;
+  try {
+    for (;;) {
+      while (!done && queue.length < width) {
+        const n = await it.next();
+        if (n.done === true) done = true;
+        else {
+          const result = fn(n.value);
+          // Awaited in turn below; a failure ahead of its turn is not an unhandled rejection.
+          result.catch(() => undefined);
+          queue.push({ item: n.value, result });
+        }
+      }
+      const head = queue.shift();
+      if (head === undefined) return;
+      yield [head.item, await head.result];
+    }
+  } finally {
+    await it.return?.();
   }
 }
 
@@ -225,13 +295,19 @@ function days(fromMs: number, untilMs: number): string[] {
 export async function writeBundle(ctx: ExportContext, plan: ExportPlan, out: Writable, opts: { tmpDir?: string; onProgress?: (p: ExportProgress) => void } = {}): Promise<ExportResult> {
   const root = await mkdtemp(path.join(opts.tmpDir ?? tmpdir(), 'vcm-export-'));
   try {
-    return await build(ctx, plan, out, new Stage(root), opts.onProgress ?? (() => undefined));
+    const tar = new TarGzWriter(Date.parse(plan.end.issuedAt), out);
+    try {
+      return await build(ctx, plan, new Bundle(root, tar), opts.onProgress ?? (() => undefined));
+    } catch (err) {
+      await tar.abort(err as Error);
+      throw err;
+    }
   } finally {
     await rm(root, { recursive: true, force: true });
   }
 }
 
-async function build(ctx: ExportContext, plan: ExportPlan, out: Writable, stage: Stage, progress: (p: ExportProgress) => void): Promise<ExportResult> {
+async function build(ctx: ExportContext, plan: ExportPlan, stage: Bundle, progress: (p: ExportProgress) => void): Promise<ExportResult> {
   const { store } = ctx;
   const vendor = plan.vendor;
   const asOf = plan.end.issuedAt;
@@ -244,6 +320,8 @@ async function build(ctx: ExportContext, plan: ExportPlan, out: Writable, stage:
 
   // The log: checkpoints, the compact range at the start, the entries.
   const collectorPem = ctx.collector.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const fingerprint = spkiFingerprint(ctx.collector.publicKey);
+  await stage.put('README.txt', auditorReadme({ vendor, from: plan.from.toISOString(), to: plan.to.toISOString(), fingerprint, origin: ctx.origin }));
   const collectorRef = await stage.put('collector/collector.pem', collectorPem);
   const vkey = verifierKey(ctx.origin, ctx.collector.publicKey);
   await stage.put('collector/collector.vkey', `${vkey}\n`);
@@ -270,7 +348,8 @@ async function build(ctx: ExportContext, plan: ExportPlan, out: Writable, stage:
   for await (const line of readEntries(store, vendor, startSize, plan.end.size)) {
     // What is written is what the tree holds: a store that changed under the log is caught here.
     if (!leafHash(line).equals(ctx.log.tree.hashAt(0, startSize + n))) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the stored entry ${startSize + n} is not the one the log holds`);
-    await entriesFile.write(Buffer.concat([line, Buffer.from('\n')]));
+    await entriesFile.write(line);
+    await entriesFile.write(NL);
     if (++n % 65536 === 0) progress({ phase: 'entries', done: n, total, bytes: 0 });
   }
   const entriesRef = await stage.finish(entriesFile);
@@ -323,7 +402,7 @@ async function build(ctx: ExportContext, plan: ExportPlan, out: Writable, stage:
     period: { from: plan.from.toISOString(), to: plan.to.toISOString(), ended },
     exportedAt: asOf,
     generator: ctx.generator,
-    collector: { origin: ctx.origin, fingerprint: spkiFingerprint(ctx.collector.publicKey), key: collectorRef },
+    collector: { origin: ctx.origin, fingerprint, key: collectorRef },
     log: {
       startSize,
       endSize: plan.end.size,
@@ -364,7 +443,6 @@ async function build(ctx: ExportContext, plan: ExportPlan, out: Writable, stage:
   await stage.put('model.json', `${JSON.stringify(model, null, 2)}\n`);
   await stage.put('verify/verify.mjs', await verifierSource());
   await stage.put('verify/verify.sh', VERIFY_SH);
-  await stage.put('README.txt', auditorReadme({ vendor, from: model.period.from, to: model.period.to, fingerprint: model.collector.fingerprint, origin: ctx.origin }));
 
   const files = [...stage.files].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
   const manifest: Manifest = {
@@ -391,19 +469,14 @@ async function build(ctx: ExportContext, plan: ExportPlan, out: Writable, stage:
   await stage.put('manifest.dsse.json', `${JSON.stringify({ payloadType: MANIFEST_PAYLOAD_TYPE, payload: manifestBytes.toString('base64'), signatures: [{ keyid: model.collector.fingerprint, sig }] })}\n`);
 
   progress({ phase: 'pack', done: 0, total: stage.files.length, bytes: 0 });
-  const packed = await packTarGz(
-    stage.root,
-    stage.files.map((f) => f.path),
-    asOfMs,
-    out,
-  );
+  const packed = await stage.end();
   return { sha256: packed.sha256, bytes: packed.bytes, plan, envelopes, hosts: model.hosts.length, missingEvidence, model };
 }
 
 /** One agent's envelopes of the period, by day, in seq order: the store's own order. */
 async function stageAgentEvidence(
   store: EvidenceStore,
-  stage: Stage,
+  stage: Bundle,
   builder: ModelBuilder,
   a: RegisteredAgent,
   vendor: string,
@@ -413,34 +486,45 @@ async function stageAgentEvidence(
 ): Promise<number> {
   const id = a.record.agentId;
   builder.startAgent({ agentId: id, hostname: a.record.host.hostname, os: a.record.host.os, agentVersion: a.record.agentVersion, enrolledAt: a.record.enrolledAt, revokedAt: a.revocation?.revokedAt ?? null });
+  async function* keys(): AsyncGenerator<{ day: string; key: string }> {
+    for (const day of days(fromMs, untilMs)) for await (const key of store.list(`evidence/vendor=${vendor}/date=${day}/agent=${id}/`)) yield { day, key };
+  }
   let count = 0;
-  for (const day of days(fromMs, untilMs)) {
-    let file: StagedFile | null = null;
-    const taken: (FindingPredicate | SpoolDropPredicate)[] = [];
-    const types: string[] = [];
-    for await (const key of store.list(`evidence/vendor=${vendor}/date=${day}/agent=${id}/`)) {
-      const bytes = await store.get(key);
-      if (bytes === null) continue;
-      const env = JSON.parse(bytes.toString('utf8')) as { payload: string };
-      const stmt = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType: string; predicate: FindingPredicate | SpoolDropPredicate };
-      const t = Date.parse(stmt.predicate.collectedAt);
-      if (t < fromMs || t >= untilMs) continue;
-      file ??= await stage.open(`evidence/${id}/${day}.jsonl`);
-      await file.write(Buffer.concat([bytes, Buffer.from('\n')]));
-      taken.push(stmt.predicate);
-      types.push(stmt.predicateType);
-      count++;
-      onBytes(bytes.length);
-    }
-    if (file === null) continue;
-    const ref = await stage.finish(file);
+  let file: BundleFile | null = null;
+  let taken: (FindingPredicate | SpoolDropPredicate)[] = [];
+  let types: string[] = [];
+  const endDay = async () => {
+    if (file === null) return;
+    const ref = await stage.finishNow(file);
     builder.addFile(ref);
     taken.forEach((p, i) => {
       if (types[i] === PREDICATE_TYPE_FINDING) builder.addFinding(p as FindingPredicate, ref);
       else if (types[i] === PREDICATE_TYPE_SPOOL_DROP) builder.addSpoolDrop(p as SpoolDropPredicate);
     });
+    file = null;
+    taken = [];
+    types = [];
+  };
+  let current: string | null = null;
+  for await (const [{ day }, bytes] of inOrder(keys(), READ_AHEAD, ({ key }) => store.get(key))) {
+    if (day !== current) {
+      await endDay();
+      current = day;
+    }
+    if (bytes === null) continue;
+    const env = JSON.parse(bytes.toString('utf8')) as { payload: string };
+    const stmt = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType: string; predicate: FindingPredicate | SpoolDropPredicate };
+    const t = Date.parse(stmt.predicate.collectedAt);
+    if (t < fromMs || t >= untilMs) continue;
+    file ??= stage.open(`evidence/${id}/${day}.jsonl`);
+    await file.write(bytes);
+    await file.write(NL);
+    taken.push(stmt.predicate);
+    types.push(stmt.predicateType);
+    count++;
+    onBytes(bytes.length);
   }
+  await endDay();
   builder.endAgent();
   return count;
 }
-

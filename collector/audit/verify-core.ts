@@ -178,8 +178,10 @@ function canonical(v: unknown): string {
     .join(',')}}`;
 }
 
-const leafHash = (entry: Uint8Array) => createHash('sha256').update(Buffer.from([0])).update(entry).digest();
-const nodeHash = (l: Uint8Array, r: Uint8Array) => createHash('sha256').update(Buffer.from([1])).update(l).update(r).digest();
+const LEAF = Buffer.from([0]);
+const NODE = Buffer.from([1]);
+const leafHash = (entry: Uint8Array) => createHash('sha256').update(LEAF).update(entry).digest();
+const nodeHash = (l: Uint8Array, r: Uint8Array) => createHash('sha256').update(NODE).update(l).update(r).digest();
 
 /**
  * An RFC 6962 tree grown leaf by leaf from a compact range: the roots of its perfect subtrees,
@@ -492,6 +494,118 @@ interface AgentKeys {
 /** The period of an envelope entry, by what it says or (entered after the fact) by its store key's date. */
 const KEY_DATE_RE = /\/date=(\d{4}-\d{2}-\d{2})\//;
 
+/**
+ * The range's envelope entries by envelope hash, in a few flat arrays rather than an object each,
+ * so that a range of millions stays small: for each, its log index, agent, seq, whether the period
+ * needs it and whether an envelope matched it. A hash entered twice keeps its first place and the
+ * later entry's facts. Hashes that are not 64 lowercase hex digits can match no envelope; they are
+ * kept aside by their text.
+ */
+class EntryIndex {
+  count = 0;
+  #sha = Buffer.alloc(0);
+  #index = new Float64Array(0);
+  #seq = new Float64Array(0);
+  #agent = new Int32Array(0);
+  /** Bit 1: needed; bit 2: matched. */
+  #flags = new Uint8Array(0);
+  /** Open addressing: slot + 1, or 0 for empty. */
+  #table = new Int32Array(1024);
+  readonly #odd = new Map<string, number>();
+  readonly #agentIds: string[] = [];
+  readonly #agentNo = new Map<string, number>();
+  readonly #probe = Buffer.alloc(32);
+
+  #grow(): void {
+    const cap = Math.max(1024, this.#index.length * 2);
+    const sha = Buffer.alloc(cap * 32);
+    this.#sha.copy(sha);
+    this.#sha = sha;
+    const more = <T extends Float64Array | Int32Array | Uint8Array>(old: T, make: (n: number) => T): T => {
+      const a = make(cap);
+      a.set(old);
+      return a;
+    };
+    this.#index = more(this.#index, (n) => new Float64Array(n));
+    this.#seq = more(this.#seq, (n) => new Float64Array(n));
+    this.#agent = more(this.#agent, (n) => new Int32Array(n));
+    this.#flags = more(this.#flags, (n) => new Uint8Array(n));
+  }
+
+  #rehash(): void {
+    this.#table = new Int32Array(this.#table.length * 2);
+    for (let slot = 0; slot < this.count; slot++) if (this.#odd.size === 0 || !this.#isOdd(slot)) this.#place(slot);
+  }
+
+  #isOdd(slot: number): boolean {
+    return (this.#flags[slot]! & 4) !== 0;
+  }
+
+  #place(slot: number): void {
+    const mask = this.#table.length - 1;
+    for (let i = this.#sha.readUInt32LE(slot * 32) & mask; ; i = (i + 1) & mask) {
+      if (this.#table[i] === 0) {
+        this.#table[i] = slot + 1;
+        return;
+      }
+    }
+  }
+
+  /** The slot of a 32-byte hash at `buf`'s offset, or -1. */
+  #find(buf: Buffer, offset: number): number {
+    const mask = this.#table.length - 1;
+    for (let i = buf.readUInt32LE(offset) & mask; ; i = (i + 1) & mask) {
+      const t = this.#table[i]!;
+      if (t === 0) return -1;
+      if (this.#sha.compare(buf, offset, offset + 32, (t - 1) * 32, t * 32) === 0) return t - 1;
+    }
+  }
+
+  set(sha256: string, index: number, agentId: string, seq: number, needed: boolean): void {
+    const hexOk = sha256.length === 64 && /^[0-9a-f]{64}$/.test(sha256);
+    let slot = -1;
+    if (hexOk) {
+      this.#probe.write(sha256, 'hex');
+      slot = this.#find(this.#probe, 0);
+    } else slot = this.#odd.get(sha256) ?? -1;
+    if (slot < 0) {
+      if (this.count === this.#index.length) this.#grow();
+      slot = this.count++;
+      if (hexOk) {
+        this.#probe.copy(this.#sha, slot * 32);
+        if (this.count * 2 > this.#table.length) this.#rehash();
+        else this.#place(slot);
+      } else this.#odd.set(sha256, slot);
+    }
+    let a = this.#agentNo.get(agentId);
+    if (a === undefined) {
+      this.#agentNo.set(agentId, (a = this.#agentIds.length));
+      this.#agentIds.push(agentId);
+    }
+    this.#index[slot] = index;
+    this.#seq[slot] = seq;
+    this.#agent[slot] = a;
+    this.#flags[slot] = (needed ? 1 : 0) | (hexOk ? 0 : 4);
+  }
+
+  /** Marks the entry of this envelope (hash in hex) matched; false when there is none for its agent and seq. */
+  match(sha256: string, agentId: string, seq: number): boolean {
+    if (sha256.length !== 64) return false;
+    this.#probe.write(sha256, 'hex');
+    const slot = this.#find(this.#probe, 0);
+    if (slot < 0 || this.#agentIds[this.#agent[slot]!] !== agentId || this.#seq[slot] !== seq) return false;
+    this.#flags[slot]! |= 2;
+    return true;
+  }
+
+  /** Entries the period needs that no envelope matched, in the order they were first entered. */
+  *unmatched(): Generator<{ index: number; agentId: string; seq: number }> {
+    for (let slot = 0; slot < this.count; slot++) {
+      if ((this.#flags[slot]! & 3) === 1) yield { index: this.#index[slot]!, agentId: this.#agentIds[this.#agent[slot]!]!, seq: this.#seq[slot]! };
+    }
+  }
+}
+
 /** Verifies an unpacked bundle. Never throws for what is in the bundle: defects and unusable input are in the verdict. */
 export async function verifyBundleDir(dir: string, opts: VerifyOptions = {}): Promise<Verdict> {
   const v = emptyVerdict();
@@ -630,7 +744,7 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
   const fromDay = manifest.period.from.slice(0, 10);
   const lastDay = new Date(toMs - 1).toISOString().slice(0, 10);
   /** Envelope entries: by envelope hash, their index, agent and seq, and whether the period needs them. */
-  const entryBySha = new Map<string, { index: number; agentId: string; seq: number; needed: boolean; matched: boolean; key: string }>();
+  const entryBySha = new EntryIndex();
   const keyEvents: { index: number; agentId: string; event: string; keyId: string | null; generation: number }[] = [];
   const policyEntries = new Map<number, { index: number; sha256: string }>();
   let index = log.start.size;
@@ -638,8 +752,9 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
     tree.append(leafHash(line));
     let e: Record<string, unknown> | null = null;
     try {
-      e = JSON.parse(line.toString('utf8')) as Record<string, unknown>;
-      if (canonical(e) !== line.toString('utf8')) {
+      const text = line.toString('utf8');
+      e = JSON.parse(text) as Record<string, unknown>;
+      if (canonical(e) !== text) {
         defect({ code: 'AUD_ENTRY_MALFORMED', file: log.entries, logIndex: index, message: 'the entry is not in canonical form' });
       }
     } catch {
@@ -649,7 +764,7 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
       const collectedAt = typeof e.collectedAt === 'string' ? Date.parse(e.collectedAt) : null;
       const keyDay = KEY_DATE_RE.exec(String(e.key))?.[1];
       const needed = collectedAt !== null ? collectedAt >= fromMs && collectedAt < toMs : keyDay !== undefined && keyDay >= fromDay && keyDay <= lastDay;
-      entryBySha.set(String(e.sha256), { index, agentId: String(e.agentId), seq: Number(e.seq), needed, matched: false, key: String(e.key) });
+      entryBySha.set(String(e.sha256), index, String(e.agentId), Number(e.seq), needed);
     } else if (e?.type === 'key_event') {
       keyEvents.push({ index, agentId: String(e.agentId), event: String(e.event), keyId: typeof e.keyId === 'string' ? e.keyId : null, generation: Number(e.generation) });
     } else if (e?.type === 'policy') {
@@ -778,10 +893,9 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
             continue;
           }
           if (!f.signatureOk) defect({ code: 'AUD_ENVELOPE_SIGNATURE', ...where, message: f.problem ?? 'bad signature' });
-          const entry = entryBySha.get(f.sha256);
-          if (entry === undefined || entry.agentId !== agentId || entry.seq !== f.seq) {
+          if (!entryBySha.match(f.sha256, agentId, f.seq)) {
             defect({ code: 'AUD_ENTRY_MISSING', ...where, message: `no log entry in the range has this envelope (SHA-256 ${f.sha256})` });
-          } else entry.matched = true;
+          }
           const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
           if (!(t >= fromMs && t < toMs) || f.collectedAt?.slice(0, 10) !== file.slice(74, 84)) {
             defect({ code: 'AUD_OUT_OF_PERIOD', ...where, message: `collected at ${String(f.collectedAt)}, outside the period or its file's day` });
@@ -813,9 +927,18 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
   } finally {
     await pool.close();
   }
-  for (const e of entryBySha.values()) {
-    if (e.needed && !e.matched) {
-      defect({ code: 'AUD_ENVELOPE_MISSING', file: log.entries, logIndex: e.index, agentId: e.agentId, seq: e.seq, message: `the log holds this envelope of the period (${e.key}); the bundle does not` });
+  // The store keys of the missing, read again from the entries (the index does not keep them).
+  const missing: { index: number; agentId: string; seq: number }[] = [];
+  for (const e of entryBySha.unmatched()) if (missing.length < 10_000) missing.push(e);
+  if (missing.length > 0) {
+    const keys = new Map<number, string>(missing.map((e) => [e.index, '']));
+    let i = log.start.size;
+    for await (const line of lines(path.join(dir, log.entries))) {
+      if (keys.has(i)) keys.set(i, String((JSON.parse(line.toString('utf8')) as { key?: unknown }).key));
+      i++;
+    }
+    for (const e of missing) {
+      defect({ code: 'AUD_ENVELOPE_MISSING', file: log.entries, logIndex: e.index, agentId: e.agentId, seq: e.seq, message: `the log holds this envelope of the period (${keys.get(e.index)}); the bundle does not` });
     }
   }
   v.hosts = [...rows.values()].sort((x, y) => (x.hostname === y.hostname ? CONTROLS.indexOf(x.control) - CONTROLS.indexOf(y.control) : x.hostname < y.hostname ? -1 : 1));
