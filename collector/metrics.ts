@@ -48,6 +48,8 @@ interface AgentRender {
   state: string;
   lastResult: string;
   seen: string;
+  /** Only for an agent whose chain has holes below its head: healthy chains cost no line. */
+  chain: string;
   info: string;
 }
 
@@ -104,6 +106,8 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
     add(r.check, st, r.collectedAtMs);
   }
   const seenMs = a?.lastSeenMs;
+  // Sequence numbers below the head with nothing stored: lost, dropped from a full spool, or late.
+  const missing = a === undefined ? 0 : a.headSeq - a.links.size;
   return {
     version: a?.version ?? -1,
     doc,
@@ -112,6 +116,7 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
     state: state.join(''),
     lastResult: lastResult.join(''),
     seen: seenMs === null || seenMs === undefined ? '' : `vcm_agent_last_seen_timestamp_seconds{vendor="${vendor}",host="${host}"} ${seenMs / 1000}\n`,
+    chain: missing > 0 ? `vcm_agent_chain_missing_results{vendor="${vendor}",host="${host}"} ${missing}\n` : '',
     info: `vcm_agent_info{vendor="${vendor}",host="${host}",os="${record.host.os}",version="${esc(record.agentVersion)}"} 1\n`,
   };
 }
@@ -323,10 +328,11 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
 
   /** The per-host families, and vcm_sso_*, in chunks of about a megabyte. */
   function* perHostChunks(): Generator<string> {
-    const families: [keyof AgentRender & ('state' | 'lastResult' | 'seen' | 'info'), string, string][] = [
+    const families: [keyof AgentRender & ('state' | 'lastResult' | 'seen' | 'chain' | 'info'), string, string][] = [
       ['state', 'vcm_control_state', 'The current state of each host and control (1 for the state it is in).'],
       ['lastResult', 'vcm_control_last_result_timestamp_seconds', 'Collection time of the latest result per host and control.'],
       ['seen', 'vcm_agent_last_seen_timestamp_seconds', 'When the collector last accepted a result from the host.'],
+      ['chain', 'vcm_agent_chain_missing_results', 'Sequence numbers below the host chain head with no stored result: lost, dropped from a full spool, or still on their way. Absent when none.'],
       ['info', 'vcm_agent_info', 'Enrolled agents (1 each).'],
     ];
     for (const [field, name, help] of families) {

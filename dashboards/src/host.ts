@@ -1,5 +1,6 @@
 // One host: its six controls' states and result ages, the agent's version and OS, and the
-// delivery and chain health of its agent (chain gaps and spool drops are counted per vendor).
+// delivery and chain health of its agent: the holes in its own chain, and the vendor's gap and
+// spool-drop rates.
 import { dashboard, labelValues, organize, STATE_COLOURS, type Dashboard, type PanelSpec } from './grafana.js';
 
 const H = 'vendor="$vendor",host="$host"';
@@ -80,6 +81,17 @@ export function host(): Dashboard {
         thresholds: [{ color: 'text', value: null }],
         w: 24,
         h: 8,
+      },
+      {
+        type: 'stat',
+        title: 'Results missing from the chain',
+        description: 'Per agent on this host name: sequence numbers below its chain head that the collector holds no result for. They were lost, dropped from a full spool (the agent\'s signed drop record says which), or are still on their way. 0 is a chain without holes. The collector rebuilds it from the store, so it survives restarts.',
+        unit: 'short',
+        targets: [{ expr: `max by (agent_id) (vcm_agent_chain_missing_results{${H}}) or max by (agent_id) (vcm_agent_info{${H}}) * 0`, legend: '{{agent_id}}' }],
+        thresholds: [{ color: 'green', value: null }, { color: 'orange', value: 1 }],
+        options: { textMode: 'value_and_name', colorMode: 'background' },
+        w: 24,
+        h: 4,
       },
       {
         type: 'timeseries',

@@ -97,8 +97,16 @@ describe('POST /v1/results', () => {
     await post(envs[0]!);
     expect((await post(envs[2]!)).json.results?.[0]?.outcome).toBe('accepted');
     expect(await metric('vcm_evidence_chain_gaps_total{vendor="acme"}')).toBe(1);
+    // The host's own hole, until the late result fills it (absent: a chain without holes).
+    const missing = `vcm_agent_chain_missing_results{vendor="acme",host="host-1",agent_id="${agent.agentId}"}`;
+    expect(await metric(missing)).toBe(1);
+    // A restart rebuilds it from the store.
+    await collector.close();
+    collector = await start();
+    expect(await metric(missing)).toBe(1);
     expect((await post(envs[1]!)).json.results?.[0]?.outcome).toBe('accepted');
     expect(await evidenceCount()).toBe(3);
+    expect(await metric(missing)).toBeUndefined();
   });
 
   it('stores a signed spool-drop record, counts the dropped results, and sees the gap it explains', async () => {

@@ -413,6 +413,11 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     for (const s of ages) expect(Number(s.value![1]), s.metric.control).toBeLessThan(60 + (Date.now() - t0) / 1000 + 5);
     const agent = await ofPanel('vcm-host', 'Agent');
     expect(agent.map((s) => [s.metric.agent_id, s.metric.os, s.metric.version])).toEqual([[agents.get('acme-2')!.agentId, 'linux', '0.1.0']]);
+    // acme-2's chain has no holes: 0, not no data. acme-3 dropped two results from its spool.
+    const missing = await ofPanel('vcm-host', 'Results missing from the chain');
+    expect(missing.map((s) => [s.metric.agent_id, s.value![1]])).toEqual([[agents.get('acme-2')!.agentId, '0']]);
+    const a3 = (await prom.query(substitute(panel('vcm-host', 'Results missing from the chain').targets[0]!.expr, { ...subs(byUid('vcm-host')), vars: { vendor: ['acme'], host: ['acme-3'], control: [...CHECK_IDS] } }))).result as PromSample[];
+    expect(a3.map((s) => [s.metric.agent_id, s.value![1]])).toEqual([[agents.get('acme-3')!.agentId, '2']]);
     // The timeline shows the same states over the range.
     const d = byUid('vcm-host');
     const timeline = (await prom.queryRange(substitute(panel('vcm-host', 'State over time').targets[0]!.expr, subs(d)), promStart + 2, Date.now() / 1000, 1)).result as PromSample[];
