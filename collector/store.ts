@@ -6,6 +6,7 @@
 import { readFile as readFileCb, statSync } from 'node:fs';
 import { link, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { CollectorError } from './errors.js';
 import { IoThread, failureError } from './io-thread.js';
 import { fsyncDir, tempPath, writeFlushed } from './fs-util.js';
@@ -71,9 +72,7 @@ async function linkInPlace(tmp: string, final: string): Promise<boolean> {
  * event loop about half what fs/promises' readFile does (no FileHandle to make and close), which
  * is what bounds many reads in flight at once.
  */
-function readWhole(file: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => readFileCb(file, (err, bytes) => (err === null ? resolve(bytes) : reject(err))));
-}
+const readWhole: (file: string) => Promise<Buffer> = promisify(readFileCb);
 
 /** The filesystem store's journal folder, at the root: never a key. */
 const JOURNAL_DIR = '.journal';

@@ -4,7 +4,7 @@
 // the compression ratio bounded, into a fresh folder that nothing is written outside of.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -67,17 +67,6 @@ export class TarGzWriter {
     await this.#writing;
     return { sha256: this.#hash.digest('hex'), bytes: this.#bytes };
   }
-}
-
-/** Packs `files` (paths relative to `root`, "/"-separated) in sorted order. */
-export async function packTarGz(root: string, files: readonly string[], mtimeMs: number, out: Writable): Promise<{ sha256: string; bytes: number }> {
-  const sorted = [...files].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const w = new TarGzWriter(mtimeMs, out);
-  for (const rel of sorted) {
-    const file = path.join(root, rel);
-    await w.add(rel, (await stat(file)).size, { file });
-  }
-  return w.finish();
 }
 
 export class ArchiveError extends Error {}

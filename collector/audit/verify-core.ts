@@ -928,8 +928,7 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
     await pool.close();
   }
   // The store keys of the missing, read again from the entries (the index does not keep them).
-  const missing: { index: number; agentId: string; seq: number }[] = [];
-  for (const e of entryBySha.unmatched()) if (missing.length < 10_000) missing.push(e);
+  const missing = [...entryBySha.unmatched()];
   if (missing.length > 0) {
     const keys = new Map<number, string>(missing.map((e) => [e.index, '']));
     let i = log.start.size;
