@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { CollectorError } from './errors.js';
 import { IoThread, failureError } from './io-thread.js';
+import { ReadThread } from './read-thread.js';
 import { fsyncDir, tempPath, writeFlushed } from './fs-util.js';
 import { Journal, acquireJournal, type Appended, releaseJournal, replayJournal, type ReplayReport } from './journal.js';
 
@@ -36,6 +37,12 @@ export interface EvidenceStore {
   putIfAbsent(key: string, bytes: Buffer): Promise<PutResult>;
   /** The stored bytes, or null when there is no such key. */
   get(key: string): Promise<Buffer | null>;
+  /**
+   * Many keys' bytes at once, in order, null where a key is absent: what the audit export reads a
+   * period's evidence with. The filesystem store reads them on a thread of its own
+   * (collector/read-thread.ts); without it, callers fall back to `get`.
+   */
+  getMany?(keys: readonly string[]): Promise<(Buffer | null)[]>;
   /** Every key under `prefix` (a folder-like prefix ending in "/"), in lexical order. */
   list(prefix: string): AsyncIterable<string>;
   /** Throws when the store cannot take writes (drives /readyz). */
@@ -184,6 +191,7 @@ export class FsEvidenceStore implements EvidenceStore {
   #drainWaiters: (() => void)[] = [];
   /** Journal appends and the files of durable records, on a thread of its own. */
   readonly #io = new IoThread();
+  readonly #reader = new ReadThread();
   readonly #dirSync = new DirSyncer();
   /** Folders known to exist durably: most writes land in today's folder of a known agent. */
   readonly #knownDirs = new Set<string>();
@@ -233,6 +241,7 @@ export class FsEvidenceStore implements EvidenceStore {
 
   /** Checkpoints the journal and gives it up; the store writes per file afterwards. */
   async close(): Promise<void> {
+    await this.#reader.close();
     const journal = this.#journal;
     if (journal === null) return;
     this.#journal = null;
@@ -403,6 +412,28 @@ export class FsEvidenceStore implements EvidenceStore {
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
       throw storeError(err);
     }
+  }
+
+  async getMany(keys: readonly string[]): Promise<(Buffer | null)[]> {
+    const files: (Buffer | null)[] = new Array<Buffer | null>(keys.length).fill(null);
+    const paths: string[] = [];
+    const at: number[] = [];
+    keys.forEach((key, i) => {
+      const pending = this.#pending.get(key);
+      if (pending?.visible === true) files[i] = pending.bytes;
+      else {
+        paths.push(this.#path(key));
+        at.push(i);
+      }
+    });
+    let read: (Buffer | null)[];
+    try {
+      read = await this.#reader.read(paths);
+    } catch (err) {
+      throw storeError(err);
+    }
+    read.forEach((bytes, j) => (files[at[j]!] = bytes));
+    return files;
   }
 
   async *list(prefix: string): AsyncIterable<string> {

@@ -12,7 +12,7 @@ import { PREDICATE_TYPE_FINDING, PREDICATE_TYPE_SPOOL_DROP, pae, policyDocumentS
 import { CollectorError } from '../errors.js';
 import { leafHash } from '../log/merkle.js';
 import { parseCheckpoint, verifierKey } from '../log/note.js';
-import { readEntries, type StoredCheckpoint, type VendorLog } from '../log/vendor-log.js';
+import { readEntryLines, type StoredCheckpoint, type VendorLog } from '../log/vendor-log.js';
 import { AgentRegistry, type RegisteredAgent } from '../registry.js';
 import type { EvidenceStore } from '../store.js';
 import { ModelBuilder, policyAt, summaryCsv, type PolicyVersionInForce } from './analysis.js';
@@ -113,17 +113,19 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   let first: number | null = null;
   let periodEntries = 0;
   let index = 0;
-  for await (const line of readEntries(ctx.store, q.vendor, 0, end.size)) {
-    const e = JSON.parse(line.toString('utf8')) as { type: string; collectedAt?: string | null; key?: string; receivedAt?: string; at?: string; createdAt?: string };
-    let ofPeriod = false;
-    if (e.type === 'envelope') {
-      const day = KEY_DATE_RE.exec(e.key ?? '')?.[1];
-      ofPeriod = e.collectedAt != null ? Date.parse(e.collectedAt) >= fromMs && Date.parse(e.collectedAt) < toMs : day !== undefined && day >= fromDay && day <= lastDay;
-      if (ofPeriod) periodEntries++;
+  for await (const { lines } of readEntryLines(ctx.store, q.vendor, 0, end.size)) {
+    for (const line of lines) {
+      const e = JSON.parse(line.toString('utf8')) as { type: string; collectedAt?: string | null; key?: string; receivedAt?: string; at?: string; createdAt?: string };
+      let ofPeriod = false;
+      if (e.type === 'envelope') {
+        const day = KEY_DATE_RE.exec(e.key ?? '')?.[1];
+        ofPeriod = e.collectedAt != null ? Date.parse(e.collectedAt) >= fromMs && Date.parse(e.collectedAt) < toMs : day !== undefined && day >= fromDay && day <= lastDay;
+        if (ofPeriod) periodEntries++;
+      }
+      const when = e.receivedAt ?? e.at ?? e.createdAt;
+      if (first === null && (ofPeriod || (when != null && Date.parse(when) >= fromMs))) first = index;
+      index++;
     }
-    const when = e.receivedAt ?? e.at ?? e.createdAt;
-    if (first === null && (ofPeriod || (when != null && Date.parse(when) >= fromMs))) first = index;
-    index++;
   }
   const limit = Math.min(first ?? end.size, after ?? Number.POSITIVE_INFINITY);
   const start = l.checkpoints.filter((c) => c.size <= limit).at(-1) ?? null;
@@ -135,16 +137,26 @@ function checkpointBody(note: string) {
 }
 
 /** Past this many bytes, a file of the bundle is written to the staging folder instead of memory. */
-const SPILL_BYTES = 32 << 20;
-/** Store reads in flight while one agent's evidence is read, in order. */
+const SPILL_BYTES = 8 << 20;
+/** Evidence files per getMany request, and requests in flight; or, without getMany, gets at once. */
+const READ_BATCH = 256;
+const READS_IN_FLIGHT = 4;
 const READ_AHEAD = 64;
+/** Bytes of finished files that may wait to be packed while the export reads on. */
+const PACK_AHEAD_BYTES = 8 << 20;
 const NL = Buffer.from('\n');
+
+/** The size of the chunks a bundle file's bytes are gathered in (many small writes, few large copies). */
+const CHUNK_BYTES = 1 << 20;
 
 /** A file of the bundle being made: hashed as it goes, held in memory until it grows large, then staged on disk. */
 class BundleFile {
   readonly #hash = createHash('sha256');
   #size = 0;
+  /** Full chunks, and the one being filled (`#fill` bytes of it used). */
   #parts: Buffer[] = [];
+  #chunk: Buffer | null = null;
+  #fill = 0;
   #pending = 0;
   #fh: FileHandle | null = null;
   #disk: string | null = null;
@@ -156,30 +168,48 @@ class BundleFile {
   write(b: Buffer): Promise<void> | undefined {
     this.#hash.update(b);
     this.#size += b.length;
-    this.#parts.push(b);
     this.#pending += b.length;
+    if (b.length >= CHUNK_BYTES / 4) {
+      this.#seal();
+      this.#parts.push(b);
+    } else {
+      if (this.#chunk !== null && this.#fill + b.length > this.#chunk.length) this.#seal();
+      this.#chunk ??= Buffer.allocUnsafe(CHUNK_BYTES);
+      this.#chunk.set(b, this.#fill);
+      this.#fill += b.length;
+    }
     return this.#pending >= (this.#disk === null ? SPILL_BYTES : 1 << 20) ? this.#flush() : undefined;
   }
 
+  /** The chunk being filled joins the full ones, cut to what it holds (copied, when that is little: small files wait in memory). */
+  #seal(): void {
+    if (this.#chunk === null) return;
+    if (this.#fill > 0) this.#parts.push(this.#fill < CHUNK_BYTES / 2 ? Buffer.from(this.#chunk.subarray(0, this.#fill)) : this.#chunk.subarray(0, this.#fill));
+    this.#chunk = null;
+    this.#fill = 0;
+  }
+
   async #flush(): Promise<void> {
+    this.#seal();
     if (this.#pending === 0) return;
     if (this.#fh === null) {
       this.#disk = path.join(this.root, this.rel);
       await mkdir(path.dirname(this.#disk), { recursive: true });
       this.#fh = await open(this.#disk, 'wx', 0o600);
     }
-    await this.#fh.write(Buffer.concat(this.#parts));
+    await this.#fh.writev(this.#parts);
     this.#parts = [];
     this.#pending = 0;
   }
 
   /** Its manifest line, and where its bytes are. */
   async close(): Promise<{ file: ManifestFile; body: TarBody }> {
+    this.#seal();
     if (this.#disk !== null) {
       await this.#flush();
       await this.#fh!.close();
     }
-    return { file: { path: this.rel, size: this.#size, sha256: this.#hash.digest('hex') }, body: this.#disk === null ? { bytes: [Buffer.concat(this.#parts)] } : { file: this.#disk } };
+    return { file: { path: this.rel, size: this.#size, sha256: this.#hash.digest('hex') }, body: this.#disk === null ? { bytes: this.#parts } : { file: this.#disk } };
   }
 }
 
@@ -209,57 +239,90 @@ class Bundle {
   /** Done with a file: it waits for its place in the tar. */
   async finish(f: BundleFile): Promise<FileRef> {
     const { file, body } = await f.close();
-    const last = this.tar.last;
+    const last = this.#scheduledLast;
     if (last !== null && file.path <= last) throw new CollectorError('COL_ERR_INTERNAL', `the bundle's file ${file.path} came after ${last} was packed`);
     this.files.push(file);
     this.#waiting.set(file.path, { size: file.size, body });
     return { path: file.path, sha256: file.sha256 };
   }
 
-  /** Done with a file: it is packed now, after every waiting file that sorts before it. */
+  /**
+   * Done with a file: it is packed next, after every waiting file that sorts before it. Packing
+   * runs on while the next files are read; this waits only when more than PACK_AHEAD_BYTES are
+   * still to pack.
+   */
   async finishNow(f: BundleFile): Promise<FileRef> {
     const ref = await this.finish(f);
-    await this.#pack((p) => p <= ref.path);
+    this.#schedule((p) => p <= ref.path);
+    if (this.#packingBytes > PACK_AHEAD_BYTES) await this.#packing;
     return ref;
   }
 
-  async #pack(upTo: (p: string) => boolean): Promise<void> {
+  /** Packing under way, one file after another in path order; the bytes it still holds; the last path given to it. */
+  #packing: Promise<void> = Promise.resolve();
+  #packingBytes = 0;
+  #scheduledLast: string | null = null;
+
+  #schedule(upTo: (p: string) => boolean): void {
     const ready = [...this.#waiting.keys()].filter(upTo).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
     for (const p of ready) {
       const w = this.#waiting.get(p)!;
       this.#waiting.delete(p);
-      await this.tar.add(p, w.size, w.body);
-      if ('file' in w.body) await rm(w.body.file, { force: true });
+      this.#scheduledLast = p;
+      this.#packingBytes += w.size;
+      this.#packing = this.#packing.then(async () => {
+        await this.tar.add(p, w.size, w.body);
+        if ('file' in w.body) await rm(w.body.file, { force: true });
+        this.#packingBytes -= w.size;
+      });
+      // A failure is seen where the packing is next awaited (finishNow or end), not as an unhandled rejection.
+      this.#packing.catch(() => undefined);
     }
   }
 
   /** Packs what is still waiting and ends the tar.gz. */
   async end(): Promise<{ sha256: string; bytes: number }> {
-    await this.#pack(() => true);
+    this.#schedule(() => true);
+    await this.#packing;
     return this.tar.finish();
   }
 }
 
-/** `fn` of each item, up to `width` at once, given back in the items' order. */
-async function* inOrder<T, R>(items: AsyncIterable<T>, width: number, fn: (item: T) => Promise<R>): AsyncGenerator<[T, R]> {
+/**
+ * Each item with the bytes of its key, in the items' order, read a batch at a time through the
+ * store's getMany (one request each, on the filesystem store's read thread) or, without it, by
+ * as many gets at once. The next batch is read while one is handed out.
+ */
+async function* readInOrder<T>(store: EvidenceStore, items: AsyncIterable<T>, keyOf: (item: T) => string): AsyncGenerator<[T, Buffer | null]> {
+  const size = store.getMany === undefined ? READ_AHEAD : READ_BATCH;
+  const fetch = (batch: T[]) => (store.getMany !== undefined ? store.getMany(batch.map(keyOf)) : Promise.all(batch.map((item) => store.get(keyOf(item)))));
   const it = items[Symbol.asyncIterator]();
-  const queue: { item: T; result: Promise<R> }[] = [];
-  let done = false;
+  const nextBatch = async (): Promise<{ batch: T[]; read: Promise<(Buffer | null)[]> } | null> => {
+    const batch: T[] = [];
+    while (batch.length < size) {
+      const n = await it.next();
+      if (n.done === true) break;
+      batch.push(n.value);
+    }
+    if (batch.length === 0) return null;
+    const read = fetch(batch);
+    // Awaited in turn below; a failure ahead of its turn is not an unhandled rejection.
+    read.catch(() => undefined);
+    return { batch, read };
+  };
   try {
+    const queue: NonNullable<Awaited<ReturnType<typeof nextBatch>>>[] = [];
+    let ended = false;
     for (;;) {
-      while (!done && queue.length < width) {
-        const n = await it.next();
-        if (n.done === true) done = true;
-        else {
-          const result = fn(n.value);
-          // Awaited in turn below; a failure ahead of its turn is not an unhandled rejection.
-          result.catch(() => undefined);
-          queue.push({ item: n.value, result });
-        }
+      while (!ended && queue.length < READS_IN_FLIGHT) {
+        const b = await nextBatch();
+        if (b === null) ended = true;
+        else queue.push(b);
       }
-      const head = queue.shift();
-      if (head === undefined) return;
-      yield [head.item, await head.result];
+      const current = queue.shift();
+      if (current === undefined) return;
+      const files = await current.read;
+      for (let i = 0; i < current.batch.length; i++) yield [current.batch[i]!, files[i]!];
     }
   } finally {
     await it.return?.();
@@ -345,12 +408,13 @@ async function build(ctx: ExportContext, plan: ExportPlan, stage: Bundle, progre
   const entriesFile = await stage.open('log/entries.jsonl');
   let n = 0;
   const total = plan.end.size - startSize;
-  for await (const line of readEntries(store, vendor, startSize, plan.end.size)) {
+  for await (const { text, lines } of readEntryLines(store, vendor, startSize, plan.end.size)) {
     // What is written is what the tree holds: a store that changed under the log is caught here.
-    if (!leafHash(line).equals(ctx.log.tree.hashAt(0, startSize + n))) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the stored entry ${startSize + n} is not the one the log holds`);
-    await entriesFile.write(line);
-    await entriesFile.write(NL);
-    if (++n % 65536 === 0) progress({ phase: 'entries', done: n, total, bytes: 0 });
+    for (const line of lines) {
+      if (!leafHash(line).equals(ctx.log.tree.hashAt(0, startSize + n))) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the stored entry ${startSize + n} is not the one the log holds`);
+      if (++n % 65536 === 0) progress({ phase: 'entries', done: n, total, bytes: 0 });
+    }
+    await entriesFile.write(text);
   }
   const entriesRef = await stage.finish(entriesFile);
 
@@ -506,7 +570,7 @@ async function stageAgentEvidence(
     types = [];
   };
   let current: string | null = null;
-  for await (const [{ day }, bytes] of inOrder(keys(), READ_AHEAD, ({ key }) => store.get(key))) {
+  for await (const [{ day }, bytes] of readInOrder(store, keys(), ({ key }) => key)) {
     if (day !== current) {
       await endDay();
       current = day;

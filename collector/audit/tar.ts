@@ -39,7 +39,7 @@ export class TarGzWriter {
         done(null, chunk);
       },
     });
-    this.#writing = pipeline(this.#pack, createGzip({ level }), count, out);
+    this.#writing = pipeline(this.#pack, createGzip({ level, chunkSize: 256 << 10 }), count, out);
     // Seen by finish(); a failure while members are added also rejects their writes.
     this.#writing.catch(() => undefined);
   }

@@ -11,7 +11,7 @@ import { VendorLog, type StoredCheckpoint } from './vendor-log.js';
 /** A vendor's log as the store holds it, for reading (no appends: the running collector writes). */
 export async function readVendorLog(store: EvidenceStore, vendor: string, key: KeyObject): Promise<VendorLog> {
   const l = new VendorLog({ vendor, origin: '', store, key });
-  await l.load(() => undefined);
+  await l.load();
   if (l.size === 0 && l.checkpoints.length === 0) throw new CollectorError('COL_ERR_NOT_FOUND', `the store holds no log for ${vendor}`);
   return l;
 }

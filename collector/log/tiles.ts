@@ -142,8 +142,8 @@ export function encodeEntryBundle(entries: readonly Uint8Array[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Decodes a bundle; with `width` (from its path) it must hold exactly that many entries. */
-export function decodeEntryBundle(bytes: Uint8Array, width?: number): Buffer[] {
+/** A bundle's entries, as views into `bytes`; with `width` (from its path) it must hold exactly that many. */
+export function entryBundleViews(bytes: Uint8Array, width?: number): Buffer[] {
   const malformed = (why: string) => new CollectorError('COL_ERR_MALFORMED', `bad entry bundle: ${why}`);
   const out: Buffer[] = [];
   let off = 0;
@@ -153,12 +153,17 @@ export function decodeEntryBundle(bytes: Uint8Array, width?: number): Buffer[] {
     const len = ((bytes[off] ?? 0) << 8) | (bytes[off + 1] ?? 0);
     off += 2;
     if (bytes.length - off < len) throw malformed(`entry ${out.length} claims ${len} bytes, ${bytes.length - off} left`);
-    out.push(Buffer.from(bytes.subarray(off, off + len))); // a copy: callers may keep entries past the input
+    out.push(Buffer.from(bytes.buffer, bytes.byteOffset + off, len));
     off += len;
   }
   if (out.length === 0) throw malformed('no entries');
   if (width !== undefined && out.length !== width) throw malformed(`${out.length} entries, the path says ${width}`);
   return out;
+}
+
+/** A bundle's entries, each a copy (callers may keep entries past the input); `width` as for entryBundleViews. */
+export function decodeEntryBundle(bytes: Uint8Array, width?: number): Buffer[] {
+  return entryBundleViews(bytes, width).map((v) => Buffer.from(v));
 }
 
 const nodeHash = (l: Buffer, r: Buffer): Buffer => createHash('sha256').update(Buffer.of(1)).update(l).update(r).digest();

@@ -9,7 +9,7 @@ import type { EvidenceStore } from '../store.js';
 import { decodeEntry, encodeEntry, type LogEntry } from './entries.js';
 import { MerkleTree, leafHash } from './merkle.js';
 import { formatCheckpoint, parseCheckpoint, signNote } from './note.js';
-import { TILE_WIDTH, decodeEntryBundle, encodeEntryBundle, entriesPath, tileBytes, tilePath, tilesToWrite } from './tiles.js';
+import { TILE_WIDTH, decodeEntryBundle, encodeEntryBundle, entryBundleViews, entriesPath, tileBytes, tilePath, tilesToWrite } from './tiles.js';
 
 const NL = Buffer.from('\n');
 const WAL_RE = /^(\d{12})\.jsonl$/;
@@ -84,8 +84,12 @@ export class VendorLog {
     return this.checkpoints.at(-1);
   }
 
-  /** Reads the log back: the checkpoints, then every write-ahead round in order. */
-  async load(onEntry: (entry: LogEntry, index: number) => void): Promise<void> {
+  /**
+   * Reads the log back: the checkpoints, then every write-ahead round in order. With `onEntry`,
+   * each entry is decoded (and checked) for it; without, the entries are only hashed, as the
+   * command-line readers need them (the bundle verifier checks what an export writes).
+   */
+  async load(onEntry?: (entry: LogEntry, index: number) => void): Promise<void> {
     const prefix = logPrefix(this.vendor);
     for await (const key of this.#store.list(`${prefix}checkpoint/`)) {
       if (!CHECKPOINT_RE.test(key.slice(`${prefix}checkpoint/`.length))) continue;
@@ -105,7 +109,7 @@ export class VendorLog {
       const body = await this.#store.get(key);
       if (body === null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `${key} vanished while it was read`);
       for (const line of splitLines(body)) {
-        onEntry(decodeEntry(line), this.size);
+        onEntry?.(decodeEntry(line), this.size);
         this.#add(line);
       }
       this.#trimTail();
@@ -301,18 +305,52 @@ function splitLines(body: Buffer): Buffer[] {
   return out;
 }
 
+/** Entry bundles read per request (getMany), when the store reads many at once. */
+const BUNDLES_AT_ONCE = 16;
+
 /**
  * The entries [from, to) of a vendor's log, exactly as hashed, read from its entry bundles (256 to
- * a bundle): `to` must be a size a checkpoint was issued at, so that its bundles are stored.
+ * a bundle): `to` must be a size a checkpoint was issued at, so that its bundles are stored. They
+ * come a bundle at a time, as newline-ended lines in one buffer (the form the audit bundle's
+ * log/entries.jsonl holds them in): `text` is the lines, `lines` a view of each without its newline.
  */
-export async function* readEntries(store: EvidenceStore, vendor: string, from: number, to: number): AsyncGenerator<Buffer> {
+export async function* readEntryLines(store: EvidenceStore, vendor: string, from: number, to: number): AsyncGenerator<{ text: Buffer; lines: Buffer[] }> {
   const prefix = logPrefix(vendor);
-  for (let bundle = Math.floor(from / TILE_WIDTH); bundle * TILE_WIDTH < to; bundle++) {
-    const width = Math.min(TILE_WIDTH, to - bundle * TILE_WIDTH);
-    const key = `${prefix}${entriesPath(bundle, width)}`;
-    const bytes = await store.get(key);
-    if (bytes === null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `${key} is missing: the store does not hold the log's entries up to ${to}`);
-    const entries = decodeEntryBundle(bytes, width);
-    for (let i = Math.max(0, from - bundle * TILE_WIDTH); i < entries.length; i++) yield entries[i]!;
+  type Bundle = { key: string; width: number; skip: number };
+  const read = async (batch: Bundle[]) => (store.getMany !== undefined ? store.getMany(batch.map((b) => b.key)) : Promise.all(batch.map((b) => store.get(b.key))));
+  let bundle = Math.floor(from / TILE_WIDTH);
+  const take = () => {
+    const batch: Bundle[] = [];
+    for (; batch.length < BUNDLES_AT_ONCE && bundle * TILE_WIDTH < to; bundle++) {
+      const width = Math.min(TILE_WIDTH, to - bundle * TILE_WIDTH);
+      batch.push({ key: `${prefix}${entriesPath(bundle, width)}`, width, skip: Math.max(0, from - bundle * TILE_WIDTH) });
+    }
+    return batch;
+  };
+  let batch = take();
+  let next = read(batch);
+  while (batch.length > 0) {
+    const got = await next;
+    const current = batch;
+    batch = take();
+    next = read(batch);
+    // Awaited in turn above; a failure ahead of its turn is not an unhandled rejection.
+    next.catch(() => undefined);
+    for (let i = 0; i < current.length; i++) {
+      const { key, width, skip } = current[i]!;
+      const bytes = got[i];
+      if (bytes == null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `${key} is missing: the store does not hold the log's entries up to ${to}`);
+      const entries = entryBundleViews(bytes, width).slice(skip);
+      const text = Buffer.allocUnsafe(entries.reduce((n, e) => n + e.length + 1, 0));
+      const lines: Buffer[] = [];
+      let at = 0;
+      for (const e of entries) {
+        text.set(e, at);
+        lines.push(text.subarray(at, at + e.length));
+        at += e.length;
+        text[at++] = 0x0a;
+      }
+      yield { text, lines };
+    }
   }
 }
