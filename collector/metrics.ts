@@ -47,6 +47,8 @@ interface AgentRender {
   rows: string[];
   state: string;
   lastResult: string;
+  /** Only for controls failing now (not waived, not stale): most hosts cost no line. */
+  failingSince: string;
   seen: string;
   /** Only for an agent whose chain has holes below its head: healthy chains cost no line. */
   chain: string;
@@ -81,6 +83,7 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
   const rows: string[] = [];
   const state: string[] = [];
   const lastResult: string[] = [];
+  const failingSince: string[] = [];
   let validUntil = Number.POSITIVE_INFINITY;
   const add = (control: CheckId, st: ControlState, collectedAtMs: number | null) => {
     rows.push(rowKey(record.vendor, control, st));
@@ -104,6 +107,7 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
       }
     }
     add(r.check, st, r.collectedAtMs);
+    if (st === 'fail' && r.failingSinceMs !== null) failingSince.push(`vcm_control_failing_since_timestamp_seconds{vendor="${vendor}",host="${host}",control="${r.check}"} ${r.failingSinceMs / 1000}\n`);
   }
   const seenMs = a?.lastSeenMs;
   // Sequence numbers below the head with nothing stored: lost, dropped from a full spool, or late.
@@ -115,6 +119,7 @@ function renderAgent(src: MetricsSources, agent: RegisteredAgent, doc: PolicyDoc
     rows,
     state: state.join(''),
     lastResult: lastResult.join(''),
+    failingSince: failingSince.join(''),
     seen: seenMs === null || seenMs === undefined ? '' : `vcm_agent_last_seen_timestamp_seconds{vendor="${vendor}",host="${host}"} ${seenMs / 1000}\n`,
     chain: missing > 0 ? `vcm_agent_chain_missing_results{vendor="${vendor}",host="${host}"} ${missing}\n` : '',
     info: `vcm_agent_info{vendor="${vendor}",host="${host}",os="${record.host.os}",version="${esc(record.agentVersion)}"} 1\n`,
@@ -328,9 +333,10 @@ export function createMetrics(src: MetricsSources, opts: MetricsOptions = {}): M
 
   /** The per-host families, and vcm_sso_*, in chunks of about a megabyte. */
   function* perHostChunks(): Generator<string> {
-    const families: [keyof AgentRender & ('state' | 'lastResult' | 'seen' | 'chain' | 'info'), string, string][] = [
+    const families: [keyof AgentRender & ('state' | 'lastResult' | 'failingSince' | 'seen' | 'chain' | 'info'), string, string][] = [
       ['state', 'vcm_control_state', 'The current state of each host and control (1 for the state it is in).'],
       ['lastResult', 'vcm_control_last_result_timestamp_seconds', 'Collection time of the latest result per host and control.'],
+      ['failingSince', 'vcm_control_failing_since_timestamp_seconds', 'For a host and control failing now (not waived): collection time of the first result of its unbroken run of failing results. Absent otherwise.'],
       ['seen', 'vcm_agent_last_seen_timestamp_seconds', 'When the collector last accepted a result from the host.'],
       ['chain', 'vcm_agent_chain_missing_results', 'Sequence numbers below the host chain head with no stored result: lost, dropped from a full spool, or still on their way. Absent when none.'],
       ['info', 'vcm_agent_info', 'Enrolled agents (1 each).'],

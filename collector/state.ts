@@ -30,6 +30,11 @@ export interface LatestResult {
   reasons: Reason[];
   agentStatus: Status;
   policyVersion: number;
+  /**
+   * When the verdict fails: collectedAt of the first result of the unbroken run of failing
+   * results it ends (the failure's start, as the evidence shows it); null otherwise.
+   */
+  failingSinceMs: number | null;
 }
 
 export interface AgentState {
@@ -84,6 +89,7 @@ export class CollectorState {
     const prior = a.latest.get(predicate.finding.check);
     // Late delivery of older results must not hide a newer one.
     if (prior === undefined || prior.seq < predicate.seq) {
+      const failingSinceMs = ev.status !== 'fail' ? null : prior?.verdict === 'fail' && prior.failingSinceMs !== null ? prior.failingSinceMs : collectedAtMs;
       a.latest.set(predicate.finding.check, {
         check: predicate.finding.check,
         seq: predicate.seq,
@@ -92,6 +98,7 @@ export class CollectorState {
         reasons: ev.reasons,
         agentStatus: predicate.finding.status,
         policyVersion,
+        failingSinceMs,
       });
     }
     if (predicate.finding.check === 'sso_coverage' && (a.sso === null || a.sso.seq < predicate.seq)) {
@@ -120,20 +127,34 @@ export class CollectorState {
     }
     for (const [agentId, a] of this.agents) {
       const seqs = [...a.links.keys()].sort((x, y) => y - x);
-      // Newest first, until each control has its latest result (bounded: a host runs six checks).
-      for (const seq of seqs.slice(0, 500)) {
+      // Controls whose latest result fails, while older results of theirs still fail: their
+      // failure began at or before the oldest of those.
+      const failing = new Set<CheckId>();
+      // Newest first, the latest result of each control, and a failing one's run back to where it
+      // began (bounded: the newest 500 results; a failure older than those shows from the oldest).
+      for (const seq of seqs.slice(0, REBUILD_LOOK_BACK)) {
         const link = a.links.get(seq);
         const raw = link === undefined ? null : await store.get(link.key);
         const predicate = raw === null ? null : decodeStoredPredicate(raw);
         if (predicate === null) continue;
         const vendor = vendorOf(agentId);
-        if (vendor !== undefined && !a.latest.has(predicate.finding.check)) {
+        if (vendor === undefined) continue;
+        const check = predicate.finding.check;
+        const latest = a.latest.get(check);
+        if (latest === undefined) {
           this.recordResult(agentId, predicate, judge(predicate, policy, vendor), policy.version, Date.parse(predicate.collectedAt));
+          if (a.latest.get(check)?.verdict === 'fail') failing.add(check);
+        } else if (failing.has(check)) {
+          if (judge(predicate, policy, vendor).status === 'fail') latest.failingSinceMs = Date.parse(predicate.collectedAt);
+          else failing.delete(check);
         }
       }
     }
   }
 }
+
+/** Results read back per agent at start, newest first: enough for each control's latest. */
+const REBUILD_LOOK_BACK = 500;
 
 /** Decodes evidence that was verified when it was stored. */
 export function decodeStoredPredicate(raw: Buffer): FindingPredicate | null {

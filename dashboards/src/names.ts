@@ -7,7 +7,6 @@ export const RULES = {
   /** Share of a vendor's host-control pairs in each state, over all controls. */
   vendorStateRatio: 'vendor_state:vcm_control_hosts:ratio',
   /** When Prometheus first saw the current, unbroken failure of a host's control. */
-  failSince: 'vendor_host_control:vcm_control_fail_since:timestamp_seconds',
   /** Active accounts with a factor of each strength (any, phishing_resistant), over the eligible ones. */
   mfaRatio: 'vendor_strength:vcm_sso_mfa_accounts:ratio',
   /** App assignments by sign-on class, over all assignments of active accounts. */

@@ -79,9 +79,9 @@ export function posture(): Dashboard {
         type: 'table',
         title: 'Failing now, and for how long',
         description:
-          'Hosts whose control fails now (not waived), with how long it has failed without a break, as Prometheus saw it: from the first scrape that showed the failure (a failure older than the Prometheus data shows from there).',
+          'Hosts whose control fails now (not waived), with how long it has failed without a break: since the first result of its unbroken run of failing results, as the collector knows it from the evidence (it survives restarts of the collector and of Prometheus).',
         unit: 'dtdurations',
-        targets: [{ expr: `sort_desc(time() - ${RULES.failSince}{${VC}})` }],
+        targets: [{ expr: `sort_desc(time() - vcm_control_failing_since_timestamp_seconds{${VC}})` }],
         transformations: [organize([], { Value: 'failing for' })],
         w: 12,
         h: 10,

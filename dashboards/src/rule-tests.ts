@@ -297,8 +297,6 @@ const RECORDING_TESTS: Yaml = {
       series: `vcm_control_hosts{${T},vendor="acme",control="vpn",state="${state}"}`,
       values: `${n}x10`,
     })),
-    // Fails from 2m to 4m, passes, then fails again from 7m.
-    { series: `vcm_control_state{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn",state="fail"}`, values: '_ _ 1 1 1 stale _ 1 1 1 1' },
     { series: `vcm_sso_mfa_eligible_accounts{${T},vendor="acme"}`, values: '200x10' },
     { series: `vcm_sso_mfa_accounts{${T},vendor="acme",strength="any"}`, values: '190x10' },
     { series: `vcm_sso_mfa_accounts{${T},vendor="acme",strength="phishing_resistant"}`, values: '50x10' },
@@ -322,11 +320,6 @@ const RECORDING_TESTS: Yaml = {
       eval_time: '5m',
       exp_samples: [{ labels: `${RULES.vendorStateRatio}{${T},vendor="acme",state="pass"}`, value: 0.6 }],
     },
-    // The first failure began at 2m (120 s); while it lasts the recorded start stays there.
-    { expr: RULES.failSince, eval_time: '4m', exp_samples: [{ labels: `${RULES.failSince}{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn"}`, value: 120 }] },
-    { expr: RULES.failSince, eval_time: '5m30s', exp_samples: [] },
-    // A new failure starts anew, at 7m.
-    { expr: RULES.failSince, eval_time: '10m', exp_samples: [{ labels: `${RULES.failSince}{${T},vendor="acme",host="web-1",agent_id="id-web-1",control="vpn"}`, value: 420 }] },
     {
       expr: RULES.mfaRatio,
       eval_time: '5m',

@@ -67,12 +67,6 @@ export function recordingRules(): RuleFile<RecordingRule> {
             expr: 'sum without (control) (vcm_control_hosts) / ignoring (state) group_left () sum without (control, state) (vcm_control_hosts)',
           },
           {
-            // Keeps its own earlier value while the failure lasts, and starts again at the first
-            // evaluation that sees a new one: the series goes when the control stops failing.
-            record: RULES.failSince,
-            expr: `${RULES.failSince} and on (job, instance, vendor, host, agent_id, control) (vcm_control_state{state="fail"} == 1)\nor\nmax without (state) (timestamp(vcm_control_state{state="fail"} == 1))`,
-          },
-          {
             record: RULES.mfaRatio,
             expr: 'vcm_sso_mfa_accounts / ignoring (strength) group_left () (vcm_sso_mfa_eligible_accounts > 0)',
           },

@@ -186,6 +186,30 @@ describe('POST /v1/results', () => {
     expect(sample(later, 'vcm_control_hosts{vendor="acme",control="open_ports",state="fail"}')).toBe(0);
   });
 
+  it('shows since when a control has failed without a break, from the evidence, and again after a restart', async () => {
+    const wildcard = { listeners: [{ protocol: 'tcp', family: 'ipv4', address: '0.0.0.0', port: 22, scope: 'wildcard', uid: 0, inode: 1, process: null, processState: 'not_found' }], missingSources: [], processScan: { pids: 1, denied: 0, vanished: 0 } };
+    const clean = finding().facts;
+    // pass at 10:00, fail at 10:15 and 10:30 (the run), pass at 10:45, fail at 11:00 and 11:15.
+    const times = ['10:00', '10:15', '10:30', '10:45', '11:00', '11:15'];
+    const failing = [false, true, true, false, true, true];
+    const envs = chain(agent, 6, (seq) => finding({ facts: failing[seq - 1] ? wildcard : clean, collectedAt: `2026-11-22T${times[seq - 1]}:00.000Z` }));
+    const since = `vcm_control_failing_since_timestamp_seconds{vendor="acme",host="host-1",agent_id="${agent.agentId}",control="open_ports"}`;
+    const scrape = async () => sample(await (await fetch(`${collector.url}/metrics`)).text(), since);
+    for (const e of envs.slice(0, 3)) await post(e);
+    expect(await scrape()).toBe(Date.parse('2026-11-22T10:15:00Z') / 1000);
+    await post(envs[3]!);
+    expect(await scrape()).toBeUndefined(); // passing: no line
+    for (const e of envs.slice(4)) await post(e);
+    // The run that began after the pass: 11:00, not 10:15.
+    expect(await scrape()).toBe(Date.parse('2026-11-22T11:00:00Z') / 1000);
+    await collector.close();
+    collector = await start();
+    expect(await scrape()).toBe(Date.parse('2026-11-22T11:00:00Z') / 1000);
+    // Stale is not failing now: no line.
+    clock = new Date('2026-11-22T16:00:00Z');
+    expect(await scrape()).toBeUndefined();
+  });
+
   it('rebuilds chain heads and verdicts from the store after a restart', async () => {
     const envs = chain(agent, 3);
     await post(envs[0]!);

@@ -15,7 +15,7 @@ import { defaultPolicyDocument } from '../../collector/policy.js';
 import { DASHBOARDS } from '../../dashboards/src/index.js';
 import type { Dashboard, Panel, QueryVariable } from '../../dashboards/src/grafana.js';
 import { STATE_CODES } from '../../dashboards/src/host.js';
-import { JOB, RULES } from '../../dashboards/src/names.js';
+import { JOB } from '../../dashboards/src/names.js';
 import { alertRules, allAlerts, DEFAULT_ALERT_SETTINGS, recordingRules } from '../../dashboards/src/rules.js';
 import { yamlFile } from '../../dashboards/src/index.js';
 import type { Yaml } from '../../dashboards/src/yaml.js';
@@ -85,6 +85,8 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
   const expected = new Map<string, State>();
   let ssoSamples: ReturnType<typeof ssoMetricSamples> = [];
   let promStart = 0;
+  /** When the results were dated from (each one some time before it). */
+  let fedAt = 0;
   let exported = new Map<string, string>();
   let metricsText = '';
   const t0 = Date.now();
@@ -102,6 +104,7 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     data = await tempDir('dash-e2e');
     const store = path.join(data.dir, 'store');
     const now = Date.now();
+    fedAt = now;
     const iso = (ms: number) => new Date(ms).toISOString();
     const policyFile = path.join(data.dir, 'policy.json');
     const exception = (id: string, vendor: string, hosts: string, check: CheckId, days: number) => ({
@@ -204,8 +207,8 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     promStart = Date.now() / 1000;
     times.promStarted = Date.now() - t0;
     // The zero-started per-vendor counters are scraped before anything happens to them.
-    await eventually('the first scrapes and the recorded failure starts', async () => {
-      const r = (await prom.query(`count(${RULES.failSince}) and count(vcm_evidence_chain_gaps_total{vendor="globex"} == 0)`)).result as PromSample[];
+    await eventually('the first scrapes', async () => {
+      const r = (await prom.query('count(vcm_control_failing_since_timestamp_seconds) and count(vcm_evidence_chain_gaps_total{vendor="globex"} == 0)')).result as PromSample[];
       return r.length === 1 ? true : undefined;
     });
     times.firstScrapes = Date.now() - t0;
@@ -388,9 +391,10 @@ describe.skipIf(!ok)('dashboards and rules on a real collector and Prometheus', 
     const failing = await ofPanel('vcm-posture', 'Failing now, and for how long');
     expect(failing.map((s) => `${s.metric.vendor}/${s.metric.host}/${s.metric.control}`).sort()).toEqual(fails);
     for (const s of failing) {
-      // Failing since Prometheus first saw it, a few seconds ago.
-      expect(Number(s.value![1])).toBeGreaterThan(0);
-      expect(Number(s.value![1])).toBeLessThan(Date.now() / 1000 - promStart + 5);
+      // Failing since its result, collected a minute before the feed began: the evidence's time, not Prometheus's first sight of it.
+      expect(Number(s.value![1])).toBeGreaterThanOrEqual(60);
+      expect(Number(s.value![1])).toBeLessThan((Date.now() - fedAt) / 1000 + 62);
+      expect(Number(s.value![1])).toBeGreaterThan(Date.now() / 1000 - promStart);
     }
     const most = await ofPanel('vcm-posture', 'Controls with most failures');
     const perControl: Record<string, number> = {};
