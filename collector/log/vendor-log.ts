@@ -122,9 +122,13 @@ export class VendorLog {
     }
   }
 
-  /** Entries of full tiles already in their bundles are not kept: only the last, partial tile's. */
+  /**
+   * Entries of full tiles already in their bundles are not kept: only the last, partial tile's.
+   * Never past the entries there are: while a load has not yet read up to that tile, what it has
+   * read goes, and the tail starts at the next entry to come.
+   */
   #trimTail(): void {
-    const keepFrom = Math.floor(this.#tiledSize / TILE_WIDTH) * TILE_WIDTH;
+    const keepFrom = Math.min(Math.floor(this.#tiledSize / TILE_WIDTH) * TILE_WIDTH, this.size);
     if (keepFrom > this.#tailStart) {
       this.#tail = this.#tail.slice(keepFrom - this.#tailStart);
       this.#tailStart = keepFrom;

@@ -4,8 +4,8 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { evidenceKey } from '../../collector/contract.js';
 import { isCollectorError } from '../../collector/errors.js';
-import type { LogEntry } from '../../collector/log/entries.js';
-import { VendorLog } from '../../collector/log/vendor-log.js';
+import { encodeEntry, type LogEntry } from '../../collector/log/entries.js';
+import { VendorLog, readEntryLines } from '../../collector/log/vendor-log.js';
 import { AgentRegistry, keyForSeq, type KeyEvent } from '../../collector/registry.js';
 import type { EvidenceStore } from '../../collector/store.js';
 import { newKey, rotationBody } from '../helpers/agents.js';
@@ -180,6 +180,17 @@ export function evidenceStoreContract(name: string, factory: () => Promise<Store
       expect(await codeOf(rival.append([entry(401)]))).toBe('COL_ERR_STORE_UNAVAILABLE');
       expect(rival.broken).toMatch(/another collector writes this vendor's log/);
       expect((await store.get(walKeys.at(-1)!))?.equals(stored!)).toBe(true);
+      // A log read back takes appends, and the tiles and entry bundles of its next checkpoint
+      // agree with its entries (the partial last tile is written again from what it holds).
+      const more = Array.from({ length: 30 }, (_, i) => entry(1000 + i));
+      const resumed = new VendorLog({ vendor: 'acme', origin: 'contract.test/acme', store, key: privateKey });
+      await resumed.load();
+      expect(await resumed.append(more)).toBe(303);
+      await resumed.issueCheckpoint(new Date('2026-11-22T12:00:00Z'));
+      expect(await resumed.selfCheck()).toBeNull();
+      const lines: string[] = [];
+      for await (const chunk of readEntryLines(store, 'acme', 250, 333)) lines.push(...chunk.lines.map((l) => l.toString('utf8')));
+      expect(lines).toEqual([...Array.from({ length: 52 }, (_, i) => entry(258 + i)), entry(400), ...more].map((e) => encodeEntry(e).toString('utf8')));
     });
 
     it('keeps an agent registry with its key rotations and revocation: a new registry loads the same history', async () => {
