@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { AGENT_VERSION } from '../../agent/version.js';
 import { CollectorError, type CollectorErrorCode } from '../errors.js';
-import { readVendorLog } from '../log/commands.js';
+import { readCheckpoints, storedLogSize } from '../log/vendor-log.js';
 import type { EvidenceStore } from '../store.js';
 import type { AuditModel } from './model.js';
 import { checkPeriod, planExport, writeBundle, type ExportProgress } from './export.js';
@@ -98,10 +98,10 @@ export async function exportLocal(store: EvidenceStore, keyFile: string, a: Expo
   const to = periodTime(a.to);
   checkPeriod(from, to);
   const collector = await readCollectorKey(keyFile);
-  const log = await readVendorLog(store, a.vendor, collector.privateKey).catch((err: unknown) => {
-    if (err instanceof CollectorError && err.code === 'COL_ERR_NOT_FOUND') throw new CollectorError('COL_ERR_NOT_FOUND', `no vendor ${a.vendor} in this store (it has no log)`);
-    throw err;
-  });
+  const checkpoints = await readCheckpoints(store, a.vendor);
+  const logSize = await storedLogSize(store, a.vendor);
+  if (checkpoints.length === 0 && logSize === 0) throw new CollectorError('COL_ERR_NOT_FOUND', `no vendor ${a.vendor} in this store (it has no log)`);
+  const log = { checkpoints, latest: checkpoints.at(-1) };
   const latest = log.latest;
   if (latest === undefined) throw new CollectorError('COL_ERR_LOG_RANGE', `the ${a.vendor} log has no checkpoint yet: start the collector, which issues one`);
   const origin = latest.note.slice(0, latest.note.indexOf('\n'));
@@ -122,7 +122,7 @@ export async function exportLocal(store: EvidenceStore, keyFile: string, a: Expo
     envelopes: result.envelopes,
     hosts: result.hosts,
     missingEvidence: result.missingEvidence,
-    notCheckpointed: log.size - plan.end.size,
+    notCheckpointed: logSize - plan.end.size,
     logged: false,
   };
 }

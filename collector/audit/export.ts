@@ -10,9 +10,9 @@ import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { PREDICATE_TYPE_FINDING, PREDICATE_TYPE_SPOOL_DROP, pae, policyDocumentSchema, type FindingPredicate, type PolicyDocument, type SpoolDropPredicate } from '../contract.js';
 import { CollectorError } from '../errors.js';
-import { leafHash } from '../log/merkle.js';
+import { CompactRange, leafHash } from '../log/merkle.js';
 import { parseCheckpoint, verifierKey } from '../log/note.js';
-import { readEntryLines, type StoredCheckpoint, type VendorLog } from '../log/vendor-log.js';
+import { readEntryLines, type StoredCheckpoint } from '../log/vendor-log.js';
 import { AgentRegistry, type RegisteredAgent } from '../registry.js';
 import type { EvidenceStore } from '../store.js';
 import { ModelBuilder, policyAt, summaryCsv, type PolicyVersionInForce } from './analysis.js';
@@ -25,10 +25,20 @@ import { VERIFY_SH } from './verify-sh.js';
 const DAY_MS = 86_400_000;
 const pad = (n: number) => String(n).padStart(12, '0');
 
+/**
+ * What an export needs of a vendor's log: its checkpoints (a running collector's VendorLog, or
+ * readCheckpoints from the store). The entries are read from the store, not held: the export
+ * keeps only a compact range of the tree, so its memory does not grow with the log.
+ */
+export interface LogCheckpoints {
+  readonly checkpoints: readonly StoredCheckpoint[];
+  readonly latest: StoredCheckpoint | undefined;
+}
+
 export interface ExportContext {
   store: EvidenceStore;
-  /** The vendor's log, loaded; its latest checkpoint ends the range unless the query names a size. */
-  log: VendorLog;
+  /** The vendor's log; its latest checkpoint ends the range unless the query names a size. */
+  log: LogCheckpoints;
   /** The vendor log's origin, as its checkpoints name it. */
   origin: string;
   collector: { privateKey: KeyObject; publicKey: KeyObject };
@@ -56,6 +66,8 @@ export interface ExportPlan {
   after: number | null;
   /** The range's entries that are envelopes of the period. */
   periodEntries: number;
+  /** The tree's compact range at the range's start (its complete subtrees, largest first). */
+  startRange: CompactRange;
 }
 
 export interface ExportProgress {
@@ -99,7 +111,7 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   if (q.afterCheckpoint !== undefined) {
     const prior = checkpointBody(q.afterCheckpoint);
     const mine = l.checkpoints.find((c) => c.size === prior.size);
-    if (prior.origin !== l.origin) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the earlier checkpoint is of the log ${prior.origin}, not ${l.origin}`);
+    if (prior.origin !== ctx.origin) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the earlier checkpoint is of the log ${prior.origin}, not ${ctx.origin}`);
     if (mine === undefined || !checkpointBody(mine.note).rootHash.equals(prior.rootHash)) {
       throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the earlier checkpoint of size ${prior.size} is not one this log issued: its history differs`);
     }
@@ -113,8 +125,21 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   let first: number | null = null;
   let periodEntries = 0;
   let index = 0;
+  // The tree, as a compact range, over the entries read; at each checkpoint up to the range's
+  // start, its root must be the checkpoint's, and the newest such checkpoint starts the range.
+  const checkpointAt = new Map(l.checkpoints.filter((c) => c.size <= end.size).map((c) => [c.size, c]));
+  const tree = new CompactRange();
+  let start: { checkpoint: StoredCheckpoint | null; range: CompactRange } = { checkpoint: null, range: tree.clone() };
+  const atSize = () => {
+    const c = checkpointAt.get(tree.size);
+    if (c === undefined) return;
+    if (!tree.root().equals(checkpointBody(c.note).rootHash)) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the stored entries do not give the root of the checkpoint at size ${c.size}: the store and the log disagree`);
+    // No entry of the period before it, and not past the earlier bundle's end.
+    if (first === null && (after === null || tree.size <= after)) start = { checkpoint: c, range: tree.clone() };
+  };
   for await (const { lines } of readEntryLines(ctx.store, q.vendor, 0, end.size)) {
     for (const line of lines) {
+      atSize();
       const e = JSON.parse(line.toString('utf8')) as { type: string; collectedAt?: string | null; key?: string; receivedAt?: string; at?: string; createdAt?: string };
       let ofPeriod = false;
       if (e.type === 'envelope') {
@@ -124,12 +149,13 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
       }
       const when = e.receivedAt ?? e.at ?? e.createdAt;
       if (first === null && (ofPeriod || (when != null && Date.parse(when) >= fromMs))) first = index;
+      tree.append(leafHash(line));
       index++;
     }
   }
-  const limit = Math.min(first ?? end.size, after ?? Number.POSITIVE_INFINITY);
-  const start = l.checkpoints.filter((c) => c.size <= limit).at(-1) ?? null;
-  return { vendor: q.vendor, from: q.from, to: q.to, start: start?.size === 0 ? null : start, end, after, periodEntries };
+  atSize();
+  const startCheckpoint = start.checkpoint?.size === 0 ? null : start.checkpoint;
+  return { vendor: q.vendor, from: q.from, to: q.to, start: startCheckpoint, end, after, periodEntries, startRange: start.range };
 }
 
 function checkpointBody(note: string) {
@@ -395,27 +421,21 @@ async function build(ctx: ExportContext, plan: ExportPlan, stage: Bundle, progre
     if (c.size < startSize || c.size > plan.end.size) continue;
     checkpointFiles.push((await stage.put(`log/checkpoints/${pad(c.size)}.txt`, c.note)).path);
   }
-  const compact: string[] = [];
-  let covered = 0;
-  for (let level = 52; level >= 0; level--) {
-    const span = 2 ** level;
-    if (startSize - covered >= span) {
-      compact.push(ctx.log.tree.hashAt(level, covered / span).toString('base64'));
-      covered += span;
-    }
-  }
+  const compact = plan.startRange.hashes.map((h) => h.toString('base64'));
   await stage.put('log/compact-range.json', `${JSON.stringify({ size: startSize, hashes: compact }, null, 2)}\n`);
   const entriesFile = await stage.open('log/entries.jsonl');
   let n = 0;
   const total = plan.end.size - startSize;
+  const tree = plan.startRange.clone();
   for await (const { text, lines } of readEntryLines(store, vendor, startSize, plan.end.size)) {
-    // What is written is what the tree holds: a store that changed under the log is caught here.
     for (const line of lines) {
-      if (!leafHash(line).equals(ctx.log.tree.hashAt(0, startSize + n))) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the stored entry ${startSize + n} is not the one the log holds`);
+      tree.append(leafHash(line));
       if (++n % 65536 === 0) progress({ phase: 'entries', done: n, total, bytes: 0 });
     }
     await entriesFile.write(text);
   }
+  // What is written is what the checkpoint signs: a store that changed under the export is caught here.
+  if (!tree.root().equals(checkpointBody(plan.end.note).rootHash)) throw new CollectorError('COL_ERR_LOG_INCONSISTENT', `the stored entries ${startSize} to ${plan.end.size} do not give the end checkpoint's root: the store changed during the export`);
   const entriesRef = await stage.finish(entriesFile);
 
   // The policy versions in force during the period, as stored.

@@ -264,3 +264,53 @@ export function verifyConsistency(m: number, n: number, proof: readonly Uint8Arr
   }
   return sn === 0 && same(fr, rootM) && same(sr, rootN);
 }
+
+/**
+ * The compact range [0, size) of an RFC 6962 tree (the C2SP tlog-tiles "compact range" at the
+ * left edge): the hashes of its complete subtrees, largest first, at most one per bit of the size.
+ * Enough to extend the tree leaf by leaf and to compute its root, in O(log size) memory, without
+ * the leaves before it.
+ */
+export class CompactRange {
+  #hashes: Buffer[] = [];
+  #spans: number[] = [];
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The subtree hashes, largest first (copies). */
+  get hashes(): Buffer[] {
+    return this.#hashes.map((h) => Buffer.from(h));
+  }
+
+  append(leafHash: Uint8Array): void {
+    if (!isHash(leafHash)) throw new RangeError(`leaf hash must be a ${HASH_SIZE}-byte Uint8Array, got ${describeValue(leafHash)}`);
+    let h: Buffer = Buffer.from(leafHash);
+    let span = 1;
+    while (this.#spans.at(-1) === span) {
+      h = hashChildren(this.#hashes.pop()!, h);
+      this.#spans.pop();
+      span *= 2;
+    }
+    this.#hashes.push(h);
+    this.#spans.push(span);
+    this.#size++;
+  }
+
+  root(): Buffer {
+    if (this.#hashes.length === 0) return emptyRoot();
+    let h = this.#hashes.at(-1)!;
+    for (let i = this.#hashes.length - 2; i >= 0; i--) h = hashChildren(this.#hashes[i]!, h);
+    return Buffer.from(h);
+  }
+
+  clone(): CompactRange {
+    const c = new CompactRange();
+    c.#hashes = [...this.#hashes];
+    c.#spans = [...this.#spans];
+    c.#size = this.#size;
+    return c;
+  }
+}

@@ -91,12 +91,7 @@ export class VendorLog {
    */
   async load(onEntry?: (entry: LogEntry, index: number) => void): Promise<void> {
     const prefix = logPrefix(this.vendor);
-    for await (const key of this.#store.list(`${prefix}checkpoint/`)) {
-      if (!CHECKPOINT_RE.test(key.slice(`${prefix}checkpoint/`.length))) continue;
-      const raw = await this.#store.get(key);
-      if (raw !== null) this.checkpoints.push(storedCheckpoint(raw.toString('utf8')));
-    }
-    this.checkpoints.sort((a, b) => a.size - b.size);
+    this.checkpoints.push(...(await readCheckpoints(this.#store, this.vendor)));
     // Tiles exist up to the latest checkpoint, so entries below its last tile need not be kept.
     this.#tiledSize = this.latest?.size ?? 0;
     for await (const key of this.#store.list(`${prefix}wal/`)) {
@@ -357,4 +352,29 @@ export async function* readEntryLines(store: EvidenceStore, vendor: string, from
       yield { text, lines };
     }
   }
+}
+
+/** A vendor's stored checkpoints, by size. */
+export async function readCheckpoints(store: EvidenceStore, vendor: string): Promise<StoredCheckpoint[]> {
+  const prefix = `${logPrefix(vendor)}checkpoint/`;
+  const out: StoredCheckpoint[] = [];
+  for await (const key of store.list(prefix)) {
+    if (!CHECKPOINT_RE.test(key.slice(prefix.length))) continue;
+    const raw = await store.get(key);
+    if (raw !== null) out.push(storedCheckpoint(raw.toString('utf8')));
+  }
+  return out.sort((a, b) => a.size - b.size);
+}
+
+/** How many entries a vendor's log holds, from its last write-ahead round alone (0 for none). */
+export async function storedLogSize(store: EvidenceStore, vendor: string): Promise<number> {
+  const prefix = `${logPrefix(vendor)}wal/`;
+  let last: { key: string; first: number } | null = null;
+  for await (const key of store.list(prefix)) {
+    const m = WAL_RE.exec(key.slice(prefix.length));
+    if (m?.[1] !== undefined) last = { key, first: Number(m[1]) };
+  }
+  if (last === null) return 0;
+  const body = await store.get(last.key);
+  return body === null ? last.first : last.first + splitLines(body).length;
 }

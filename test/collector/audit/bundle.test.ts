@@ -248,6 +248,30 @@ describe('a bundle from the real collector and agents', () => {
     await expect(readdir(dir.dir)).resolves.not.toContain('never.tar.gz');
   });
 
+  it('refuses to export from a store whose log entries do not give the checkpoints\' roots, and writes nothing', async () => {
+    // A copy of the store with one byte of the first stored entry changed in every entry bundle
+    // (inside the entry, not its length prefix).
+    const copy = path.join(dir.dir, 'altered-store');
+    await cp(store, copy, { recursive: true, filter: (src) => !src.includes(`${path.sep}.journal`) });
+    const bundles = path.join(copy, 'log', 'vendor=acme', 'tile', 'entries');
+    const files = (await readdir(bundles, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const file = path.join(f.parentPath, f.name);
+      const bytes = await readFile(file);
+      const at = bytes.indexOf('"type"');
+      bytes[at + 2] = 0x7a; // "type" → "tzpe"
+      await writeFile(file, bytes);
+    }
+    const out = path.join(dir.dir, 'from-altered.tar.gz');
+    const r = await runCli(COLLECTOR_CLI, ['export', '--vendor', 'acme', '--from', FROM, '--to', TO, '--out', out, '--data-dir', copy]);
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stderr).toContain('COL_ERR_LOG_INCONSISTENT');
+    expect(r.stderr).not.toMatch(/\n\s+at /); // an error, not a stack trace
+    expect(existsSync(out)).toBe(false);
+    expect((await readdir(dir.dir)).filter((f) => f.includes('from-altered'))).toEqual([]);
+  });
+
   it('is a valid bundle for a period in which nothing was sent; --pdf prints its report, or says why not', async () => {
     const empty = path.join(dir.dir, 'empty.tar.gz');
     const pdf = path.join(dir.dir, 'empty.pdf');

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HASH_SIZE, MerkleTree, emptyRoot, leafHash, nodeHash, verifyConsistency, verifyInclusion } from '../../../collector/log/merkle.js';
+import { CompactRange, HASH_SIZE, MerkleTree, emptyRoot, leafHash, nodeHash, verifyConsistency, verifyInclusion } from '../../../collector/log/merkle.js';
 
 const hx = (s: string) => Buffer.from(s, 'hex');
 const hexes = (bs: readonly Uint8Array[]) => bs.map((b) => Buffer.from(b).toString('hex'));
@@ -546,6 +546,42 @@ describe('against the naive RFC 6962 §2.1 reference', () => {
 });
 
 // --- Edges ------------------------------------------------------------------------------------
+
+describe('the compact range', () => {
+  it('gives the naive root at every size up to 70, and the complete subtrees of the left edge, largest first', () => {
+    const d = entriesOf(11, 70);
+    const range = new CompactRange();
+    for (let n = 0; n <= d.length; n++) {
+      expect(range.size).toBe(n);
+      expect(range.root().equals(mth(d.slice(0, n)))).toBe(true);
+      // Its hashes: MTH of [0, 2^a), then of the next largest power of two, and so on.
+      const want: Buffer[] = [];
+      for (let lo = 0, rest = n; rest > 0; ) {
+        const span = 2 ** Math.floor(Math.log2(rest));
+        want.push(mth(d.slice(lo, lo + span)));
+        lo += span;
+        rest -= span;
+      }
+      expect(hexes(range.hashes)).toEqual(hexes(want));
+      if (n < d.length) range.append(H.leaf(d[n] as Uint8Array));
+    }
+  });
+
+  it('extends a clone without changing the original', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 40 }), (a, b) => {
+        const d = entriesOf(a + b, a + b);
+        const range = new CompactRange();
+        for (const e of d.slice(0, a)) range.append(H.leaf(e));
+        const rootA = range.root();
+        const more = range.clone();
+        for (const e of d.slice(a)) more.append(H.leaf(e));
+        return range.root().equals(rootA) && rootA.equals(mth(d.slice(0, a))) && more.root().equals(mth(d));
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
 
 describe('edges', () => {
   const someHash = () => H.leaf(Buffer.from('x'));
