@@ -172,7 +172,16 @@ function canonical(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
+  // Members already in order and none nested (every log entry): JSON.stringify writes them in
+  // that order, which is the canonical text, several times faster than joining them one by one.
+  const keys = Object.keys(o);
+  let flat = true;
+  for (let i = 0; i < keys.length && flat; i++) {
+    const value = o[keys[i]!];
+    flat = (i === 0 || keys[i - 1]! < keys[i]!) && (value === null || typeof value !== 'object');
+  }
+  if (flat) return JSON.stringify(o);
+  return `{${keys
     .sort()
     .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
     .join(',')}}`;
@@ -352,8 +361,16 @@ function envelopeFact(line: Buffer, task: EnvelopeTask, keyObjects: Map<string, 
   return fact;
 }
 
-async function factsOfFile(task: EnvelopeTask, keyObjects: Map<string, KeyObject>): Promise<EnvelopeFact[]> {
-  return splitLines(await readFile(task.file)).map((line) => envelopeFact(line, task, keyObjects));
+/** An envelope file's facts, and its own SHA-256 and size (so that it is read once, here, for both). */
+interface FileFacts {
+  sha256: string;
+  size: number;
+  facts: EnvelopeFact[];
+}
+
+async function factsOfFile(task: EnvelopeTask, keyObjects: Map<string, KeyObject>): Promise<FileFacts> {
+  const bytes = await readFile(task.file);
+  return { sha256: hex(sha256(bytes)), size: bytes.length, facts: splitLines(bytes).map((line) => envelopeFact(line, task, keyObjects)) };
 }
 
 /** Runs envelope files through a pool of worker threads (this same file), in order. */
@@ -377,15 +394,15 @@ class EnvelopePool {
     }
   }
 
-  async run(task: EnvelopeTask): Promise<EnvelopeFact[]> {
+  async run(task: EnvelopeTask): Promise<FileFacts> {
     if (this.#workers.length === 0) return factsOfFile(task, this.#keys);
     while (this.#idle.length === 0) await new Promise<void>((r) => this.#waiting.push(r));
     const w = this.#idle.pop()!;
     try {
-      return await new Promise<EnvelopeFact[]>((resolve, reject) => {
-        const onMessage = (m: { facts?: EnvelopeFact[]; error?: string }) => {
+      return await new Promise<FileFacts>((resolve, reject) => {
+        const onMessage = (m: { file?: FileFacts; error?: string }) => {
           w.off('error', reject);
-          if (m.facts !== undefined) resolve(m.facts);
+          if (m.file !== undefined) resolve(m.file);
           else reject(new Error(m.error));
         };
         w.once('message', onMessage);
@@ -407,7 +424,7 @@ if (!isMainThread && (workerData as { vcmEnvelopeWorker?: boolean } | null)?.vcm
   const keys = new Map<string, KeyObject>();
   parentPort!.on('message', (task: EnvelopeTask) => {
     factsOfFile(task, keys).then(
-      (facts) => parentPort!.postMessage({ facts }),
+      (file) => parentPort!.postMessage({ file }),
       (err: unknown) => parentPort!.postMessage({ error: (err as Error).message }),
     );
   });
@@ -493,6 +510,8 @@ interface AgentKeys {
 
 /** The period of an envelope entry, by what it says or (entered after the fact) by its store key's date. */
 const KEY_DATE_RE = /\/date=(\d{4}-\d{2}-\d{2})\//;
+/** A host's envelopes of one day: evidence/<agent id>/<YYYY-MM-DD>.jsonl. */
+const ENVELOPE_FILE_RE = /^evidence\/[0-9a-f]{64}\/\d{4}-\d{2}-\d{2}\.jsonl$/;
 
 /**
  * The range's envelope entries by envelope hash, in a few flat arrays rather than an object each,
@@ -628,11 +647,57 @@ export async function verifyBundleDir(dir: string, opts: VerifyOptions = {}): Pr
   return v;
 }
 
+/** Evidence file bytes the signature workers may run ahead of the envelope checks by. */
+const AHEAD_BYTES = 128 << 20;
+/** Defects named, at most: a bundle with a million broken envelopes needs no million lines to say so. */
+const MAX_DEFECTS = 10_000;
+
+const STEPS = ['manifest', 'odd', 'files', 'missing', 'checkpoints', 'entries', 'keys', 'envelopes', 'policy'] as const;
+type Step = (typeof STEPS)[number];
+
+/**
+ * Defects by the step of the check that names them, given back in step order: the steps do not
+ * run strictly one after another (see check). Within "files", in path order, as the files are.
+ */
+class Defects {
+  readonly #byStep = new Map<Step, Defect[]>(STEPS.map((s) => [s, []]));
+  #current: Defect[] = this.#byStep.get('manifest')!;
+
+  /** Defects named from now on belong to `step`. */
+  in(step: Step): void {
+    this.#current = this.#byStep.get(step)!;
+  }
+
+  add(d: Defect, step?: Step): void {
+    const to = step === undefined ? this.#current : this.#byStep.get(step)!;
+    if (to.length < MAX_DEFECTS) to.push(d);
+  }
+
+  all(): Defect[] {
+    const key = (d: Defect) => d.file ?? '';
+    this.#byStep.get('files')!.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+    return STEPS.flatMap((s) => this.#byStep.get(s)!).slice(0, MAX_DEFECTS);
+  }
+}
+
+/**
+ * Checks an unpacked bundle into `v`. The envelope files go to the signature workers as soon as
+ * the host keys are read, and are hashed there, while this thread checks the other files, the
+ * checkpoints and the entries; the defects still come in the order of the steps below.
+ */
 async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void> {
-  const defect = (d: Defect) => {
-    // A bundle with a million broken envelopes needs no million lines to say so.
-    if (v.defects.length < 10_000) v.defects.push(d);
-  };
+  const defects = new Defects();
+  const workers: { pool: EnvelopePool | null } = { pool: null };
+  try {
+    await checkSteps(dir, opts, v, defects, workers);
+  } finally {
+    await workers.pool?.close();
+    v.defects.push(...defects.all().slice(0, MAX_DEFECTS - v.defects.length));
+  }
+}
+
+async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects: Defects, workers: { pool: EnvelopePool | null }): Promise<void> {
+  const defect = (d: Defect) => defects.add(d);
   const manifestBytes = await readFile(path.join(dir, 'manifest.json')).catch(() => {
     throw new Unusable('manifest.json is missing: this is not an unpacked vcm audit bundle');
   });
@@ -676,112 +741,20 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
     });
   if (!sigOk) defect({ code: 'AUD_MANIFEST_SIGNATURE', file: 'manifest.dsse.json', message: 'the manifest is not signed by the collector key (or the envelope does not hold exactly manifest.json)' });
 
-  // 2. Every file, against the manifest.
+  // 2. Every file, against the manifest (the envelope files are hashed by the workers, below).
   const listed = new Map<string, ManifestFile>();
   for (const f of manifest.files) listed.set(f.path, f);
   const found = await walk(dir);
+  defects.in('odd');
   for (const p of found.odd) defect({ code: 'AUD_FILE_EXTRA', file: p, message: 'not a regular file' });
   const present = new Set<string>();
-  for (const p of found.files) {
-    if (p === 'manifest.json' || p === 'manifest.dsse.json') continue;
-    present.add(p);
-    const want = listed.get(p);
-    if (want === undefined) {
-      defect({ code: 'AUD_FILE_EXTRA', file: p, message: 'a file the manifest does not list' });
-      continue;
-    }
-    const got = await fileSha256(path.join(dir, p));
-    if (got.sha256 !== want.sha256 || got.size !== want.size) defect({ code: 'AUD_FILE_HASH', file: p, message: `SHA-256 ${got.sha256} (${got.size} bytes), the manifest says ${want.sha256} (${want.size} bytes)` });
-  }
-  for (const p of listed.keys()) if (!present.has(p)) defect({ code: 'AUD_FILE_MISSING', file: p, message: 'listed in the manifest, not in the bundle' });
+  for (const p of found.files) if (p !== 'manifest.json' && p !== 'manifest.dsse.json') present.add(p);
   v.counts.files = present.size;
   const has = (p: string) => present.has(p);
+  const envelopeFiles = [...present].filter((f) => ENVELOPE_FILE_RE.test(f)).sort();
 
-  // 3. Checkpoints: signed, of this log, one root per size.
-  const log = manifest.log;
-  const checkpoints = new Map<number, { file: string; root: Buffer }>();
-  const noteOf = async (file: string): Promise<OpenedCheckpoint | null> => {
-    if (!has(file)) return null;
-    const c = openCheckpoint(await readFile(path.join(dir, file), 'utf8'), collectorKey);
-    if (!c.signed) defect({ code: 'AUD_CHECKPOINT_SIGNATURE', file, message: 'the checkpoint is not signed by the collector key' });
-    if (c.origin !== log.origin) defect({ code: 'AUD_CHECKPOINT', file, message: `the checkpoint is of the log ${c.origin}, not ${log.origin}` });
-    const seen = checkpoints.get(c.size);
-    if (seen !== undefined && !seen.root.equals(c.rootHash)) {
-      defect({ code: 'AUD_LOG_FORK', file, message: `two checkpoints of size ${c.size} with different roots (${seen.file} and ${file}): the log was forked` });
-    }
-    checkpoints.set(c.size, { file, root: c.rootHash });
-    return c;
-  };
-  const end = await noteOf(log.end.checkpoint);
-  if (end === null) throw new Unusable(`${log.end.checkpoint}, the end checkpoint, is missing`);
-  if (end.size !== log.end.size) defect({ code: 'AUD_CHECKPOINT', file: log.end.checkpoint, message: `the end checkpoint is of size ${end.size}, the manifest says ${log.end.size}` });
-  const start = log.start.checkpoint === null ? null : await noteOf(log.start.checkpoint);
-  if (start !== null && start.size !== log.start.size) defect({ code: 'AUD_CHECKPOINT', file: log.start.checkpoint!, message: `the start checkpoint is of size ${start.size}, the manifest says ${log.start.size}` });
-  if (start === null && log.start.size !== 0) defect({ code: 'AUD_CHECKPOINT', file: log.start.checkpoint ?? 'manifest.json', message: `the range starts at ${log.start.size} without a checkpoint there` });
-  for (const file of log.checkpoints) await noteOf(file);
-  if (opts.afterCheckpoint !== undefined) {
-    const prior = openCheckpoint(opts.afterCheckpoint, collectorKey);
-    if (!prior.signed) throw new Unusable('the earlier checkpoint you gave is not signed by the collector key');
-    const mine = checkpoints.get(prior.size);
-    if (prior.size < log.start.size || prior.size > log.end.size) {
-      defect({ code: 'AUD_CHECKPOINT', message: `the earlier checkpoint (size ${prior.size}) is outside this bundle's range ${log.start.size}–${log.end.size}: the bundles do not link` });
-    } else if (mine !== undefined && !mine.root.equals(prior.rootHash)) {
-      defect({ code: 'AUD_LOG_FORK', file: mine.file, message: `the earlier checkpoint of size ${prior.size} has another root than this bundle's: the log was forked` });
-    } else if (mine === undefined) {
-      checkpoints.set(prior.size, { file: '(the earlier checkpoint you gave)', root: prior.rootHash });
-    }
-  }
-  v.log = { origin: log.origin, start: log.start.size, end: log.end.size, rootHash: end.rootHash.toString('base64') };
-
-  // 4. The entries reproduce every root, from the compact range at the start.
-  const compact = await readJson<{ size?: number; hashes?: string[] }>(path.join(dir, log.start.compactRange), log.start.compactRange);
-  const tree = CompactRange.of(log.start.size, (compact.hashes ?? []).map((h) => b64(h) ?? Buffer.alloc(0)));
-  if (log.start.size > 0 && start !== null && !tree.root().equals(start.rootHash)) {
-    defect({ code: 'AUD_ROOT_MISMATCH', file: log.start.compactRange, message: `the compact range does not give the start checkpoint's root at size ${log.start.size}` });
-  }
-  const fromMs = Date.parse(manifest.period.from);
-  const toMs = Date.parse(manifest.period.to);
-  const fromDay = manifest.period.from.slice(0, 10);
-  const lastDay = new Date(toMs - 1).toISOString().slice(0, 10);
-  /** Envelope entries: by envelope hash, their index, agent and seq, and whether the period needs them. */
-  const entryBySha = new EntryIndex();
-  const keyEvents: { index: number; agentId: string; event: string; keyId: string | null; generation: number }[] = [];
-  const policyEntries = new Map<number, { index: number; sha256: string }>();
-  let index = log.start.size;
-  for await (const line of lines(path.join(dir, log.entries))) {
-    tree.append(leafHash(line));
-    let e: Record<string, unknown> | null = null;
-    try {
-      const text = line.toString('utf8');
-      e = JSON.parse(text) as Record<string, unknown>;
-      if (canonical(e) !== text) {
-        defect({ code: 'AUD_ENTRY_MALFORMED', file: log.entries, logIndex: index, message: 'the entry is not in canonical form' });
-      }
-    } catch {
-      defect({ code: 'AUD_ENTRY_MALFORMED', file: log.entries, logIndex: index, message: 'the entry is not JSON' });
-    }
-    if (e?.type === 'envelope') {
-      const collectedAt = typeof e.collectedAt === 'string' ? Date.parse(e.collectedAt) : null;
-      const keyDay = KEY_DATE_RE.exec(String(e.key))?.[1];
-      const needed = collectedAt !== null ? collectedAt >= fromMs && collectedAt < toMs : keyDay !== undefined && keyDay >= fromDay && keyDay <= lastDay;
-      entryBySha.set(String(e.sha256), index, String(e.agentId), Number(e.seq), needed);
-    } else if (e?.type === 'key_event') {
-      keyEvents.push({ index, agentId: String(e.agentId), event: String(e.event), keyId: typeof e.keyId === 'string' ? e.keyId : null, generation: Number(e.generation) });
-    } else if (e?.type === 'policy') {
-      policyEntries.set(Number(e.version), { index, sha256: String(e.sha256) });
-    }
-    index++;
-    const cp = checkpoints.get(tree.size);
-    if (cp !== undefined && !tree.root().equals(cp.root)) {
-      defect({ code: 'AUD_ROOT_MISMATCH', file: cp.file, logIndex: tree.size - 1, message: `the entries do not reproduce the root of the checkpoint at size ${tree.size}: an entry was removed, altered or reordered` });
-    }
-  }
-  v.counts.entries = index - log.start.size;
-  if (index !== log.end.size) {
-    defect({ code: 'AUD_ROOT_MISMATCH', file: log.entries, logIndex: index, message: `the entries end at index ${index}, the range at ${log.end.size}: the range was truncated or extended` });
-  }
-
-  // 5. Host keys: each agent id is its first key's fingerprint; each rotation is signed by the key before it and the new one.
+  // 5. Host keys (read now, so that the envelope files can go to the workers): each agent id is its first key's fingerprint; each rotation is signed by the key before it and the new one.
+  defects.in('keys');
   const agents = new Map<string, AgentKeys>();
   for (const p of [...present].filter((f) => /^keys\/[0-9a-f]{64}\.json$/.test(f))) {
     const agentId = p.slice(5, 69);
@@ -839,6 +812,144 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
     }
     agents.set(agentId, a);
   }
+  // 6, begun: the envelope files go to the workers, which run ahead while the files, checkpoints
+  // and entries are checked here.
+  const byAgent = new Map<string, string[]>();
+  for (const f of envelopeFiles) {
+    const id = f.slice(9, 73);
+    let list = byAgent.get(id);
+    if (list === undefined) byAgent.set(id, (list = []));
+    list.push(f);
+  }
+  const pool = (workers.pool = new EnvelopePool(opts.workers ?? (import.meta.url.endsWith('.ts') || envelopeFiles.length < 4 ? 0 : Math.max(1, availableParallelism()))));
+  const queue: { agentId: string; file: string }[] = [];
+  for (const [agentId, files] of byAgent) {
+    if (!agents.has(agentId)) defects.add({ code: 'AUD_KEY', file: files[0], agentId, message: 'evidence of an agent whose keys are not in the bundle' }, 'envelopes');
+    else for (const file of files) queue.push({ agentId, file });
+  }
+  // Up to AHEAD_BYTES of files (and always a few) are with the workers or done and not yet
+  // checked, so memory holds only their facts.
+  const ahead = new Map<number, Promise<FileFacts>>();
+  let scheduled = 0;
+  let aheadBytes = 0;
+  const sizeOf = (i: number) => listed.get(queue[i]!.file)?.size ?? 0;
+  const schedule = (checking: number) => {
+    const few = checking + Math.max(2, 2 * pool.size);
+    for (; scheduled < queue.length && (scheduled < few || aheadBytes < AHEAD_BYTES); scheduled++) {
+      const q = queue[scheduled]!;
+      const facts = pool.run({ file: path.join(dir, q.file), agentId: q.agentId, day: q.file.slice(74, 84), keys: agents.get(q.agentId)!.keys });
+      // Awaited in turn below; one that fails while this thread is busy elsewhere is not an unhandled rejection.
+      facts.catch(() => undefined);
+      ahead.set(scheduled, facts);
+      aheadBytes += sizeOf(scheduled);
+    }
+  };
+  schedule(0);
+
+  // 2, continued: the other files' hashes, and the files that are missing.
+  defects.in('files');
+  for (const p of found.files) {
+    if (p === 'manifest.json' || p === 'manifest.dsse.json') continue;
+    const want = listed.get(p);
+    if (want === undefined) {
+      defect({ code: 'AUD_FILE_EXTRA', file: p, message: 'a file the manifest does not list' });
+      continue;
+    }
+    if (ENVELOPE_FILE_RE.test(p) && agents.has(p.slice(9, 73))) continue; // hashed by the workers
+    const got = await fileSha256(path.join(dir, p));
+    if (got.sha256 !== want.sha256 || got.size !== want.size) defect({ code: 'AUD_FILE_HASH', file: p, message: `SHA-256 ${got.sha256} (${got.size} bytes), the manifest says ${want.sha256} (${want.size} bytes)` });
+  }
+  defects.in('missing');
+  for (const p of listed.keys()) if (!present.has(p)) defect({ code: 'AUD_FILE_MISSING', file: p, message: 'listed in the manifest, not in the bundle' });
+
+  // 3. Checkpoints: signed, of this log, one root per size.
+  defects.in('checkpoints');
+  const log = manifest.log;
+  const checkpoints = new Map<number, { file: string; root: Buffer }>();
+  const noteOf = async (file: string): Promise<OpenedCheckpoint | null> => {
+    if (!has(file)) return null;
+    const c = openCheckpoint(await readFile(path.join(dir, file), 'utf8'), collectorKey);
+    if (!c.signed) defect({ code: 'AUD_CHECKPOINT_SIGNATURE', file, message: 'the checkpoint is not signed by the collector key' });
+    if (c.origin !== log.origin) defect({ code: 'AUD_CHECKPOINT', file, message: `the checkpoint is of the log ${c.origin}, not ${log.origin}` });
+    const seen = checkpoints.get(c.size);
+    if (seen !== undefined && !seen.root.equals(c.rootHash)) {
+      defect({ code: 'AUD_LOG_FORK', file, message: `two checkpoints of size ${c.size} with different roots (${seen.file} and ${file}): the log was forked` });
+    }
+    checkpoints.set(c.size, { file, root: c.rootHash });
+    return c;
+  };
+  const end = await noteOf(log.end.checkpoint);
+  if (end === null) throw new Unusable(`${log.end.checkpoint}, the end checkpoint, is missing`);
+  if (end.size !== log.end.size) defect({ code: 'AUD_CHECKPOINT', file: log.end.checkpoint, message: `the end checkpoint is of size ${end.size}, the manifest says ${log.end.size}` });
+  const start = log.start.checkpoint === null ? null : await noteOf(log.start.checkpoint);
+  if (start !== null && start.size !== log.start.size) defect({ code: 'AUD_CHECKPOINT', file: log.start.checkpoint!, message: `the start checkpoint is of size ${start.size}, the manifest says ${log.start.size}` });
+  if (start === null && log.start.size !== 0) defect({ code: 'AUD_CHECKPOINT', file: log.start.checkpoint ?? 'manifest.json', message: `the range starts at ${log.start.size} without a checkpoint there` });
+  for (const file of log.checkpoints) await noteOf(file);
+  if (opts.afterCheckpoint !== undefined) {
+    const prior = openCheckpoint(opts.afterCheckpoint, collectorKey);
+    if (!prior.signed) throw new Unusable('the earlier checkpoint you gave is not signed by the collector key');
+    const mine = checkpoints.get(prior.size);
+    if (prior.size < log.start.size || prior.size > log.end.size) {
+      defect({ code: 'AUD_CHECKPOINT', message: `the earlier checkpoint (size ${prior.size}) is outside this bundle's range ${log.start.size}–${log.end.size}: the bundles do not link` });
+    } else if (mine !== undefined && !mine.root.equals(prior.rootHash)) {
+      defect({ code: 'AUD_LOG_FORK', file: mine.file, message: `the earlier checkpoint of size ${prior.size} has another root than this bundle's: the log was forked` });
+    } else if (mine === undefined) {
+      checkpoints.set(prior.size, { file: '(the earlier checkpoint you gave)', root: prior.rootHash });
+    }
+  }
+  v.log = { origin: log.origin, start: log.start.size, end: log.end.size, rootHash: end.rootHash.toString('base64') };
+
+  // 4. The entries reproduce every root, from the compact range at the start.
+  defects.in('entries');
+  const compact = await readJson<{ size?: number; hashes?: string[] }>(path.join(dir, log.start.compactRange), log.start.compactRange);
+  const tree = CompactRange.of(log.start.size, (compact.hashes ?? []).map((h) => b64(h) ?? Buffer.alloc(0)));
+  if (log.start.size > 0 && start !== null && !tree.root().equals(start.rootHash)) {
+    defect({ code: 'AUD_ROOT_MISMATCH', file: log.start.compactRange, message: `the compact range does not give the start checkpoint's root at size ${log.start.size}` });
+  }
+  const fromMs = Date.parse(manifest.period.from);
+  const toMs = Date.parse(manifest.period.to);
+  const fromDay = manifest.period.from.slice(0, 10);
+  const lastDay = new Date(toMs - 1).toISOString().slice(0, 10);
+  /** Envelope entries: by envelope hash, their index, agent and seq, and whether the period needs them. */
+  const entryBySha = new EntryIndex();
+  const keyEvents: { index: number; agentId: string; event: string; keyId: string | null; generation: number }[] = [];
+  const policyEntries = new Map<number, { index: number; sha256: string }>();
+  let index = log.start.size;
+  for await (const line of lines(path.join(dir, log.entries))) {
+    tree.append(leafHash(line));
+    let e: Record<string, unknown> | null = null;
+    try {
+      const text = line.toString('utf8');
+      e = JSON.parse(text) as Record<string, unknown>;
+      if (canonical(e) !== text) {
+        defect({ code: 'AUD_ENTRY_MALFORMED', file: log.entries, logIndex: index, message: 'the entry is not in canonical form' });
+      }
+    } catch {
+      defect({ code: 'AUD_ENTRY_MALFORMED', file: log.entries, logIndex: index, message: 'the entry is not JSON' });
+    }
+    if (e?.type === 'envelope') {
+      const collectedAt = typeof e.collectedAt === 'string' ? Date.parse(e.collectedAt) : null;
+      const keyDay = KEY_DATE_RE.exec(String(e.key))?.[1];
+      const needed = collectedAt !== null ? collectedAt >= fromMs && collectedAt < toMs : keyDay !== undefined && keyDay >= fromDay && keyDay <= lastDay;
+      entryBySha.set(String(e.sha256), index, String(e.agentId), Number(e.seq), needed);
+    } else if (e?.type === 'key_event') {
+      keyEvents.push({ index, agentId: String(e.agentId), event: String(e.event), keyId: typeof e.keyId === 'string' ? e.keyId : null, generation: Number(e.generation) });
+    } else if (e?.type === 'policy') {
+      policyEntries.set(Number(e.version), { index, sha256: String(e.sha256) });
+    }
+    index++;
+    const cp = checkpoints.get(tree.size);
+    if (cp !== undefined && !tree.root().equals(cp.root)) {
+      defect({ code: 'AUD_ROOT_MISMATCH', file: cp.file, logIndex: tree.size - 1, message: `the entries do not reproduce the root of the checkpoint at size ${tree.size}: an entry was removed, altered or reordered` });
+    }
+  }
+  v.counts.entries = index - log.start.size;
+  if (index !== log.end.size) {
+    defect({ code: 'AUD_ROOT_MISMATCH', file: log.entries, logIndex: index, message: `the entries end at index ${index}, the range at ${log.end.size}: the range was truncated or extended` });
+  }
+
+  // 5, continued: the key events the log holds match the key files.
+  defects.in('keys');
   for (const k of keyEvents) {
     const a = agents.get(k.agentId);
     if (a === undefined) {
@@ -852,38 +963,22 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
   }
 
   // 6. Envelopes: signatures, entries, chains.
+  defects.in('envelopes');
   const rows = new Map<string, HostControlRow>();
-  const envelopeFiles = [...present].filter((f) => /^evidence\/[0-9a-f]{64}\/\d{4}-\d{2}-\d{2}\.jsonl$/.test(f)).sort();
-  const byAgent = new Map<string, string[]>();
-  for (const f of envelopeFiles) {
-    const id = f.slice(9, 73);
-    let list = byAgent.get(id);
-    if (list === undefined) byAgent.set(id, (list = []));
-    list.push(f);
-  }
-  const pool = new EnvelopePool(opts.workers ?? (import.meta.url.endsWith('.ts') || envelopeFiles.length < 4 ? 0 : Math.max(1, availableParallelism())));
-  // Files go to the workers a few ahead of the one being read, so memory holds only those.
-  const queue: { agentId: string; file: string }[] = [];
-  for (const [agentId, files] of byAgent) {
-    if (!agents.has(agentId)) defect({ code: 'AUD_KEY', file: files[0], agentId, message: 'evidence of an agent whose keys are not in the bundle' });
-    else for (const file of files) queue.push({ agentId, file });
-  }
-  const ahead = new Map<number, Promise<EnvelopeFact[]>>();
-  const schedule = (i: number) => {
-    const q = queue[i];
-    if (q !== undefined && !ahead.has(i)) ahead.set(i, pool.run({ file: path.join(dir, q.file), agentId: q.agentId, day: q.file.slice(74, 84), keys: agents.get(q.agentId)!.keys }));
-  };
-  const window = Math.max(2, 2 * pool.size);
   try {
     let chain: { seq: number; sha256: string; prev: string | null; file: string }[] = [];
     let drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[] = [];
     for (let i = 0; i < queue.length; i++) {
-      for (let j = i; j < i + window; j++) schedule(j);
+      schedule(i);
       const { agentId, file } = queue[i]!;
       const a = agents.get(agentId)!;
       if (i === 0 || queue[i - 1]!.agentId !== agentId) v.counts.agents++;
-      const facts = await ahead.get(i)!;
+      const got = await ahead.get(i)!;
       ahead.delete(i);
+      aheadBytes -= sizeOf(i);
+      const want = listed.get(file);
+      if (want !== undefined && (got.sha256 !== want.sha256 || got.size !== want.size)) defects.add({ code: 'AUD_FILE_HASH', file, message: `SHA-256 ${got.sha256} (${got.size} bytes), the manifest says ${want.sha256} (${want.size} bytes)` }, 'files');
+      const facts = got.facts;
       {
         for (const f of facts) {
           v.counts.envelopes++;
@@ -943,6 +1038,7 @@ async function check(dir: string, opts: VerifyOptions, v: Verdict): Promise<void
   v.hosts = [...rows.values()].sort((x, y) => (x.hostname === y.hostname ? CONTROLS.indexOf(x.control) - CONTROLS.indexOf(y.control) : x.hostname < y.hostname ? -1 : 1));
 
   // 7. Policy versions the log names, and the OSCAL evidence links.
+  defects.in('policy');
   for (const [version, e] of policyEntries) {
     const file = `policy/${version}.json`;
     if (!has(file)) continue;
