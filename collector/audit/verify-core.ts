@@ -373,6 +373,12 @@ async function factsOfFile(task: EnvelopeTask, keyObjects: Map<string, KeyObject
   return { sha256: hex(sha256(bytes)), size: bytes.length, facts: splitLines(bytes).map((line) => envelopeFact(line, task, keyObjects)) };
 }
 
+/**
+ * Each signature worker's young generation, in MiB: V8's default (up to 48 MiB a thread) is
+ * resident for each worker, and a worker's garbage is one file's envelopes at a time.
+ */
+const WORKER_YOUNG_MB = 8;
+
 /** Runs envelope files through a pool of worker threads (this same file), in order. */
 class EnvelopePool {
   readonly #workers: Worker[] = [];
@@ -387,7 +393,7 @@ class EnvelopePool {
   constructor(n: number) {
     const self = fileURLToPath(import.meta.url);
     for (let i = 0; i < n; i++) {
-      const w = new Worker(self, { workerData: { vcmEnvelopeWorker: true } });
+      const w = new Worker(self, { workerData: { vcmEnvelopeWorker: true }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
       w.unref();
       this.#workers.push(w);
       this.#idle.push(w);
@@ -648,7 +654,7 @@ export async function verifyBundleDir(dir: string, opts: VerifyOptions = {}): Pr
 }
 
 /** Evidence file bytes the signature workers may run ahead of the envelope checks by. */
-const AHEAD_BYTES = 128 << 20;
+const AHEAD_BYTES = 32 << 20;
 /** Defects named, at most: a bundle with a million broken envelopes needs no million lines to say so. */
 const MAX_DEFECTS = 10_000;
 
