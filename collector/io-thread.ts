@@ -146,8 +146,51 @@ parentPort.on('message', take);
 
 type Task = { id: number; final: string; bytes: Buffer } | { id: number; paths: string[]; full: boolean };
 
-export class IoThread {
+/**
+ * A worker thread of the store's own, running `source`: started by the first message and again
+ * after it is lost. It keeps the process alive only while `busy()` says requests wait; a thread
+ * that dies calls `onLost`, which fails what was under way.
+ */
+export class OwnThread<Reply> {
   #worker: Worker | null = null;
+  constructor(
+    private readonly source: string,
+    private readonly handlers: { onReply: (reply: Reply) => void; onLost: () => void; busy: () => boolean },
+  ) {}
+
+  /** Sends `message`, starting the thread if need be; throws when no thread can be started. */
+  post(message: unknown): void {
+    const worker = this.#start();
+    worker.ref(); // work under way keeps the process alive; an idle thread does not
+    worker.postMessage(message);
+  }
+
+  #start(): Worker {
+    if (this.#worker !== null) return this.#worker;
+    const worker = new Worker(this.source, { eval: true });
+    worker.on('message', (reply: Reply) => {
+      this.handlers.onReply(reply);
+      if (!this.handlers.busy()) worker.unref();
+    });
+    const lost = () => {
+      if (this.#worker !== worker) return;
+      this.#worker = null;
+      this.handlers.onLost();
+    };
+    worker.on('error', lost);
+    worker.on('exit', lost);
+    this.#worker = worker;
+    return worker;
+  }
+
+  async close(): Promise<void> {
+    const worker = this.#worker;
+    this.#worker = null;
+    if (worker !== null) await worker.terminate();
+  }
+}
+
+export class IoThread {
   #nextId = 1;
   /**
    * Answers awaited, by request id: an append's error (undefined when it is durable), a file's
@@ -156,6 +199,20 @@ export class IoThread {
   readonly #waiting = new Map<number, (reply: MakeResult | Failure | null | undefined) => void>();
   /** Background tasks not yet sent: sent as one message once the current job is done (a microtask). */
   #tasks: Task[] = [];
+  // A thread that died takes its work with it: every request under way fails (the store retries
+  // files; a failed append fails its puts), and the next request starts a new thread.
+  readonly #thread = new OwnThread<Reply>(WORKER_SOURCE, {
+    onReply: (reply) => {
+      if (reply.op === 'append') this.#answer(reply.id, reply.error);
+      else for (const [id, result] of reply.results) this.#answer(id, result);
+    },
+    onLost: () => {
+      const waiting = [...this.#waiting.values()];
+      this.#waiting.clear();
+      for (const onReply of waiting) onReply(LOST);
+    },
+    busy: () => this.#waiting.size > 0,
+  });
 
   /** Writes `bytes` at `position` of the open file `fd` and flushes them; rejects with an AppendError. */
   append(fd: number, bytes: Buffer, position: number): Promise<void> {
@@ -167,7 +224,7 @@ export class IoThread {
         // A thread lost mid-append leaves the file's state unknown: as a failed flush.
         reject(Object.assign(failureError(e), { stage: e.stage ?? 'flush' }) as AppendError);
       });
-      this.#post({ op: 'append', id, fd, bytes, position });
+      this.#thread.post({ op: 'append', id, fd, bytes, position });
     });
   }
 
@@ -207,7 +264,7 @@ export class IoThread {
         const tasks = this.#tasks;
         this.#tasks = [];
         try {
-          this.#post({ op: 'tasks', tasks });
+          this.#thread.post({ op: 'tasks', tasks });
         } catch (err) {
           // No thread could be started: each task fails (files are retried), nothing is lost.
           for (const t of tasks) this.#answer(t.id, { code: 'EIO', message: `cannot start the I/O thread: ${(err as Error).message}` });
@@ -217,45 +274,14 @@ export class IoThread {
     this.#tasks.push(task);
   }
 
-  #post(message: object): void {
-    const worker = this.#start();
-    worker.ref(); // work under way keeps the process alive; an idle thread does not
-    worker.postMessage(message);
-  }
-
   #answer(id: number, result: MakeResult | Failure | null | undefined): void {
     const onReply = this.#waiting.get(id);
     this.#waiting.delete(id);
     onReply?.(result);
   }
 
-  #start(): Worker {
-    if (this.#worker !== null) return this.#worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
-    worker.on('message', (reply: Reply) => {
-      if (reply.op === 'append') this.#answer(reply.id, reply.error);
-      else for (const [id, result] of reply.results) this.#answer(id, result);
-      if (this.#waiting.size === 0) worker.unref();
-    });
-    // A thread that died takes its work with it: every request under way fails (the store
-    // retries files; a failed append fails its puts), and the next request starts a new thread.
-    const lost = () => {
-      if (this.#worker !== worker) return;
-      this.#worker = null;
-      const waiting = [...this.#waiting.values()];
-      this.#waiting.clear();
-      for (const onReply of waiting) onReply(LOST);
-    };
-    worker.on('error', lost);
-    worker.on('exit', lost);
-    this.#worker = worker;
-    return worker;
-  }
-
   /** Stops the thread; the store calls it once nothing is owed. */
-  async close(): Promise<void> {
-    const worker = this.#worker;
-    this.#worker = null;
-    if (worker !== null) await worker.terminate();
+  close(): Promise<void> {
+    return this.#thread.close();
   }
 }

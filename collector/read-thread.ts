@@ -9,8 +9,7 @@
 // with 2.6 s of system time; one thread reading them one after another with openSync/readSync
 // read 83,000/s, with 0.9 s. Its own thread also keeps these reads off the I/O thread
 // (collector/io-thread.ts), whose journal appends must never wait behind them.
-import { Worker } from 'node:worker_threads';
-import { failureError, type Failure } from './io-thread.js';
+import { OwnThread, failureError, type Failure } from './io-thread.js';
 
 type Reply = { id: number; data: Uint8Array; lengths: Int32Array } | { id: number; error: Failure };
 
@@ -70,9 +69,18 @@ parentPort.on('message', ({ id, paths }) => {
 const LOST: Failure = { code: 'EIO', message: 'the read thread stopped' };
 
 export class ReadThread {
-  #worker: Worker | null = null;
   #nextId = 1;
   readonly #waiting = new Map<number, { resolve: (files: (Buffer | null)[]) => void; reject: (err: Error) => void }>();
+  // A thread that died fails the reads under way; the next read starts a new one.
+  readonly #thread = new OwnThread<Reply>(WORKER_SOURCE, {
+    onReply: (reply) => this.#answer(reply),
+    onLost: () => {
+      const waiting = [...this.#waiting.values()];
+      this.#waiting.clear();
+      for (const w of waiting) w.reject(failureError(LOST));
+    },
+    busy: () => this.#waiting.size > 0,
+  });
 
   /**
    * The whole contents of each file, in order, or null for a file that does not exist. Rejects
@@ -83,50 +91,29 @@ export class ReadThread {
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
       this.#waiting.set(id, { resolve, reject });
-      const worker = this.#start();
-      worker.ref(); // reads under way keep the process alive; an idle thread does not
-      worker.postMessage({ id, paths });
+      this.#thread.post({ id, paths });
     });
   }
 
-  #start(): Worker {
-    if (this.#worker !== null) return this.#worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
-    worker.on('message', (reply: Reply) => {
-      const waiting = this.#waiting.get(reply.id);
-      this.#waiting.delete(reply.id);
-      if (this.#waiting.size === 0) worker.unref();
-      if (waiting === undefined) return;
-      if ('error' in reply) return waiting.reject(failureError(reply.error));
-      const data = Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
-      const files: (Buffer | null)[] = [];
-      let at = 0;
-      for (const length of reply.lengths) {
-        if (length < 0) files.push(null);
-        else {
-          files.push(data.subarray(at, at + length));
-          at += length;
-        }
+  #answer(reply: Reply): void {
+    const waiting = this.#waiting.get(reply.id);
+    this.#waiting.delete(reply.id);
+    if (waiting === undefined) return;
+    if ('error' in reply) return waiting.reject(failureError(reply.error));
+    const data = Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
+    const files: (Buffer | null)[] = [];
+    let at = 0;
+    for (const length of reply.lengths) {
+      if (length < 0) files.push(null);
+      else {
+        files.push(data.subarray(at, at + length));
+        at += length;
       }
-      waiting.resolve(files);
-    });
-    // A thread that died fails the reads under way; the next read starts a new one.
-    const lost = () => {
-      if (this.#worker !== worker) return;
-      this.#worker = null;
-      const waiting = [...this.#waiting.values()];
-      this.#waiting.clear();
-      for (const w of waiting) w.reject(failureError(LOST));
-    };
-    worker.on('error', lost);
-    worker.on('exit', lost);
-    this.#worker = worker;
-    return worker;
+    }
+    waiting.resolve(files);
   }
 
-  async close(): Promise<void> {
-    const worker = this.#worker;
-    this.#worker = null;
-    if (worker !== null) await worker.terminate();
+  close(): Promise<void> {
+    return this.#thread.close();
   }
 }

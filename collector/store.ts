@@ -56,6 +56,52 @@ export interface EvidenceStore {
   readonly description: string;
 }
 
+/** Reads in flight at once without getMany (an S3 store's gets), and batches read ahead with it. */
+const GETS_AT_ONCE = 64;
+const READS_IN_FLIGHT = 4;
+
+/**
+ * Each item with the bytes of its key (null where absent), in the items' order: read `batch` keys
+ * at a time through the store's getMany (one request each, on the filesystem store's read
+ * thread) or, without it, by up to GETS_AT_ONCE gets at once, with READS_IN_FLIGHT batches read
+ * ahead of the one handed out.
+ */
+export async function* readInOrder<T>(store: EvidenceStore, items: AsyncIterable<T>, keyOf: (item: T) => string, batch: number): AsyncGenerator<[T, Buffer | null]> {
+  const size = store.getMany === undefined ? Math.min(batch, GETS_AT_ONCE) : batch;
+  const fetch = (items: T[]) => (store.getMany !== undefined ? store.getMany(items.map(keyOf)) : Promise.all(items.map((item) => store.get(keyOf(item)))));
+  const it = items[Symbol.asyncIterator]();
+  const nextBatch = async (): Promise<{ batch: T[]; read: Promise<(Buffer | null)[]> } | null> => {
+    const taken: T[] = [];
+    while (taken.length < size) {
+      const n = await it.next();
+      if (n.done === true) break;
+      taken.push(n.value);
+    }
+    if (taken.length === 0) return null;
+    const read = fetch(taken);
+    // Awaited in turn below; a failure ahead of its turn is not an unhandled rejection.
+    read.catch(() => undefined);
+    return { batch: taken, read };
+  };
+  try {
+    const queue: NonNullable<Awaited<ReturnType<typeof nextBatch>>>[] = [];
+    let ended = false;
+    for (;;) {
+      while (!ended && queue.length < READS_IN_FLIGHT) {
+        const b = await nextBatch();
+        if (b === null) ended = true;
+        else queue.push(b);
+      }
+      const current = queue.shift();
+      if (current === undefined) return;
+      const files = await current.read;
+      for (let i = 0; i < current.batch.length; i++) yield [current.batch[i]!, files[i]!];
+    }
+  } finally {
+    await it.return?.();
+  }
+}
+
 const KEY_RE = /^[A-Za-z0-9=._-]+(\/[A-Za-z0-9=._-]+)*$/;
 /**
  * Puts a written temporary file under its final name and removes the temporary name. link()

@@ -14,7 +14,7 @@ import { CompactRange, leafHash } from '../log/merkle.js';
 import { parseCheckpoint, verifierKey } from '../log/note.js';
 import { readEntryLines, type StoredCheckpoint } from '../log/vendor-log.js';
 import { AgentRegistry, type RegisteredAgent } from '../registry.js';
-import type { EvidenceStore } from '../store.js';
+import { readInOrder, type EvidenceStore } from '../store.js';
 import { ModelBuilder, policyAt, summaryCsv, type PolicyVersionInForce } from './analysis.js';
 import type { AuditModel, FileRef } from './model.js';
 import { auditorReadme } from './readme-txt.js';
@@ -124,7 +124,6 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   const lastDay = new Date(toMs - 1).toISOString().slice(0, 10);
   let first: number | null = null;
   let periodEntries = 0;
-  let index = 0;
   // The tree, as a compact range, over the entries read; at each checkpoint up to the range's
   // start, its root must be the checkpoint's, and the newest such checkpoint starts the range.
   const checkpointAt = new Map(l.checkpoints.filter((c) => c.size <= end.size).map((c) => [c.size, c]));
@@ -148,9 +147,8 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
         if (ofPeriod) periodEntries++;
       }
       const when = e.receivedAt ?? e.at ?? e.createdAt;
-      if (first === null && (ofPeriod || (when != null && Date.parse(when) >= fromMs))) first = index;
+      if (first === null && (ofPeriod || (when != null && Date.parse(when) >= fromMs))) first = tree.size;
       tree.append(leafHash(line));
-      index++;
     }
   }
   atSize();
@@ -164,10 +162,6 @@ function checkpointBody(note: string) {
 
 /** Past this many bytes, a file of the bundle is written to the staging folder instead of memory. */
 const SPILL_BYTES = 8 << 20;
-/** Evidence files per getMany request, and requests in flight; or, without getMany, gets at once. */
-const READ_BATCH = 256;
-const READS_IN_FLIGHT = 4;
-const READ_AHEAD = 64;
 /** Bytes of finished files that may wait to be packed while the export reads on. */
 const PACK_AHEAD_BYTES = 8 << 20;
 const NL = Buffer.from('\n');
@@ -311,47 +305,6 @@ class Bundle {
     this.#schedule(() => true);
     await this.#packing;
     return this.tar.finish();
-  }
-}
-
-/**
- * Each item with the bytes of its key, in the items' order, read a batch at a time through the
- * store's getMany (one request each, on the filesystem store's read thread) or, without it, by
- * as many gets at once. The next batch is read while one is handed out.
- */
-async function* readInOrder<T>(store: EvidenceStore, items: AsyncIterable<T>, keyOf: (item: T) => string): AsyncGenerator<[T, Buffer | null]> {
-  const size = store.getMany === undefined ? READ_AHEAD : READ_BATCH;
-  const fetch = (batch: T[]) => (store.getMany !== undefined ? store.getMany(batch.map(keyOf)) : Promise.all(batch.map((item) => store.get(keyOf(item)))));
-  const it = items[Symbol.asyncIterator]();
-  const nextBatch = async (): Promise<{ batch: T[]; read: Promise<(Buffer | null)[]> } | null> => {
-    const batch: T[] = [];
-    while (batch.length < size) {
-      const n = await it.next();
-      if (n.done === true) break;
-      batch.push(n.value);
-    }
-    if (batch.length === 0) return null;
-    const read = fetch(batch);
-    // Awaited in turn below; a failure ahead of its turn is not an unhandled rejection.
-    read.catch(() => undefined);
-    return { batch, read };
-  };
-  try {
-    const queue: NonNullable<Awaited<ReturnType<typeof nextBatch>>>[] = [];
-    let ended = false;
-    for (;;) {
-      while (!ended && queue.length < READS_IN_FLIGHT) {
-        const b = await nextBatch();
-        if (b === null) ended = true;
-        else queue.push(b);
-      }
-      const current = queue.shift();
-      if (current === undefined) return;
-      const files = await current.read;
-      for (let i = 0; i < current.batch.length; i++) yield [current.batch[i]!, files[i]!];
-    }
-  } finally {
-    await it.return?.();
   }
 }
 
@@ -590,7 +543,7 @@ async function stageAgentEvidence(
     types = [];
   };
   let current: string | null = null;
-  for await (const [{ day }, bytes] of readInOrder(store, keys(), ({ key }) => key)) {
+  for await (const [{ day }, bytes] of readInOrder(store, keys(), ({ key }) => key, 256)) {
     if (day !== current) {
       await endDay();
       current = day;

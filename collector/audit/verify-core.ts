@@ -971,62 +971,55 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
   // 6. Envelopes: signatures, entries, chains.
   defects.in('envelopes');
   const rows = new Map<string, HostControlRow>();
-  try {
-    let chain: { seq: number; sha256: string; prev: string | null; file: string }[] = [];
-    let drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[] = [];
-    for (let i = 0; i < queue.length; i++) {
-      schedule(i);
-      const { agentId, file } = queue[i]!;
-      const a = agents.get(agentId)!;
-      if (i === 0 || queue[i - 1]!.agentId !== agentId) v.counts.agents++;
-      const got = await ahead.get(i)!;
-      ahead.delete(i);
-      aheadBytes -= sizeOf(i);
-      const want = listed.get(file);
-      if (want !== undefined && (got.sha256 !== want.sha256 || got.size !== want.size)) defects.add({ code: 'AUD_FILE_HASH', file, message: `SHA-256 ${got.sha256} (${got.size} bytes), the manifest says ${want.sha256} (${want.size} bytes)` }, 'files');
-      const facts = got.facts;
-      {
-        for (const f of facts) {
-          v.counts.envelopes++;
-          const where = { file, agentId, seq: f.seq };
-          if (f.problem !== null && !f.signatureOk && f.seq === 0) {
-            defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: f.problem });
-            continue;
-          }
-          if (!f.signatureOk) defect({ code: 'AUD_ENVELOPE_SIGNATURE', ...where, message: f.problem ?? 'bad signature' });
-          if (!entryBySha.match(f.sha256, agentId, f.seq)) {
-            defect({ code: 'AUD_ENTRY_MISSING', ...where, message: `no log entry in the range has this envelope (SHA-256 ${f.sha256})` });
-          }
-          const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
-          if (!(t >= fromMs && t < toMs) || f.collectedAt?.slice(0, 10) !== file.slice(74, 84)) {
-            defect({ code: 'AUD_OUT_OF_PERIOD', ...where, message: `collected at ${String(f.collectedAt)}, outside the period or its file's day` });
-          }
-          chain.push({ seq: f.seq, sha256: f.sha256, prev: f.prev, file });
-          if (f.dropped !== null) drops.push({ seq: f.seq, ...f.dropped });
-          if (f.predicateType === FINDING && f.check !== null) {
-            const key = `${agentId}\u0000${f.check}`;
-            let r = rows.get(key);
-            if (r === undefined) rows.set(key, (r = { agentId, hostname: a.hostname, control: f.check, results: 0, pass: 0, fail: 0, unknown: 0, first: null, last: null, badSignatures: 0 }));
-            r.results++;
-            if (f.status === 'pass') r.pass++;
-            else if (f.status === 'fail') r.fail++;
-            else r.unknown++;
-            if (!f.signatureOk) r.badSignatures++;
-            if (f.collectedAt !== null && (r.first === null || f.collectedAt < r.first)) r.first = f.collectedAt;
-            if (f.collectedAt !== null && (r.last === null || f.collectedAt > r.last)) r.last = f.collectedAt;
-          } else if (f.predicateType !== SPOOL_DROP) {
-            defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: `an unknown predicate type ${String(f.predicateType)}` });
-          }
-        }
+  let chain: { seq: number; sha256: string; prev: string | null; file: string }[] = [];
+  let drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[] = [];
+  for (let i = 0; i < queue.length; i++) {
+    schedule(i);
+    const { agentId, file } = queue[i]!;
+    const a = agents.get(agentId)!;
+    if (i === 0 || queue[i - 1]!.agentId !== agentId) v.counts.agents++;
+    const got = await ahead.get(i)!;
+    ahead.delete(i);
+    aheadBytes -= sizeOf(i);
+    const want = listed.get(file);
+    if (want !== undefined && (got.sha256 !== want.sha256 || got.size !== want.size)) defects.add({ code: 'AUD_FILE_HASH', file, message: `SHA-256 ${got.sha256} (${got.size} bytes), the manifest says ${want.sha256} (${want.size} bytes)` }, 'files');
+    for (const f of got.facts) {
+      v.counts.envelopes++;
+      const where = { file, agentId, seq: f.seq };
+      if (f.problem !== null && !f.signatureOk && f.seq === 0) {
+        defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: f.problem });
+        continue;
       }
-      if (queue[i + 1]?.agentId !== agentId) {
-        checkChain(agentId, chain, drops, v, defect);
-        chain = [];
-        drops = [];
+      if (!f.signatureOk) defect({ code: 'AUD_ENVELOPE_SIGNATURE', ...where, message: f.problem ?? 'bad signature' });
+      if (!entryBySha.match(f.sha256, agentId, f.seq)) {
+        defect({ code: 'AUD_ENTRY_MISSING', ...where, message: `no log entry in the range has this envelope (SHA-256 ${f.sha256})` });
+      }
+      const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
+      if (!(t >= fromMs && t < toMs) || f.collectedAt?.slice(0, 10) !== file.slice(74, 84)) {
+        defect({ code: 'AUD_OUT_OF_PERIOD', ...where, message: `collected at ${String(f.collectedAt)}, outside the period or its file's day` });
+      }
+      chain.push({ seq: f.seq, sha256: f.sha256, prev: f.prev, file });
+      if (f.dropped !== null) drops.push({ seq: f.seq, ...f.dropped });
+      if (f.predicateType === FINDING && f.check !== null) {
+        const key = `${agentId}\u0000${f.check}`;
+        let r = rows.get(key);
+        if (r === undefined) rows.set(key, (r = { agentId, hostname: a.hostname, control: f.check, results: 0, pass: 0, fail: 0, unknown: 0, first: null, last: null, badSignatures: 0 }));
+        r.results++;
+        if (f.status === 'pass') r.pass++;
+        else if (f.status === 'fail') r.fail++;
+        else r.unknown++;
+        if (!f.signatureOk) r.badSignatures++;
+        if (f.collectedAt !== null && (r.first === null || f.collectedAt < r.first)) r.first = f.collectedAt;
+        if (f.collectedAt !== null && (r.last === null || f.collectedAt > r.last)) r.last = f.collectedAt;
+      } else if (f.predicateType !== SPOOL_DROP) {
+        defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: `an unknown predicate type ${String(f.predicateType)}` });
       }
     }
-  } finally {
-    await pool.close();
+    if (queue[i + 1]?.agentId !== agentId) {
+      checkChain(agentId, chain, drops, v, defect);
+      chain = [];
+      drops = [];
+    }
   }
   // The store keys of the missing, read again from the entries (the index does not keep them).
   const missing = [...entryBySha.unmatched()];

@@ -5,7 +5,7 @@
 // tlog-checkpoint) are written from the tree when a checkpoint is issued.
 import type { KeyObject } from 'node:crypto';
 import { CollectorError } from '../errors.js';
-import type { EvidenceStore } from '../store.js';
+import { readInOrder, type EvidenceStore } from '../store.js';
 import { decodeEntry, encodeEntry, type LogEntry } from './entries.js';
 import { MerkleTree, leafHash } from './merkle.js';
 import { formatCheckpoint, parseCheckpoint, signNote } from './note.js';
@@ -315,42 +315,25 @@ const BUNDLES_AT_ONCE = 16;
  */
 export async function* readEntryLines(store: EvidenceStore, vendor: string, from: number, to: number): AsyncGenerator<{ text: Buffer; lines: Buffer[] }> {
   const prefix = logPrefix(vendor);
-  type Bundle = { key: string; width: number; skip: number };
-  const read = async (batch: Bundle[]) => (store.getMany !== undefined ? store.getMany(batch.map((b) => b.key)) : Promise.all(batch.map((b) => store.get(b.key))));
-  let bundle = Math.floor(from / TILE_WIDTH);
-  const take = () => {
-    const batch: Bundle[] = [];
-    for (; batch.length < BUNDLES_AT_ONCE && bundle * TILE_WIDTH < to; bundle++) {
+  async function* bundles(): AsyncGenerator<{ key: string; width: number; skip: number }> {
+    for (let bundle = Math.floor(from / TILE_WIDTH); bundle * TILE_WIDTH < to; bundle++) {
       const width = Math.min(TILE_WIDTH, to - bundle * TILE_WIDTH);
-      batch.push({ key: `${prefix}${entriesPath(bundle, width)}`, width, skip: Math.max(0, from - bundle * TILE_WIDTH) });
+      yield { key: `${prefix}${entriesPath(bundle, width)}`, width, skip: Math.max(0, from - bundle * TILE_WIDTH) };
     }
-    return batch;
-  };
-  let batch = take();
-  let next = read(batch);
-  while (batch.length > 0) {
-    const got = await next;
-    const current = batch;
-    batch = take();
-    next = read(batch);
-    // Awaited in turn above; a failure ahead of its turn is not an unhandled rejection.
-    next.catch(() => undefined);
-    for (let i = 0; i < current.length; i++) {
-      const { key, width, skip } = current[i]!;
-      const bytes = got[i];
-      if (bytes == null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `${key} is missing: the store does not hold the log's entries up to ${to}`);
-      const entries = entryBundleViews(bytes, width).slice(skip);
-      const text = Buffer.allocUnsafe(entries.reduce((n, e) => n + e.length + 1, 0));
-      const lines: Buffer[] = [];
-      let at = 0;
-      for (const e of entries) {
-        text.set(e, at);
-        lines.push(text.subarray(at, at + e.length));
-        at += e.length;
-        text[at++] = 0x0a;
-      }
-      yield { text, lines };
+  }
+  for await (const [{ key, width, skip }, bytes] of readInOrder(store, bundles(), (b) => b.key, BUNDLES_AT_ONCE)) {
+    if (bytes === null) throw new CollectorError('COL_ERR_STORE_UNAVAILABLE', `${key} is missing: the store does not hold the log's entries up to ${to}`);
+    const entries = entryBundleViews(bytes, width).slice(skip);
+    const text = Buffer.allocUnsafe(entries.reduce((n, e) => n + e.length + 1, 0));
+    const lines: Buffer[] = [];
+    let at = 0;
+    for (const e of entries) {
+      text.set(e, at);
+      lines.push(text.subarray(at, at + e.length));
+      at += e.length;
+      text[at++] = 0x0a;
     }
+    yield { text, lines };
   }
 }
 
