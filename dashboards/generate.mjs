@@ -1,5 +1,6 @@
 // Writes the generated dashboards and rule files from dashboards/src/ (TypeScript, bundled with
-// esbuild in memory: Node 20 runs no TypeScript by itself). Run after editing the source:
+// esbuild in memory together with Grafana's Foundation SDK, a devDependency: Node 20 runs no
+// TypeScript by itself). Run after editing the source:
 //   node dashboards/generate.mjs
 import { build } from 'esbuild';
 import { mkdir, writeFile } from 'node:fs/promises';

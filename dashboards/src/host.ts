@@ -1,6 +1,7 @@
 // One host: its six controls' states and result ages, the agent's version and OS, and the
 // delivery and chain health of its agent: the holes in its own chain, and the vendor's gap and
 // spool-drop rates.
+import { BigValueColorMode, BigValueTextMode } from '@grafana/grafana-foundation-sdk/common';
 import { dashboard, labelValues, organize, STATE_COLOURS, type Dashboard, type PanelSpec } from './grafana.js';
 
 const H = 'vendor="$vendor",host="$host"';
@@ -37,7 +38,8 @@ export function host(): Dashboard {
         targets: [{ expr: stateCodeExpr, legend: '{{control}}' }],
         mappings: stateMappings,
         thresholds: [{ color: 'text', value: null }],
-        options: { textMode: 'value_and_name', colorMode: 'background' },
+        textMode: BigValueTextMode.ValueAndName,
+        colorMode: BigValueColorMode.Background,
         w: 24,
         h: 4,
       },
@@ -89,7 +91,8 @@ export function host(): Dashboard {
         unit: 'short',
         targets: [{ expr: `max by (agent_id) (vcm_agent_chain_missing_results{${H}}) or max by (agent_id) (vcm_agent_info{${H}}) * 0`, legend: '{{agent_id}}' }],
         thresholds: [{ color: 'green', value: null }, { color: 'orange', value: 1 }],
-        options: { textMode: 'value_and_name', colorMode: 'background' },
+        textMode: BigValueTextMode.ValueAndName,
+        colorMode: BigValueColorMode.Background,
         w: 24,
         h: 4,
       },

@@ -1,5 +1,6 @@
 // Vendor posture: per vendor and control, the share of hosts passing, with fail, unknown, stale
 // and waived counted apart (never as passing), the trend, who fails now, and expiring exceptions.
+import { BarGaugeDisplayMode, StackingMode } from '@grafana/grafana-foundation-sdk/common';
 import { dashboard, labelValues, organize, type Dashboard } from './grafana.js';
 import { RULES } from './names.js';
 
@@ -29,7 +30,7 @@ export function posture(): Dashboard {
         targets: [{ expr: `${RULES.stateRatio}{state="pass",${VC}}`, legend: '{{vendor}} / {{control}}' }],
         w: 12,
         h: 10,
-        options: { displayMode: 'lcd' },
+        displayMode: BarGaugeDisplayMode.Lcd,
       },
       {
         type: 'table',
@@ -71,7 +72,8 @@ export function posture(): Dashboard {
         description: 'Host and control pairs per non-passing state over the selected range, stacked.',
         unit: 'short',
         targets: [{ expr: `sum by (state) (vcm_control_hosts{state!="pass",${VC}})`, legend: '{{state}}' }],
-        custom: { stacking: { mode: 'normal', group: 'A' }, fillOpacity: 30 },
+        stacking: StackingMode.Normal,
+        fillOpacity: 30,
         w: 12,
         h: 9,
       },
