@@ -137,8 +137,14 @@ export class ModelBuilder {
     return c;
   }
 
+  /** The seq of the agent's newest envelope before the period: a gap after it, up to the first of the period, is named. */
+  prior(seq: number): void {
+    this.#lastSeq = seq;
+  }
+
   #seen(seq: number, ms: number): void {
-    if (this.#lastSeq > 0 && seq > this.#lastSeq + 1) this.#gapsOpen.push({ fromSeq: this.#lastSeq + 1, toSeq: seq - 1 });
+    // Without an envelope before the period, seqs from 1 up to the first one are missing.
+    if (seq > this.#lastSeq + 1) this.#gapsOpen.push({ fromSeq: this.#lastSeq + 1, toSeq: seq - 1 });
     this.#lastSeq = Math.max(this.#lastSeq, seq);
     const since = this.#lastAt ?? Math.max(this.fromMs, Date.parse(this.#agent!.enrolledAt));
     if (ms - since > this.#freshnessMs(ms)) this.#silences.push({ from: since, to: ms });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { PREDICATE_TYPE_FINDING, PREDICATE_TYPE_SPOOL_DROP, pae, policyDocumentSchema, type FindingPredicate, type PolicyDocument, type SpoolDropPredicate } from '../contract.js';
+import { EVIDENCE_FILE_RE, PREDICATE_TYPE_FINDING, PREDICATE_TYPE_SPOOL_DROP, pae, policyDocumentSchema, type FindingPredicate, type PolicyDocument, type SpoolDropPredicate } from '../contract.js';
 import { CollectorError } from '../errors.js';
 import { CompactRange, leafHash } from '../log/merkle.js';
 import { parseCheckpoint, verifierKey } from '../log/note.js';
@@ -19,7 +19,7 @@ import { ModelBuilder, policyAt, summaryCsv, type PolicyVersionInForce } from '.
 import type { AuditModel, FileRef } from './model.js';
 import { auditorReadme } from './readme-txt.js';
 import { TarGzWriter, type TarBody } from './tar.js';
-import { BUNDLE_FORMAT, MANIFEST_PAYLOAD_TYPE, spkiFingerprint, type Manifest, type ManifestFile } from './verify-core.js';
+import { BUNDLE_FORMAT, MANIFEST_PAYLOAD_TYPE, PRIOR_FILE, spkiFingerprint, type Manifest, type ManifestFile } from './verify-core.js';
 import { VERIFY_SH } from './verify-sh.js';
 
 const DAY_MS = 86_400_000;
@@ -68,6 +68,11 @@ export interface ExportPlan {
   periodEntries: number;
   /** The tree's compact range at the range's start (its complete subtrees, largest first). */
   startRange: CompactRange;
+  /**
+   * Each agent's highest seq entered up to the range's end. Its envelopes past it were stored
+   * after the end checkpoint: they belong to the next bundle, whose range holds their entries.
+   */
+  lastSeq: Map<string, number>;
 }
 
 export interface ExportProgress {
@@ -124,6 +129,7 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   const lastDay = new Date(toMs - 1).toISOString().slice(0, 10);
   let first: number | null = null;
   let periodEntries = 0;
+  const lastSeq = new Map<string, number>();
   // The tree, as a compact range, over the entries read; at each checkpoint up to the range's
   // start, its root must be the checkpoint's, and the newest such checkpoint starts the range.
   const checkpointAt = new Map(l.checkpoints.filter((c) => c.size <= end.size).map((c) => [c.size, c]));
@@ -139,9 +145,10 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   for await (const { lines } of readEntryLines(ctx.store, q.vendor, 0, end.size)) {
     for (const line of lines) {
       atSize();
-      const e = JSON.parse(line.toString('utf8')) as { type: string; collectedAt?: string | null; key?: string; receivedAt?: string; at?: string; createdAt?: string };
+      const e = JSON.parse(line.toString('utf8')) as { type: string; collectedAt?: string | null; key?: string; agentId?: string; seq?: number; receivedAt?: string; at?: string; createdAt?: string };
       let ofPeriod = false;
       if (e.type === 'envelope') {
+        if (typeof e.agentId === 'string' && typeof e.seq === 'number' && e.seq > (lastSeq.get(e.agentId) ?? 0)) lastSeq.set(e.agentId, e.seq);
         const day = KEY_DATE_RE.exec(e.key ?? '')?.[1];
         ofPeriod = e.collectedAt != null ? Date.parse(e.collectedAt) >= fromMs && Date.parse(e.collectedAt) < toMs : day !== undefined && day >= fromDay && day <= lastDay;
         if (ofPeriod) periodEntries++;
@@ -153,7 +160,7 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   }
   atSize();
   const startCheckpoint = start.checkpoint?.size === 0 ? null : start.checkpoint;
-  return { vendor: q.vendor, from: q.from, to: q.to, start: startCheckpoint, end, after, periodEntries, startRange: start.range };
+  return { vendor: q.vendor, from: q.from, to: q.to, start: startCheckpoint, end, after, periodEntries, startRange: start.range, lastSeq };
 }
 
 function checkpointBody(note: string) {
@@ -427,7 +434,7 @@ async function build(ctx: ExportContext, plan: ExportPlan, stage: Bundle, progre
   let envelopes = 0;
   let bytesIn = 0;
   for (const a of agents) {
-    envelopes += await stageAgentEvidence(store, stage, builder, a, vendor, fromMs, untilMs, (b) => {
+    envelopes += await stageAgentEvidence(store, stage, builder, a, { vendor, fromMs, toMs, untilMs, lastSeq: plan.lastSeq.get(a.record.agentId) ?? 0 }, (b) => {
       bytesIn += b;
       progress({ phase: 'evidence', done: envelopes, total: plan.periodEntries, bytes: bytesIn });
     });
@@ -510,21 +517,25 @@ async function build(ctx: ExportContext, plan: ExportPlan, stage: Bundle, progre
   return { sha256: packed.sha256, bytes: packed.bytes, plan, envelopes, hosts: model.hosts.length, missingEvidence, model };
 }
 
-/** One agent's envelopes of the period, by day, in seq order: the store's own order. */
+/**
+ * One agent's envelopes of the period, by day, in seq order: the store's own order. They are those
+ * collected in [from, to) and entered in the range: a host whose clock runs ahead (within the
+ * collector's allowed skew) may have sent some collected after the end checkpoint was issued;
+ * envelopes past `lastSeq` were stored after it.
+ */
 async function stageAgentEvidence(
   store: EvidenceStore,
   stage: Bundle,
   builder: ModelBuilder,
   a: RegisteredAgent,
-  vendor: string,
-  fromMs: number,
-  untilMs: number,
+  span: { vendor: string; fromMs: number; toMs: number; untilMs: number; lastSeq: number },
   onBytes: (bytes: number) => void,
 ): Promise<number> {
+  const { vendor, fromMs, toMs, untilMs } = span;
   const id = a.record.agentId;
   builder.startAgent({ agentId: id, hostname: a.record.host.hostname, os: a.record.host.os, agentVersion: a.record.agentVersion, enrolledAt: a.record.enrolledAt, revokedAt: a.revocation?.revokedAt ?? null });
   async function* keys(): AsyncGenerator<{ day: string; key: string }> {
-    for (const day of days(fromMs, untilMs)) for await (const key of store.list(`evidence/vendor=${vendor}/date=${day}/agent=${id}/`)) yield { day, key };
+    for (const day of days(fromMs, Math.min(toMs, untilMs + DAY_MS))) for await (const key of store.list(`evidence/vendor=${vendor}/date=${day}/agent=${id}/`)) yield { day, key };
   }
   let count = 0;
   let file: BundleFile | null = null;
@@ -542,6 +553,9 @@ async function stageAgentEvidence(
     taken = [];
     types = [];
   };
+  // The agent's newest envelope collected before the period: its first one of the period links to it.
+  let prior = await priorEnvelope(store, vendor, id, fromMs, a.record.enrolledAt);
+  if (prior !== null) builder.prior(prior.seq);
   let current: string | null = null;
   for await (const [{ day }, bytes] of readInOrder(store, keys(), ({ key }) => key, 256)) {
     if (day !== current) {
@@ -552,7 +566,12 @@ async function stageAgentEvidence(
     const env = JSON.parse(bytes.toString('utf8')) as { payload: string };
     const stmt = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType: string; predicate: FindingPredicate | SpoolDropPredicate };
     const t = Date.parse(stmt.predicate.collectedAt);
-    if (t < fromMs || t >= untilMs) continue;
+    if (t < fromMs && count === 0) {
+      // Earlier on the period's first day.
+      prior = { bytes, seq: stmt.predicate.seq };
+      builder.prior(prior.seq);
+    }
+    if (t < fromMs || t >= toMs || stmt.predicate.seq > span.lastSeq) continue;
     file ??= stage.open(`evidence/${id}/${day}.jsonl`);
     await file.write(bytes);
     await file.write(NL);
@@ -562,6 +581,25 @@ async function stageAgentEvidence(
     onBytes(bytes.length);
   }
   await endDay();
+  if (prior !== null) await stage.put(`evidence/${id}/${PRIOR_FILE}`, Buffer.concat([prior.bytes, NL]));
   builder.endAgent();
   return count;
+}
+
+/**
+ * An agent's newest envelope on a day before the period's first, looking back day by day to its
+ * enrollment: the store keeps an agent's envelopes by day, in seq order. Null when there is none.
+ */
+async function priorEnvelope(store: EvidenceStore, vendor: string, agentId: string, fromMs: number, enrolledAt: string): Promise<{ bytes: Buffer; seq: number } | null> {
+  const firstDay = Math.floor(Date.parse(enrolledAt) / DAY_MS) * DAY_MS;
+  for (let d = Math.floor(fromMs / DAY_MS) * DAY_MS - DAY_MS; d >= firstDay; d -= DAY_MS) {
+    let last: string | null = null;
+    for await (const key of store.list(`evidence/vendor=${vendor}/date=${new Date(d).toISOString().slice(0, 10)}/agent=${agentId}/`)) {
+      if (EVIDENCE_FILE_RE.test(path.posix.basename(key)) && (last === null || key > last)) last = key;
+    }
+    if (last === null) continue;
+    const bytes = await store.get(last);
+    if (bytes !== null) return { bytes, seq: Number(EVIDENCE_FILE_RE.exec(path.posix.basename(last))![1]) };
+  }
+  return null;
 }

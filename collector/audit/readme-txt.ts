@@ -64,8 +64,12 @@ of it on a machine with no network.
      sent it) is signed by the host key valid at its sequence number. An agent id is the
      SHA-256 of the host's first public key; each later key (keys/<agent>.key-N.json) is
      introduced by a request signed with the key before it.
-   - Each agent's results chain: each commits to the hash of the one before it. Missing sequence
-     numbers are named as gaps, with the spool-drop record that explains them when there is one.
+   - Each agent's results chain: each commits to the hash of the one before it. The first of the
+     period commits to the agent's newest envelope collected before the period, which is in
+     evidence/<agent id>/prior.jsonl (signed, and checked like the rest), so no result at the
+     period's start can be gone unseen; an agent with none before the period starts at seq 1.
+     Missing sequence numbers are named as gaps, with the spool-drop record that explains them
+     when there is one.
    - Every envelope entry of the period has its envelope in the bundle, and every envelope has its
      entry.
 
@@ -73,7 +77,8 @@ of it on a machine with no network.
    - The period is [from, to) in UTC. It holds every result COLLECTED in it, whenever it was
      delivered: a result collected on the last day and delivered a week later is in it, if the
      bundle was made after the delivery. A bundle made before the period ended holds what was
-     delivered by then, and says so (manifest.json: period.ended is false).
+     delivered by then, and says so (manifest.json: period.ended is false). A result stored after
+     the export's end checkpoint was issued is left to the next bundle, whose range enters it.
    - The log range starts at the newest checkpoint before the first entry of the period and ends
      at the checkpoint issued for this export. Entries outside the period are in the range too:
      they are needed to reproduce the roots. Their envelopes are not in the bundle.

@@ -7,10 +7,11 @@
 // signatures; that the log entries reproduce every checkpoint's root (RFC 6962) from the compact
 // range at the start; the host keys (an agent id is its first key's fingerprint, and each rotation
 // is signed by the key before it); every envelope's signature under the key valid at its seq; each
-// agent's hash chain, naming gaps and the spool-drop records that explain them; that every entry of
-// the period has its envelope and every envelope its entry; and the OSCAL evidence links.
+// agent's hash chain from its newest envelope before the period, naming gaps and the spool-drop
+// records that explain them; that every entry of the period has its envelope and every envelope
+// its entry; and the OSCAL evidence links.
 import { createHash, createPublicKey, verify as edVerify, type KeyObject } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -518,6 +519,9 @@ interface AgentKeys {
 const KEY_DATE_RE = /\/date=(\d{4}-\d{2}-\d{2})\//;
 /** A host's envelopes of one day: evidence/<agent id>/<YYYY-MM-DD>.jsonl. */
 const ENVELOPE_FILE_RE = /^evidence\/[0-9a-f]{64}\/\d{4}-\d{2}-\d{2}\.jsonl$/;
+/** Beside a host's day files: its newest envelope collected before the period, which its first in the period links to. */
+export const PRIOR_FILE = 'prior.jsonl';
+const PRIOR_FILE_RE = /^evidence\/([0-9a-f]{64})\/prior\.jsonl$/;
 
 /**
  * The range's envelope entries by envelope hash, in a few flat arrays rather than an object each,
@@ -970,6 +974,33 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
 
   // 6. Envelopes: signatures, entries, chains.
   defects.in('envelopes');
+  const mainKeys = new Map<string, KeyObject>();
+  /** An agent's newest envelope before the period, which its first of the period links to: signed, and before the period. */
+  const priorOf = (agentId: string): EnvelopeFact | null => {
+    const file = `evidence/${agentId}/${PRIOR_FILE}`;
+    if (!has(file)) return null;
+    const a = agents.get(agentId);
+    if (a === undefined) {
+      defect({ code: 'AUD_KEY', file, agentId, message: 'the envelope before the period is of an agent whose keys are not in the bundle' });
+      return null;
+    }
+    const body = readFileSync(path.join(dir, file));
+    const lines = splitLines(body);
+    if (lines.length !== 1) {
+      defect({ code: 'AUD_ENVELOPE_MALFORMED', file, agentId, message: `holds ${lines.length} lines, not the one envelope before the period` });
+      return null;
+    }
+    const f = envelopeFact(lines[0]!, { file, agentId, day: '', keys: a.keys }, mainKeys);
+    const where = { file, agentId, seq: f.seq };
+    if (f.problem !== null && !f.signatureOk && f.seq === 0) {
+      defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: f.problem });
+      return null;
+    }
+    if (!f.signatureOk) defect({ code: 'AUD_ENVELOPE_SIGNATURE', ...where, message: f.problem ?? 'bad signature' });
+    const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
+    if (!(t < fromMs)) defect({ code: 'AUD_OUT_OF_PERIOD', ...where, message: `the envelope before the period was collected at ${String(f.collectedAt)}, not before ${manifest.period.from}` });
+    return f.signatureOk ? f : null;
+  };
   const rows = new Map<string, HostControlRow>();
   let chain: { seq: number; sha256: string; prev: string | null; file: string }[] = [];
   let drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[] = [];
@@ -1016,10 +1047,15 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
       }
     }
     if (queue[i + 1]?.agentId !== agentId) {
-      checkChain(agentId, chain, drops, v, defect);
+      checkChain(agentId, chain, drops, priorOf(agentId), v, defect);
       chain = [];
       drops = [];
     }
+  }
+  // The envelopes before the period of agents with none in it: still signed, still before it.
+  for (const p of present) {
+    const id = PRIOR_FILE_RE.exec(p)?.[1];
+    if (id !== undefined && !byAgent.has(id)) priorOf(id);
   }
   // The store keys of the missing, read again from the entries (the index does not keep them).
   const missing = [...entryBySha.unmatched()];
@@ -1046,20 +1082,28 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
   await checkOscalLinks(dir, has, listed, defect);
 }
 
+/**
+ * One agent's chain over the period, from its newest envelope before the period (`prior`, when the
+ * bundle has one) on. Without one, the chain starts at seq 1, and seqs before the first are a gap.
+ */
 function checkChain(
   agentId: string,
   chain: { seq: number; sha256: string; prev: string | null; file: string }[],
   drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[],
+  prior: EnvelopeFact | null,
   v: Verdict,
   defect: (d: Defect) => void,
 ): void {
   chain.sort((a, b) => a.seq - b.seq);
-  for (let i = 1; i < chain.length; i++) {
-    const [a, b] = [chain[i - 1]!, chain[i]!];
-    if (a.seq === b.seq) {
-      defect({ code: 'AUD_CHAIN_BROKEN', file: b.file, agentId, seq: b.seq, message: `two envelopes with seq ${b.seq}` });
+  const start = prior === null ? { seq: 0, sha256: null as string | null, file: '' } : { seq: prior.seq, sha256: prior.sha256, file: `evidence/${agentId}/${PRIOR_FILE}` };
+  for (let i = 0; i < chain.length; i++) {
+    const [a, b] = [i === 0 ? start : chain[i - 1]!, chain[i]!];
+    if (a.seq >= b.seq) {
+      defect({ code: 'AUD_CHAIN_BROKEN', file: b.file, agentId, seq: b.seq, message: i === 0 ? `the envelope before the period has seq ${a.seq}, not less than the period's first, ${b.seq}` : `two envelopes with seq ${b.seq}` });
     } else if (b.seq === a.seq + 1) {
-      if (b.prev !== a.sha256) defect({ code: 'AUD_CHAIN_BROKEN', file: b.file, agentId, seq: b.seq, message: `seq ${b.seq} does not commit to seq ${a.seq} (its prev is not that envelope's hash)` });
+      if (a.sha256 !== null && b.prev !== a.sha256) {
+        defect({ code: 'AUD_CHAIN_BROKEN', file: b.file, agentId, seq: b.seq, message: `seq ${b.seq} does not commit to seq ${a.seq}${i === 0 ? ', the envelope before the period' : ''} (its prev is not that envelope's hash)` });
+      }
     } else {
       const [fromSeq, toSeq] = [a.seq + 1, b.seq - 1];
       const d = drops.find((x) => x.firstSeq <= fromSeq && x.lastSeq >= toSeq);

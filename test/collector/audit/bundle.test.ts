@@ -286,6 +286,67 @@ describe('a bundle from the real collector and agents', () => {
     expect(v.counts.envelopes).toBe(0);
     expect(v.period?.ended).toBe(true);
   });
+
+  it("links each host's chain to its newest envelope before the period, and names a link that does not hold", async () => {
+    // A host with two results before the period and two in it: the period starts between them.
+    const fs = new FsEvidenceStore(store);
+    const host = await enrollTestAgent(collector.url, fs, 'gamma', 'build-1.gamma.example');
+    const t0 = Date.now();
+    const envs = chain(host, 4, (seq) => finding({ collectedAt: new Date(t0 + seq * 1000).toISOString() }));
+    await post(envs);
+    const from = new Date(t0 + 2500).toISOString();
+    const out = path.join(dir.dir, 'gamma.tar.gz');
+    await cli(['export', '--vendor', 'gamma', '--from', from, '--to', TO, '--out', out, '--collector', collector.url, '--token-file', await tokenFile('admin', admin)]);
+    const b = path.join(dir.dir, 'gamma');
+    await mkdir(b);
+    unpack(out, b);
+    const priorRel = `evidence/${host.agentId}/prior.jsonl`;
+    // The envelope before the period is seq 2, byte for byte.
+    expect(await readFile(path.join(b, priorRel))).toEqual(Buffer.concat([envs[1]!, Buffer.from('\n')]));
+    const v = await verifyPinned(b);
+    expect(v.defects).toEqual([]);
+    expect(v.counts.envelopes).toBe(2);
+    expect(v.gaps).toEqual([]);
+    // verify.sh checks its signature with the rest.
+    expect(execFileSync('sh', ['verify/verify.sh', fingerprint], { cwd: b }).toString()).toContain('3 envelope signatures');
+
+    const copyOf = async (name: string) => {
+      const to = path.join(dir.dir, 'tamper', name);
+      await cp(b, to, { recursive: true });
+      return to;
+    };
+    // Without it, the seqs before the period's first are a gap, unexplained.
+    const gone = await copyOf('prior-removed');
+    await rm(path.join(gone, priorRel));
+    const m = JSON.parse(await readFile(path.join(gone, 'manifest.json'), 'utf8')) as Manifest;
+    await writeFile(path.join(gone, 'manifest.json'), JSON.stringify({ ...m, files: m.files.filter((f) => f.path !== priorRel) }));
+    await reseal(gone);
+    const noPrior = await verifyPinned(gone);
+    expect(noPrior.defects).toEqual([]);
+    expect(noPrior.gaps).toEqual([{ agentId: host.agentId, fromSeq: 1, toSeq: 2, explainedBy: null }]);
+    // An older one (seq 1) in its place: seq 2 is named as a gap.
+    const older = await copyOf('prior-older');
+    await writeFile(path.join(older, priorRel), Buffer.concat([envs[0]!, Buffer.from('\n')]));
+    await reseal(older);
+    expect((await verifyPinned(older)).gaps).toEqual([{ agentId: host.agentId, fromSeq: 2, toSeq: 2, explainedBy: null }]);
+    // Another seq 2, signed by the host, that the period's first does not commit to.
+    const other = await copyOf('prior-other');
+    await writeFile(path.join(other, priorRel), Buffer.concat([resultEnvelope(host, 2, sha256Hex(envs[0]!), finding({ status: 'fail', collectedAt: new Date(t0 + 2000).toISOString() })), Buffer.from('\n')]));
+    await reseal(other);
+    expect((await verifyPinned(other)).defects).toMatchObject([{ code: 'AUD_CHAIN_BROKEN', agentId: host.agentId, seq: 3 }]);
+    // One collected in the period, and one not signed by the host.
+    const late = await copyOf('prior-late');
+    await writeFile(path.join(late, priorRel), Buffer.concat([resultEnvelope(host, 2, sha256Hex(envs[0]!), finding({ collectedAt: new Date(t0 + 2600).toISOString() })), Buffer.from('\n')]));
+    await reseal(late);
+    expect(codes(await verifyPinned(late))).toContain('AUD_OUT_OF_PERIOD');
+    const forged = await copyOf('prior-forged');
+    const bytes = await readFile(path.join(forged, priorRel));
+    const at = bytes.indexOf('"sig":"') + 12;
+    bytes[at] = bytes[at]! ^ 0x01;
+    await writeFile(path.join(forged, priorRel), bytes);
+    await reseal(forged);
+    expect((await verifyPinned(forged)).defects.find((d) => d.code === 'AUD_ENVELOPE_SIGNATURE')).toMatchObject({ file: priorRel, agentId: host.agentId, seq: 2 });
+  });
 });
 
 // ---- Tampering ---------------------------------------------------------------------------------
