@@ -3,6 +3,7 @@
 // surface is a handful of routes, so a router of our own costs less than a framework's body parsing.
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { handleAdmin, type AdminDeps } from './admin.js';
 import { signedAgent, type AgentAuthDeps } from './agent-auth.js';
@@ -268,24 +269,27 @@ export function buildApp(deps: AppDeps): Handler {
           if (err.status >= 500) log.error({ err, code: err.code }, 'request failed');
           else log.info({ code: err.code, path: req.url }, 'request rejected');
           if (err.code === 'COL_ERR_RATE_LIMITED' && !res.headersSent) res.setHeader('retry-after', '1');
+          // Nothing more of a body over the limit is read: answer, then close the connection.
+          if (err.code === 'COL_ERR_TOO_LARGE' && !res.headersSent) res.setHeader('connection', 'close');
           if (!res.headersSent) replyError(res, err);
         } else {
           log.error({ err }, 'unexpected error');
           if (!res.headersSent) replyError(res, new CollectorError('COL_ERR_INTERNAL'));
         }
         if (isCollectorError(err) && err.code === 'COL_ERR_TOO_LARGE') {
-          // Nothing more of a body over the limit is read: answer, then close the connection.
-          if (!res.headersSent) res.setHeader('connection', 'close');
-          // The socket is taken now: once the answer is finished the request lets go of it. What
-          // the client still sends is read and dropped for a short, fixed time (a lingering close:
-          // closing on unread data would reset the connection before the client reads the 413),
-          // then the connection is closed, however much body is still on its way.
-          const socket = req.socket as typeof req.socket | null;
+          // A lingering close. Node's server destroys a `connection: close` socket as soon as the
+          // answer is flushed (destroySoon); with body bytes still unread that resets the
+          // connection, and the client's system drops the 413 before the client reads it. So this
+          // socket ends its side instead, reads and drops what the client still sends until the
+          // client closes, for at most LINGER_MS or LINGER_BYTES, and then is destroyed, however
+          // much body is still on its way.
+          // An answer already sent with keep-alive is closed the same way once it is finished.
+          const socket = req.socket as (typeof req.socket & { destroySoon?: () => void }) | null;
+          if (socket !== null) {
+            lingerOnClose(socket);
+            res.once('finish', () => socket.destroySoon?.());
+          }
           req.resume();
-          res.once('finish', () => {
-            socket?.end();
-            setTimeout(() => socket?.destroy(), 250).unref();
-          });
           return;
         }
         // Drain what the client still sends so that it reads our answer instead of a reset.
@@ -294,6 +298,29 @@ export function buildApp(deps: AppDeps): Handler {
       .finally(() => {
         log.debug({ method: req.method, path: req.url, status: res.statusCode, ms: performance.now() - started }, 'request');
       });
+  };
+}
+
+/** How long, and how many bytes, the rest of a body over the limit is read and dropped after the 413. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 16 << 20;
+
+/** When Node's server closes `socket` after its answer: end it, drop what still comes, destroy it once the client closes or the limits pass. */
+function lingerOnClose(socket: Socket & { destroySoon?: () => void }): void {
+  let closing = false;
+  socket.destroySoon = () => {
+    if (closing) return;
+    closing = true;
+    socket.end();
+    let dropped = 0;
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > LINGER_BYTES) socket.destroy();
+    });
+    socket.once('end', () => socket.destroy());
+    socket.once('close', () => clearTimeout(timer));
+    socket.resume();
   };
 }
 

@@ -40,7 +40,9 @@ export function postRaw(
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { 'content-type': 'application/json', ...opts.headers };
     if (opts.chunked !== true) headers['content-length'] = body.length;
+    let answered = false;
     const req = request(target, { method: 'POST', headers, agent: false }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve(parseAnswer(res.statusCode ?? 0, Buffer.concat(chunks))));
@@ -49,6 +51,10 @@ export function postRaw(
     // The collector may answer (413) before it has read everything; that is not an error here.
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+    // A connection closed with no answer read at all is a failure, not a wait for the test's timeout.
+    req.on('close', () => {
+      if (!answered) reject(new Error(`${pathname}: the connection closed before an answer was read`));
     });
     if (opts.chunked === true) {
       for (let i = 0; i < body.length; i += 64 * 1024) req.write(body.subarray(i, i + 64 * 1024));
