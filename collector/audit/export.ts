@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { EVIDENCE_FILE_RE, PREDICATE_TYPE_FINDING, PREDICATE_TYPE_SPOOL_DROP, pae, policyDocumentSchema, type FindingPredicate, type PolicyDocument, type SpoolDropPredicate } from '../contract.js';
+import { PREDICATE_TYPE_FINDING, PREDICATE_TYPE_SPOOL_DROP, pae, policyDocumentSchema, type FindingPredicate, type PolicyDocument, type SpoolDropPredicate } from '../contract.js';
 import { CollectorError } from '../errors.js';
 import { CompactRange, leafHash } from '../log/merkle.js';
 import { parseCheckpoint, verifierKey } from '../log/note.js';
@@ -73,6 +73,8 @@ export interface ExportPlan {
    * after the end checkpoint: they belong to the next bundle, whose range holds their entries.
    */
   lastSeq: Map<string, number>;
+  /** Each agent's newest envelope collected before the period, as the log entered it: its seq and store key. */
+  priorKey: Map<string, { seq: number; key: string }>;
 }
 
 export interface ExportProgress {
@@ -130,6 +132,7 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   let first: number | null = null;
   let periodEntries = 0;
   const lastSeq = new Map<string, number>();
+  const priorKey = new Map<string, { seq: number; key: string }>();
   // The tree, as a compact range, over the entries read; at each checkpoint up to the range's
   // start, its root must be the checkpoint's, and the newest such checkpoint starts the range.
   const checkpointAt = new Map(l.checkpoints.filter((c) => c.size <= end.size).map((c) => [c.size, c]));
@@ -148,10 +151,15 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
       const e = JSON.parse(line.toString('utf8')) as { type: string; collectedAt?: string | null; key?: string; agentId?: string; seq?: number; receivedAt?: string; at?: string; createdAt?: string };
       let ofPeriod = false;
       if (e.type === 'envelope') {
-        if (typeof e.agentId === 'string' && typeof e.seq === 'number' && e.seq > (lastSeq.get(e.agentId) ?? 0)) lastSeq.set(e.agentId, e.seq);
         const day = KEY_DATE_RE.exec(e.key ?? '')?.[1];
-        ofPeriod = e.collectedAt != null ? Date.parse(e.collectedAt) >= fromMs && Date.parse(e.collectedAt) < toMs : day !== undefined && day >= fromDay && day <= lastDay;
+        const at = e.collectedAt != null ? Date.parse(e.collectedAt) : null;
+        ofPeriod = at !== null ? at >= fromMs && at < toMs : day !== undefined && day >= fromDay && day <= lastDay;
         if (ofPeriod) periodEntries++;
+        if (typeof e.agentId === 'string' && typeof e.seq === 'number') {
+          if (e.seq > (lastSeq.get(e.agentId) ?? 0)) lastSeq.set(e.agentId, e.seq);
+          const before = at !== null ? at < fromMs : day !== undefined && day < fromDay;
+          if (before && typeof e.key === 'string' && e.seq > (priorKey.get(e.agentId)?.seq ?? 0)) priorKey.set(e.agentId, { seq: e.seq, key: e.key });
+        }
       }
       const when = e.receivedAt ?? e.at ?? e.createdAt;
       if (first === null && (ofPeriod || (when != null && Date.parse(when) >= fromMs))) first = tree.size;
@@ -160,7 +168,7 @@ export async function planExport(ctx: ExportContext, q: ExportQuery): Promise<Ex
   }
   atSize();
   const startCheckpoint = start.checkpoint?.size === 0 ? null : start.checkpoint;
-  return { vendor: q.vendor, from: q.from, to: q.to, start: startCheckpoint, end, after, periodEntries, startRange: start.range, lastSeq };
+  return { vendor: q.vendor, from: q.from, to: q.to, start: startCheckpoint, end, after, periodEntries, startRange: start.range, lastSeq, priorKey };
 }
 
 function checkpointBody(note: string) {
@@ -434,7 +442,7 @@ async function build(ctx: ExportContext, plan: ExportPlan, stage: Bundle, progre
   let envelopes = 0;
   let bytesIn = 0;
   for (const a of agents) {
-    envelopes += await stageAgentEvidence(store, stage, builder, a, { vendor, fromMs, toMs, untilMs, lastSeq: plan.lastSeq.get(a.record.agentId) ?? 0 }, (b) => {
+    envelopes += await stageAgentEvidence(store, stage, builder, a, { vendor, fromMs, toMs, untilMs, lastSeq: plan.lastSeq.get(a.record.agentId) ?? 0, prior: plan.priorKey.get(a.record.agentId) ?? null }, (b) => {
       bytesIn += b;
       progress({ phase: 'evidence', done: envelopes, total: plan.periodEntries, bytes: bytesIn });
     });
@@ -528,7 +536,7 @@ async function stageAgentEvidence(
   stage: Bundle,
   builder: ModelBuilder,
   a: RegisteredAgent,
-  span: { vendor: string; fromMs: number; toMs: number; untilMs: number; lastSeq: number },
+  span: { vendor: string; fromMs: number; toMs: number; untilMs: number; lastSeq: number; prior: { seq: number; key: string } | null },
   onBytes: (bytes: number) => void,
 ): Promise<number> {
   const { vendor, fromMs, toMs, untilMs } = span;
@@ -554,8 +562,8 @@ async function stageAgentEvidence(
     types = [];
   };
   // The agent's newest envelope collected before the period: its first one of the period links to it.
-  let prior = await priorEnvelope(store, vendor, id, fromMs, a.record.enrolledAt);
-  if (prior !== null) builder.prior(prior.seq);
+  const priorBytes = span.prior === null ? null : await store.get(span.prior.key);
+  if (span.prior !== null && priorBytes !== null) builder.prior(span.prior.seq);
   let current: string | null = null;
   for await (const [{ day }, bytes] of readInOrder(store, keys(), ({ key }) => key, 256)) {
     if (day !== current) {
@@ -566,11 +574,6 @@ async function stageAgentEvidence(
     const env = JSON.parse(bytes.toString('utf8')) as { payload: string };
     const stmt = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType: string; predicate: FindingPredicate | SpoolDropPredicate };
     const t = Date.parse(stmt.predicate.collectedAt);
-    if (t < fromMs && count === 0) {
-      // Earlier on the period's first day.
-      prior = { bytes, seq: stmt.predicate.seq };
-      builder.prior(prior.seq);
-    }
     if (t < fromMs || t >= toMs || stmt.predicate.seq > span.lastSeq) continue;
     file ??= stage.open(`evidence/${id}/${day}.jsonl`);
     await file.write(bytes);
@@ -581,25 +584,8 @@ async function stageAgentEvidence(
     onBytes(bytes.length);
   }
   await endDay();
-  if (prior !== null) await stage.put(`evidence/${id}/${PRIOR_FILE}`, Buffer.concat([prior.bytes, NL]));
+  if (priorBytes !== null) await stage.put(`evidence/${id}/${PRIOR_FILE}`, Buffer.concat([priorBytes, NL]));
   builder.endAgent();
   return count;
 }
 
-/**
- * An agent's newest envelope on a day before the period's first, looking back day by day to its
- * enrollment: the store keeps an agent's envelopes by day, in seq order. Null when there is none.
- */
-async function priorEnvelope(store: EvidenceStore, vendor: string, agentId: string, fromMs: number, enrolledAt: string): Promise<{ bytes: Buffer; seq: number } | null> {
-  const firstDay = Math.floor(Date.parse(enrolledAt) / DAY_MS) * DAY_MS;
-  for (let d = Math.floor(fromMs / DAY_MS) * DAY_MS - DAY_MS; d >= firstDay; d -= DAY_MS) {
-    let last: string | null = null;
-    for await (const key of store.list(`evidence/vendor=${vendor}/date=${new Date(d).toISOString().slice(0, 10)}/agent=${agentId}/`)) {
-      if (EVIDENCE_FILE_RE.test(path.posix.basename(key)) && (last === null || key > last)) last = key;
-    }
-    if (last === null) continue;
-    const bytes = await store.get(last);
-    if (bytes !== null) return { bytes, seq: Number(EVIDENCE_FILE_RE.exec(path.posix.basename(last))![1]) };
-  }
-  return null;
-}
