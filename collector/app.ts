@@ -282,8 +282,8 @@ export function buildApp(deps: AppDeps): Handler {
           // connection, and the client's system drops the 413 before the client reads it. So this
           // socket ends its side instead, reads and drops what the client still sends until the
           // client closes, for at most LINGER_MS or LINGER_BYTES, and then is destroyed, however
-          // much body is still on its way.
-          // An answer already sent with keep-alive is closed the same way once it is finished.
+          // much body is still on its way. An answer sent earlier with keep-alive closes the same
+          // way once it is finished.
           const socket = req.socket as (typeof req.socket & { destroySoon?: () => void }) | null;
           if (socket !== null) {
             lingerOnClose(socket);

@@ -11,7 +11,7 @@
 // records that explain them; that every entry of the period has its envelope and every envelope
 // its entry; and the OSCAL evidence links.
 import { createHash, createPublicKey, verify as edVerify, type KeyObject } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -974,9 +974,18 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
 
   // 6. Envelopes: signatures, entries, chains.
   defects.in('envelopes');
+  /** Names an envelope that is none (false: nothing more of it can be checked) or whose signature fails. */
+  const signed = (f: EnvelopeFact, where: { file: string; agentId: string; seq: number }): boolean => {
+    if (f.problem !== null && !f.signatureOk && f.seq === 0) {
+      defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: f.problem });
+      return false;
+    }
+    if (!f.signatureOk) defect({ code: 'AUD_ENVELOPE_SIGNATURE', ...where, message: f.problem ?? 'bad signature' });
+    return true;
+  };
   const mainKeys = new Map<string, KeyObject>();
   /** An agent's newest envelope before the period, which its first of the period links to: signed, and before the period. */
-  const priorOf = (agentId: string): EnvelopeFact | null => {
+  const priorOf = async (agentId: string): Promise<EnvelopeFact | null> => {
     const file = `evidence/${agentId}/${PRIOR_FILE}`;
     if (!has(file)) return null;
     const a = agents.get(agentId);
@@ -984,19 +993,14 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
       defect({ code: 'AUD_KEY', file, agentId, message: 'the envelope before the period is of an agent whose keys are not in the bundle' });
       return null;
     }
-    const body = readFileSync(path.join(dir, file));
-    const lines = splitLines(body);
-    if (lines.length !== 1) {
-      defect({ code: 'AUD_ENVELOPE_MALFORMED', file, agentId, message: `holds ${lines.length} lines, not the one envelope before the period` });
+    const { facts } = await factsOfFile({ file: path.join(dir, file), agentId, day: '', keys: a.keys }, mainKeys);
+    if (facts.length !== 1) {
+      defect({ code: 'AUD_ENVELOPE_MALFORMED', file, agentId, message: `holds ${facts.length} lines, not the one envelope before the period` });
       return null;
     }
-    const f = envelopeFact(lines[0]!, { file, agentId, day: '', keys: a.keys }, mainKeys);
+    const f = facts[0]!;
     const where = { file, agentId, seq: f.seq };
-    if (f.problem !== null && !f.signatureOk && f.seq === 0) {
-      defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: f.problem });
-      return null;
-    }
-    if (!f.signatureOk) defect({ code: 'AUD_ENVELOPE_SIGNATURE', ...where, message: f.problem ?? 'bad signature' });
+    if (!signed(f, where)) return null;
     const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
     if (!(t < fromMs)) defect({ code: 'AUD_OUT_OF_PERIOD', ...where, message: `the envelope before the period was collected at ${String(f.collectedAt)}, not before ${manifest.period.from}` });
     return f.signatureOk ? f : null;
@@ -1017,11 +1021,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
     for (const f of got.facts) {
       v.counts.envelopes++;
       const where = { file, agentId, seq: f.seq };
-      if (f.problem !== null && !f.signatureOk && f.seq === 0) {
-        defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: f.problem });
-        continue;
-      }
-      if (!f.signatureOk) defect({ code: 'AUD_ENVELOPE_SIGNATURE', ...where, message: f.problem ?? 'bad signature' });
+      if (!signed(f, where)) continue;
       if (!entryBySha.match(f.sha256, agentId, f.seq)) {
         defect({ code: 'AUD_ENTRY_MISSING', ...where, message: `no log entry in the range has this envelope (SHA-256 ${f.sha256})` });
       }
@@ -1047,7 +1047,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
       }
     }
     if (queue[i + 1]?.agentId !== agentId) {
-      checkChain(agentId, chain, drops, priorOf(agentId), v, defect);
+      checkChain(agentId, chain, drops, await priorOf(agentId), v, defect);
       chain = [];
       drops = [];
     }
@@ -1055,7 +1055,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
   // The envelopes before the period of agents with none in it: still signed, still before it.
   for (const p of present) {
     const id = PRIOR_FILE_RE.exec(p)?.[1];
-    if (id !== undefined && !byAgent.has(id)) priorOf(id);
+    if (id !== undefined && !byAgent.has(id)) await priorOf(id);
   }
   // The store keys of the missing, read again from the entries (the index does not keep them).
   const missing = [...entryBySha.unmatched()];
@@ -1095,7 +1095,7 @@ function checkChain(
   defect: (d: Defect) => void,
 ): void {
   chain.sort((a, b) => a.seq - b.seq);
-  const start = prior === null ? { seq: 0, sha256: null as string | null, file: '' } : { seq: prior.seq, sha256: prior.sha256, file: `evidence/${agentId}/${PRIOR_FILE}` };
+  const start: { seq: number; sha256: string | null } = prior ?? { seq: 0, sha256: null };
   for (let i = 0; i < chain.length; i++) {
     const [a, b] = [i === 0 ? start : chain[i - 1]!, chain[i]!];
     if (a.seq >= b.seq) {
