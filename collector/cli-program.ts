@@ -4,14 +4,18 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { AGENT_VERSION } from '../agent/version.js';
-import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenInfo, type AgentDetail, type AgentSummary } from './admin.js';
-import { escapeControls, sha256Hex, vendorSchema, type PolicyDocument } from './contract.js';
-import { runDemo } from './demo.js';
+import type { AdminTokenInfo, AgentDetail, AgentSummary } from './admin.js';
+import type { PolicyDocument } from './contract.js';
+import { DEFAULT_LISTEN, VENDOR_NAME_RE, VENDOR_NAME_RULE, escapeControls } from './defaults.js';
 import { COLLECTOR_ERRORS, CollectorError, type CollectorErrorCode } from './errors.js';
-import { expiredExceptions, loadOrInitPolicy, readPolicyVersion, validatePolicyDocument, writeNextPolicy } from './policy.js';
-import { DEFAULT_LISTEN, parseCollectorConfig, startCollector } from './server.js';
 import { FsEvidenceStore } from './store.js';
-import { createToken, listTokens, revokeToken, type TokenInfo } from './tokens.js';
+import type { TokenInfo } from './tokens.js';
+
+// The collector's modules are loaded by the commands that use them (see defaults.ts).
+const admin = () => import('./admin.js');
+const contract = () => import('./contract.js');
+const policies = () => import('./policy.js');
+const enrollmentTokens = () => import('./tokens.js');
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const defaultDataDir = process.env.VCM_DATA_DIR ?? './data';
@@ -57,9 +61,8 @@ function tokenIdArgument(): Argument {
 }
 
 function vendor(value: string): string {
-  const parsed = vendorSchema.safeParse(value);
-  if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'invalid vendor');
-  return parsed.data;
+  if (!VENDOR_NAME_RE.test(value)) throw new InvalidArgumentError(VENDOR_NAME_RULE);
+  return value;
 }
 
 /** A file named on the command line; a failure names the path and the errno, never the contents. */
@@ -100,8 +103,8 @@ async function requireStore(dir: string): Promise<string> {
 const formatOption = () => new Option('--format <format>', 'output format').choices(['table', 'json']).default('table');
 
 /** A warning on stderr for each exception that has already expired: it is kept, but it waives nothing. */
-function warnExpired(doc: PolicyDocument): void {
-  for (const e of expiredExceptions(doc, new Date())) {
+async function warnExpired(doc: PolicyDocument): Promise<void> {
+  for (const e of (await policies()).expiredExceptions(doc, new Date())) {
     process.stderr.write(`vcm-collector: warning: exception ${e.id} (vendor ${e.vendor}, check ${e.check}) expired at ${e.expires}; it waives nothing\n`);
   }
 }
@@ -132,6 +135,7 @@ program
   .addOption(new Option('--log-level <level>', 'the least severe log messages written').choices(LOG_LEVELS).default('info'))
   .action(async (opts: { dataDir: string; listen: string; s3Config?: string; tlsCert?: string; tlsKey?: string; metricsTokenFile?: string; allowPlainHttp?: boolean; rateLimit: { perSecond: number; burst: number }; perHostSeries: 'all' | 'non-passing'; bodyLimit: number; logOrigin?: string; checkpointInterval: number; logLevel: string }) => {
     if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new CollectorError('COL_ERR_CONFIG', '--tls-cert and --tls-key go together');
+    const { parseCollectorConfig, startCollector } = await import('./server.js');
     const config = parseCollectorConfig({
       dataDir: opts.dataDir,
       listen: opts.listen,
@@ -240,15 +244,15 @@ targetOptions(
 ).action(async (opts: Target & { vendor: string; ttl: number; uses: number; format: string }) => {
   let created: { token: string; id: string; vendor: string; createdAt: string; expiresAt: string; uses: number };
   if (opts.collector === undefined) {
-    const { token: value, record } = await createToken(await localStore(opts), { vendor: opts.vendor, ttlSeconds: opts.ttl, uses: opts.uses });
-    created = { token: value, id: sha256Hex(value), ...record };
+    const { token: value, record } = await (await enrollmentTokens()).createToken(await localStore(opts), { vendor: opts.vendor, ttlSeconds: opts.ttl, uses: opts.uses });
+    created = { token: value, id: (await contract()).sha256Hex(value), ...record };
   } else created = (await api(opts, 'POST', '/v1/admin/tokens', { vendor: opts.vendor, ttlSeconds: opts.ttl, uses: opts.uses })) as typeof created;
   print(opts.format, created, () => [[created.token]]);
 });
 targetOptions(token.command('list').description('List enrollment tokens (by hash: the tokens themselves are never stored).')).action(
   async (opts: Target & { format: string }) => {
     const tokens =
-      opts.collector === undefined ? await listTokens(await localStore(opts)) : ((await api(opts, 'GET', '/v1/admin/tokens')) as { tokens: TokenInfo[] }).tokens;
+      opts.collector === undefined ? await (await enrollmentTokens()).listTokens(await localStore(opts)) : ((await api(opts, 'GET', '/v1/admin/tokens')) as { tokens: TokenInfo[] }).tokens;
     print(opts.format, tokens, () => [
       ['ID', 'VENDOR', 'STATE', 'USED', 'EXPIRES'],
       ...tokens.map((t) => [t.id.slice(0, 16), t.vendor, t.state, `${t.used}/${t.uses}`, t.expiresAt]),
@@ -257,7 +261,7 @@ targetOptions(token.command('list').description('List enrollment tokens (by hash
 );
 targetOptions(token.command('revoke').description('Revoke an enrollment token by its id (or a unique prefix of 8+ characters).').addArgument(tokenIdArgument())).action(
   async (id: string, opts: Target & { format: string }) => {
-    const t = opts.collector === undefined ? await revokeToken(await localStore(opts), id) : ((await api(opts, 'POST', `/v1/admin/tokens/${id}/revoke`)) as TokenInfo);
+    const t = opts.collector === undefined ? await (await enrollmentTokens()).revokeToken(await localStore(opts), id) : ((await api(opts, 'POST', `/v1/admin/tokens/${id}/revoke`)) as TokenInfo);
     print(opts.format, t, () => [[`revoked ${t.id.slice(0, 16)} (${t.vendor})`]]);
   },
 );
@@ -314,6 +318,7 @@ targetOptions(
   if (opts.collector !== undefined) doc = await api(opts, 'GET', opts.policyVersion === undefined ? '/v1/admin/policy' : `/v1/admin/policy/versions/${opts.policyVersion}`);
   else {
     const store = await localStore(opts);
+    const { loadOrInitPolicy, readPolicyVersion } = await policies();
     doc = opts.policyVersion === undefined ? await loadOrInitPolicy(store) : await readPolicyVersion(store, opts.policyVersion);
     if (doc === null) throw new CollectorError('COL_ERR_NOT_FOUND', `no policy version ${opts.policyVersion}`);
   }
@@ -323,8 +328,8 @@ const readPolicyFile = (file: string) => readJsonInput(file, 'policy file', { co
 targetOptions(policy.command('set').description('Write FILE as the next policy version (old versions are kept).').argument('<file>', 'the policy file (JSON)')).action(
   async (file: string, opts: Target & { format: string }) => {
     const raw = await readPolicyFile(file);
-    const doc = (opts.collector === undefined ? await writeNextPolicy(await localStore(opts), raw) : await api(opts, 'PUT', '/v1/admin/policy', raw)) as PolicyDocument;
-    warnExpired(doc);
+    const doc = (opts.collector === undefined ? await (await policies()).writeNextPolicy(await localStore(opts), raw) : await api(opts, 'PUT', '/v1/admin/policy', raw)) as PolicyDocument;
+    await warnExpired(doc);
     print(opts.format, doc, () => [[`policy version ${doc.version} written`]]);
   },
 );
@@ -335,8 +340,9 @@ policy
   .addOption(formatOption())
   .action(async (file: string, opts: { format: string }) => {
     const raw = await readPolicyFile(file);
+    const { expiredExceptions, validatePolicyDocument } = await policies();
     const doc = validatePolicyDocument({ version: 1, createdAt: new Date().toISOString(), ...(raw as object) });
-    warnExpired(doc);
+    await warnExpired(doc);
     const expired = expiredExceptions(doc, new Date()).map((e) => e.id);
     print(opts.format, { file, valid: true, expiredExceptions: expired }, () => [[`${file}: valid`]]);
   });
@@ -355,18 +361,19 @@ adminToken
     for (const v of opts.vendor ?? []) vendor(v);
     const store = new FsEvidenceStore(await requireStore(opts.dataDir));
     await store.ping();
+    const { createAdminToken, listAdminTokens } = await admin();
     const value = await createAdminToken(store, {
       name: opts.name,
       role: opts.role,
       ...(opts.vendor === undefined ? {} : { vendors: opts.vendor }),
       ttlSeconds: opts.ttl === 'none' ? null : opts.ttl,
     });
-    const id = sha256Hex(value);
+    const id = (await contract()).sha256Hex(value);
     const info = (await listAdminTokens(store)).find((t) => t.id === id);
     print(opts.format, { token: value, ...info }, () => [[value]]);
   });
 targetOptions(adminToken.command('list').description('List admin and auditor tokens (by hash: the tokens themselves are never stored).')).action(async (opts: Target & { format: string }) => {
-  const tokens = opts.collector === undefined ? await listAdminTokens(await localStore(opts)) : ((await api(opts, 'GET', '/v1/admin/admin-tokens')) as { tokens: AdminTokenInfo[] }).tokens;
+  const tokens = opts.collector === undefined ? await (await admin()).listAdminTokens(await localStore(opts)) : ((await api(opts, 'GET', '/v1/admin/admin-tokens')) as { tokens: AdminTokenInfo[] }).tokens;
   print(opts.format, tokens, () => [
     ['ID', 'NAME', 'ROLE', 'VENDORS', 'STATE', 'EXPIRES', 'LAST USED'],
     ...tokens.map((t) => [t.id.slice(0, 16), t.name, t.role, t.vendors?.join(',') ?? '*', t.state, t.expiresAt ?? 'never', t.lastUsedAt ?? 'never']),
@@ -374,7 +381,7 @@ targetOptions(adminToken.command('list').description('List admin and auditor tok
 });
 targetOptions(adminToken.command('revoke').description('Revoke an admin or auditor token by its id (or a unique prefix of 8+ characters); it stops working at once.').addArgument(tokenIdArgument())).action(
   async (id: string, opts: Target & { format: string }) => {
-    const t = opts.collector === undefined ? await revokeAdminToken(await localStore(opts), id) : ((await api(opts, 'POST', `/v1/admin/admin-tokens/${id}/revoke`)) as AdminTokenInfo);
+    const t = opts.collector === undefined ? await (await admin()).revokeAdminToken(await localStore(opts), id) : ((await api(opts, 'POST', `/v1/admin/admin-tokens/${id}/revoke`)) as AdminTokenInfo);
     print(opts.format, t, () => [[`revoked ${t.id.slice(0, 16)} (${t.name}, ${t.role})`]]);
   },
 );
@@ -517,7 +524,7 @@ program
   .option('--report <file>', "write the bundle's report again, showing this verification's verdict and defects (HTML)")
   .addOption(formatOption())
   .action(async (bundle: string, opts: { collectorKey?: string; collectorFingerprint?: string; afterCheckpoint?: string; report?: string; format: string }) => {
-    const audit = await import('./audit/commands.js');
+    const audit = await import('./audit/verify-command.js');
     if (opts.collectorFingerprint !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.collectorFingerprint)) throw new CollectorError('COL_ERR_CONFIG', '--collector-fingerprint is 64 hex digits');
     let reported = false;
     const v = await audit.verifyBundle(bundle, {
@@ -554,5 +561,6 @@ program
   .option('--vendor <name>', 'the demo vendor', vendor, 'demo-vendor')
   .option('--no-wait', 'exit after the cycle instead of serving until Ctrl-C')
   .action(async (opts: { dataDir: string; listen: string; vendor: string; wait: boolean }) => {
+    const { runDemo } = await import('./demo.js');
     await runDemo(opts);
   });

@@ -4,6 +4,7 @@ import { createHash, createPublicKey, sign as edSign, verify as edVerify, type K
 import { isIP } from 'node:net';
 import * as z from 'zod';
 import { CHECK_IDS, PLATFORMS } from '../checks/types.js';
+import { VENDOR_NAME_RE, VENDOR_NAME_RULE, escapeControls } from './defaults.js';
 
 export const PAYLOAD_TYPE_STATEMENT = 'application/vnd.in-toto+json';
 export const PAYLOAD_TYPE_ENROLL = 'application/vnd.vcm.enroll.v1+json';
@@ -167,7 +168,7 @@ export function sha256Hex(bytes: Buffer | string): string {
 export const agentIdSchema = z.string().regex(/^[0-9a-f]{64}$/);
 export const vendorSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'vendor names are lower case letters, digits, ".", "_" and "-" (max 63)');
+  .regex(VENDOR_NAME_RE, VENDOR_NAME_RULE);
 
 // ---------------------------------------------------------------------------------------------
 // Findings inside statements
@@ -457,14 +458,7 @@ export function collectorAnswerMessage(b: AnswerBinding): Buffer {
   return Buffer.from(`vcm-collector-answer v1\n${b.method}\n${b.target}\n${b.nonce}\n${b.requestSha256}\n${b.status}\n${b.bodySha256}\n`, 'utf8');
 }
 
-/**
- * Text made safe for a terminal or a log line: control characters (ESC, OSC 52, CR, newlines, the
- * C1 set, line and paragraph separators) shown as \\uXXXX escapes, everything else as it is.
- */
-export function escapeControls(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+export { escapeControls };
 
 /** A key's fingerprint as `vcm-collector key fingerprint` prints it: SHA-256 of its SPKI DER, hex. */
 export function keyFingerprint(key: KeyObject): string {

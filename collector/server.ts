@@ -19,6 +19,7 @@ import { LogSet } from './log/logs.js';
 import { AgentRegistry } from './registry.js';
 import { CollectorState } from './state.js';
 import { FsEvidenceStore, type EvidenceStore } from './store.js';
+import { DEFAULT_LISTEN } from './defaults.js';
 
 /** The S3 SDK is loaded only when S3 is configured: the filesystem default never pays for it. */
 async function s3Store(settings: unknown): Promise<EvidenceStore> {
@@ -26,7 +27,6 @@ async function s3Store(settings: unknown): Promise<EvidenceStore> {
   return new S3EvidenceStore(parseS3StoreConfig(settings));
 }
 
-export const DEFAULT_LISTEN = '127.0.0.1:8470';
 
 export const listenSchema = z.string().transform((value, ctx) => {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);

@@ -1,7 +1,7 @@
-// What `vcm-collector export`, `verify` and `key fingerprint` do, apart from their options.
+// What `vcm-collector export` and `key fingerprint` do, apart from their options (`verify` is verify-command.ts).
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -11,10 +11,9 @@ import { AGENT_VERSION } from '../../agent/version.js';
 import { CollectorError, type CollectorErrorCode } from '../errors.js';
 import { readCheckpoints, storedLogSize } from '../log/vendor-log.js';
 import type { EvidenceStore } from '../store.js';
-import type { AuditModel } from './model.js';
 import { checkPeriod, planExport, writeBundle, type ExportProgress } from './export.js';
-import { ArchiveError, unpackTarGz, type UnpackLimits } from './tar.js';
-import { emptyVerdict, formatVerdict, spkiFingerprint, verifyBundleDir, type Verdict, type VerifyOptions } from './verify-core.js';
+import { unpackTarGz } from './tar.js';
+import { spkiFingerprint } from './verify-core.js';
 
 /** The collector's key file under a data dir, as `serve` makes it. */
 export function keyFileOf(dataDir: string): string {
@@ -185,65 +184,6 @@ export function summaryLine(s: ExportSummary): string {
   const missing = s.missingEvidence ? `, ${s.missingEvidence} envelopes of the log MISSING from the store` : '';
   return `${s.vendor} ${s.from} to ${s.to}: ${counts}log entries ${s.log.start} to ${s.log.end}, ${s.bytes} bytes${missing}${s.logged ? '; the export is entered in the log' : ''}`;
 }
-
-/**
- * Verifies a bundle file (unpacked into a private folder first) or an unpacked bundle folder.
- * `then` runs with the unpacked folder and the verdict before the folder is removed.
- */
-export async function verifyBundle(
-  bundle: string,
-  opts: VerifyOptions & { limits?: UnpackLimits },
-  then?: (dir: string, verdict: Verdict) => Promise<void>,
-): Promise<Verdict> {
-  const st = await stat(bundle).catch(() => null);
-  if (st === null) return unusable(`no such file or folder: ${bundle}`);
-  const verified = async (dir: string) => {
-    const v = await verifyBundleDir(dir, opts);
-    await then?.(dir, v);
-    return v;
-  };
-  if (st.isDirectory()) return verified(bundle);
-  const dir = await mkdtemp(path.join(tmpdir(), 'vcm-verify-'));
-  try {
-    try {
-      await unpackTarGz(bundle, dir, opts.limits);
-    } catch (err) {
-      if (err instanceof ArchiveError) return unusable(err.message);
-      throw err;
-    }
-    return await verified(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * `verify --report FILE`: the bundle's report rendered again from its model.json, with this
- * verification in place of the one made at export. The auditor's own verdict, defects and all,
- * is what the report then shows; a bundle that did not verify says so at the top, because its
- * model is then only the collector's claim. Returns what to tell the user.
- */
-export async function writeVerifiedReport(dir: string, v: Verdict, out: string): Promise<string> {
-  if (v.unusable !== null) return `no report: the bundle could not be verified (${v.unusable})`;
-  const text = await readFile(path.join(dir, 'model.json'), 'utf8').catch(() => null);
-  if (text === null) return 'no report: the bundle holds no model.json';
-  const model = JSON.parse(text) as AuditModel;
-  model.verification = {
-    verified: v.verified,
-    by: `vcm-collector verify ${AGENT_VERSION}${v.keyPinned ? ', collector key pinned out of band' : ', collector key NOT pinned (give --collector-fingerprint)'}`,
-    at: new Date().toISOString(),
-    defects: v.defects.map((d) => ({ ...d })),
-  };
-  const { renderReport } = await import('./report.js');
-  await writeFile(out, await renderReport(model));
-  return `report written to ${out}`;
-}
-
-function unusable(why: string): Verdict {
-  return { ...emptyVerdict(), unusable: why };
-}
-
-export { formatVerdict };
 
 /** Prints a bundle's report.html to PDF with headless Chromium; says why not when it cannot. */
 export async function bundlePdf(bundle: string, pdf: string): Promise<string> {
