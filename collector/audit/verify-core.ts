@@ -10,9 +10,10 @@
 // agent's hash chain from its newest envelope before the period, naming gaps and the spool-drop
 // records that explain them; that every entry of the period has its envelope and every envelope
 // its entry; and the OSCAL evidence links.
+import * as nodeCrypto from 'node:crypto';
 import { createHash, createPublicKey, verify as edVerify, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { lstat, open, readdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -149,21 +150,46 @@ class Unusable extends Error {}
 // ---------------------------------------------------------------------------------------------
 // Small pieces: hashes, canonical JSON, DSSE, signed notes, RFC 6962
 
-const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest();
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/**
+ * Node's one-shot digest (Node 20.12 and later), when it gives what a Hash object gives: a
+ * million envelopes take several million hashes, and a Hash object for each costs more than the
+ * hashing of a log entry. On older Node, createHash.
+ */
+const oneShot = ((): ((data: Uint8Array) => Buffer) | null => {
+  const hash = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => unknown }).hash;
+  if (typeof hash !== 'function') return null;
+  try {
+    const probe = Buffer.from('vcm');
+    const got = hash('sha256', probe, 'buffer');
+    return Buffer.isBuffer(got) && got.equals(createHash('sha256').update(probe).digest()) ? (data) => hash('sha256', data, 'buffer') as Buffer : null;
+  } catch {
+    return null;
+  }
+})();
+const sha256 = (b: Uint8Array | string): Buffer => (oneShot !== null && typeof b !== 'string' ? oneShot(b) : createHash('sha256').update(b).digest());
 
 export function spkiFingerprint(key: KeyObject): string {
   return hex(sha256(key.export({ type: 'spki', format: 'der' })));
 }
 
 function pae(payloadType: string, payload: Buffer): Buffer {
-  const t = Buffer.from(payloadType, 'utf8');
-  return Buffer.concat([Buffer.from(`DSSEv1 ${t.length} `), t, Buffer.from(` ${payload.length} `), payload]);
+  const head = `DSSEv1 ${Buffer.byteLength(payloadType, 'utf8')} ${payloadType} ${payload.length} `;
+  const n = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafe(n + payload.length);
+  out.write(head, 0, 'utf8');
+  payload.copy(out, n);
+  return out;
 }
 
-/** Strict base64: what decodes must encode back to the same text. */
+/**
+ * Strict base64: what decodes must encode back to the same text. The round trip is the whole
+ * check: Node's decoder skips what is not base64 (white space, "-" and "_", stray "="), and a
+ * missing or extra pad or non-zero trailing bits re-encode as other text.
+ */
 function b64(text: unknown): Buffer | null {
-  if (typeof text !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
+  if (typeof text !== 'string') return null;
   const b = Buffer.from(text, 'base64');
   return b.toString('base64') === text ? b : null;
 }
@@ -188,10 +214,23 @@ function canonical(v: unknown): string {
     .join(',')}}`;
 }
 
-const LEAF = Buffer.from([0]);
-const NODE = Buffer.from([1]);
-const leafHash = (entry: Uint8Array) => createHash('sha256').update(LEAF).update(entry).digest();
-const nodeHash = (l: Uint8Array, r: Uint8Array) => createHash('sha256').update(NODE).update(l).update(r).digest();
+/** 0x00 and the entry, hashed from one buffer (grown for a longer entry) when one-shot hashing is there. */
+let leafInput = Buffer.alloc(4096);
+function leafHash(entry: Uint8Array): Buffer {
+  if (oneShot === null) return createHash('sha256').update(Buffer.of(0)).update(entry).digest();
+  if (entry.length + 1 > leafInput.length) leafInput = Buffer.alloc(2 * (entry.length + 1));
+  leafInput[0] = 0;
+  leafInput.set(entry, 1);
+  return oneShot(leafInput.subarray(0, entry.length + 1));
+}
+const nodeInput = Buffer.alloc(65);
+function nodeHash(l: Uint8Array, r: Uint8Array): Buffer {
+  if (oneShot === null || l.length !== 32 || r.length !== 32) return createHash('sha256').update(Buffer.of(1)).update(l).update(r).digest();
+  nodeInput[0] = 1;
+  nodeInput.set(l, 1);
+  nodeInput.set(r, 33);
+  return oneShot(nodeInput);
+}
 
 /**
  * An RFC 6962 tree grown leaf by leaf from a compact range: the roots of its perfect subtrees,
@@ -289,7 +328,10 @@ interface KeyRef {
 interface EnvelopeTask {
   file: string;
   agentId: string;
+  /** The file's day (YYYY-MM-DD), and the period [fromMs, toMs): an envelope outside either is named. */
   day: string;
+  fromMs: number;
+  toMs: number;
   keys: KeyRef[];
 }
 
@@ -313,20 +355,8 @@ function keyForSeq(keys: readonly KeyRef[], seq: number): KeyRef {
   return chosen;
 }
 
-function splitLines(body: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let start = 0;
-  while (start < body.length) {
-    let end = body.indexOf(0x0a, start);
-    if (end < 0) end = body.length;
-    out.push(body.subarray(start, end));
-    start = end + 1;
-  }
-  return out;
-}
-
-function envelopeFact(line: Buffer, task: EnvelopeTask, keyObjects: Map<string, KeyObject>): EnvelopeFact {
-  const fact: EnvelopeFact = { sha256: hex(sha256(line)), seq: 0, prev: null, collectedAt: null, predicateType: null, check: null, status: null, dropped: null, signatureOk: false, problem: null };
+function envelopeFact(line: Buffer, hash: Buffer, task: EnvelopeTask, keyObjects: Map<string, KeyObject>): EnvelopeFact {
+  const fact: EnvelopeFact = { sha256: hex(hash), seq: 0, prev: null, collectedAt: null, predicateType: null, check: null, status: null, dropped: null, signatureOk: false, problem: null };
   let env: { payloadType?: unknown; payload?: unknown; signatures?: unknown };
   let stmt: { predicateType?: unknown; predicate?: Record<string, unknown> };
   try {
@@ -362,16 +392,152 @@ function envelopeFact(line: Buffer, task: EnvelopeTask, keyObjects: Map<string, 
   return fact;
 }
 
-/** An envelope file's facts, and its own SHA-256 and size (so that it is read once, here, for both). */
+/** A host's results for one control in one file: merged into the verdict's rows. */
+interface RowPart {
+  control: string;
+  results: number;
+  pass: number;
+  fail: number;
+  unknown: number;
+  first: string | null;
+  last: string | null;
+  badSignatures: number;
+}
+
+/** Per envelope, in FileFacts.flags. */
+const IN_CHAIN = 1; // readable, with a seq: a link of its agent's chain
+const HAS_PREV = 2; // its prev is a SHA-256 (hex), in FileFacts.prev
+const PLAIN = 4; // signed, in the period and its file's day, a finding: nothing more to check than its entry and chain
+
+/**
+ * An envelope file's facts: its own SHA-256 and size (so that it is read once, here, for both),
+ * and per envelope its seq, hash, prev and flags in typed arrays over one buffer, which moves to
+ * the main thread without a copy. The envelopes that need more than that (a defect, a spool-drop
+ * record) are in `odd` whole, by line; the host-control rows are counted here.
+ */
 interface FileFacts {
   sha256: string;
   size: number;
-  facts: EnvelopeFact[];
+  count: number;
+  seq: Float64Array;
+  flags: Uint8Array;
+  hash: Uint8Array;
+  prev: Uint8Array;
+  odd: Map<number, EnvelopeFact>;
+  rows: RowPart[];
 }
 
+/** Counts a host's result for one control into its row. */
+function countRow(rows: Map<string, RowPart>, f: EnvelopeFact): void {
+  let r = rows.get(f.check!);
+  if (r === undefined) rows.set(f.check!, (r = { control: f.check!, results: 0, pass: 0, fail: 0, unknown: 0, first: null, last: null, badSignatures: 0 }));
+  r.results++;
+  if (f.status === 'pass') r.pass++;
+  else if (f.status === 'fail') r.fail++;
+  else r.unknown++;
+  if (!f.signatureOk) r.badSignatures++;
+  if (f.collectedAt !== null && (r.first === null || f.collectedAt < r.first)) r.first = f.collectedAt;
+  if (f.collectedAt !== null && (r.last === null || f.collectedAt > r.last)) r.last = f.collectedAt;
+}
+
+/** Each line of `body` (without its newline), as [start, end) offsets. */
+function lineBounds(body: Buffer): { starts: number[]; ends: number[] } {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (let start = 0; start < body.length; ) {
+    let end = body.indexOf(0x0a, start);
+    if (end < 0) end = body.length;
+    starts.push(start);
+    ends.push(end);
+    start = end + 1;
+  }
+  return { starts, ends };
+}
+
+/**
+ * Buffers the envelope files are read into, each used again for the next file. A new buffer for
+ * each file is freed only when its Buffer is collected from the old generation, which a worker
+ * seldom collects (its envelopes' objects die young): they piled up, over a gigabyte of them by a
+ * million envelopes.
+ */
+const spareReads: Buffer[] = [];
+
+/** Reads one envelope file and checks it (packFile). */
 async function factsOfFile(task: EnvelopeTask, keyObjects: Map<string, KeyObject>): Promise<FileFacts> {
+  let buf = spareReads.pop() ?? Buffer.alloc(0);
+  try {
+    const fh = await open(task.file, 'r');
+    let size = 0;
+    try {
+      const want = (await fh.stat()).size;
+      if (buf.length < want) buf = Buffer.allocUnsafe(want);
+      while (size < want) {
+        const { bytesRead } = await fh.read(buf, size, want - size, size);
+        if (bytesRead === 0) break;
+        size += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+    return packFile(buf.subarray(0, size), task, keyObjects);
+  } finally {
+    spareReads.push(buf);
+  }
+}
+
+/**
+ * Verifies and packs one envelope file. Each envelope's facts are packed as soon as it is checked,
+ * and only the odd ones are kept whole: a file's thousands of envelopes leave no objects behind to
+ * outlive a young-generation collection.
+ */
+function packFile(bytes: Buffer, task: EnvelopeTask, keyObjects: Map<string, KeyObject>): FileFacts {
+  const { starts, ends } = lineBounds(bytes);
+  const n = starts.length;
+  const buffer = new ArrayBuffer(n * (8 + 1 + 32 + 32));
+  const out: FileFacts = {
+    sha256: hex(sha256(bytes)),
+    size: bytes.length,
+    count: n,
+    seq: new Float64Array(buffer, 0, n),
+    hash: new Uint8Array(buffer, n * 8, n * 32),
+    prev: new Uint8Array(buffer, n * 40, n * 32),
+    flags: new Uint8Array(buffer, n * 72, n),
+    odd: new Map(),
+    rows: [],
+  };
+  const prev = Buffer.from(buffer, n * 40, n * 32);
+  const rows = new Map<string, RowPart>();
+  for (let i = 0; i < n; i++) {
+    const line = bytes.subarray(starts[i], ends[i]);
+    const hash = sha256(line);
+    const f = envelopeFact(line, hash, task, keyObjects);
+    out.seq[i] = f.seq;
+    out.hash.set(hash, i * 32);
+    const readable = !(f.problem !== null && !f.signatureOk && f.seq === 0);
+    let flags = readable ? IN_CHAIN : 0;
+    if (f.prev !== null && f.prev.length === 64 && /^[0-9a-f]{64}$/.test(f.prev)) {
+      prev.write(f.prev, i * 32, 'hex');
+      flags |= HAS_PREV;
+    }
+    const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
+    const finding = f.predicateType === FINDING && f.check !== null;
+    if (f.signatureOk && f.dropped === null && finding && t >= task.fromMs && t < task.toMs && f.collectedAt!.slice(0, 10) === task.day) flags |= PLAIN;
+    else out.odd.set(i, f);
+    out.flags[i] = flags;
+    if (readable && finding) countRow(rows, f);
+  }
+  out.rows = [...rows.values()];
+  return out;
+}
+
+/** A file's envelopes whole (the one before the period, read on this thread). */
+async function envelopesOf(task: EnvelopeTask, keyObjects: Map<string, KeyObject>): Promise<EnvelopeFact[]> {
   const bytes = await readFile(task.file);
-  return { sha256: hex(sha256(bytes)), size: bytes.length, facts: splitLines(bytes).map((line) => envelopeFact(line, task, keyObjects)) };
+  const { starts, ends } = lineBounds(bytes);
+  return starts.map((start, i) => {
+    const line = bytes.subarray(start, ends[i]);
+    return envelopeFact(line, sha256(line), task, keyObjects);
+  });
 }
 
 /**
@@ -380,12 +546,21 @@ async function factsOfFile(task: EnvelopeTask, keyObjects: Map<string, KeyObject
  */
 const WORKER_YOUNG_MB = 8;
 
+/**
+ * Files each worker holds at once: it starts reading the next while it verifies one, and never
+ * waits for this thread, which may be busy with the log entries, to hand it more.
+ */
+const WORKER_DEPTH = 2;
+
+type Reply = { resolve: (f: FileFacts) => void; reject: (e: Error) => void };
+
 /** Runs envelope files through a pool of worker threads (this same file), in order. */
 class EnvelopePool {
-  readonly #workers: Worker[] = [];
-  readonly #idle: Worker[] = [];
+  /** Each worker, and the tasks it holds by id. */
+  readonly #workers: { w: Worker; held: Map<number, Reply>; stopped: Error | null }[] = [];
   readonly #waiting: (() => void)[] = [];
   readonly #keys = new Map<string, KeyObject>();
+  #nextId = 0;
 
   get size(): number {
     return this.#workers.length;
@@ -396,43 +571,57 @@ class EnvelopePool {
     for (let i = 0; i < n; i++) {
       const w = new Worker(self, { workerData: { vcmEnvelopeWorker: true }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
       w.unref();
-      this.#workers.push(w);
-      this.#idle.push(w);
+      const x = { w, held: new Map<number, Reply>(), stopped: null as Error | null };
+      w.on('message', (m: { id: number; file?: FileFacts; error?: string }) => {
+        const r = x.held.get(m.id);
+        x.held.delete(m.id);
+        if (m.file !== undefined) r?.resolve(m.file);
+        else r?.reject(new Error(m.error));
+      });
+      // A worker that stops (out of memory, say) fails what it held, and is given nothing more.
+      const stop = (err: Error) => {
+        x.stopped ??= err;
+        for (const r of x.held.values()) r.reject(x.stopped);
+        x.held.clear();
+        this.#waiting.shift()?.();
+      };
+      w.on('error', stop);
+      w.on('exit', (code) => stop(new Error(`a signature worker stopped (exit code ${code})`)));
+      this.#workers.push(x);
     }
   }
 
   async run(task: EnvelopeTask): Promise<FileFacts> {
     if (this.#workers.length === 0) return factsOfFile(task, this.#keys);
-    while (this.#idle.length === 0) await new Promise<void>((r) => this.#waiting.push(r));
-    const w = this.#idle.pop()!;
+    const least = () => {
+      const live = this.#workers.filter((x) => x.stopped === null);
+      if (live.length === 0) throw this.#workers[0]!.stopped!;
+      return live.reduce((a, b) => (b.held.size < a.held.size ? b : a));
+    };
+    while (least().held.size >= WORKER_DEPTH) await new Promise<void>((r) => this.#waiting.push(r));
+    const { w, held } = least();
+    const id = this.#nextId++;
     try {
       return await new Promise<FileFacts>((resolve, reject) => {
-        const onMessage = (m: { file?: FileFacts; error?: string }) => {
-          w.off('error', reject);
-          if (m.file !== undefined) resolve(m.file);
-          else reject(new Error(m.error));
-        };
-        w.once('message', onMessage);
-        w.once('error', reject);
-        w.postMessage(task);
+        held.set(id, { resolve, reject });
+        w.postMessage({ id, task });
       });
     } finally {
-      this.#idle.push(w);
       this.#waiting.shift()?.();
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => w.terminate()));
+    await Promise.all(this.#workers.map((x) => x.w.terminate()));
   }
 }
 
 if (!isMainThread && (workerData as { vcmEnvelopeWorker?: boolean } | null)?.vcmEnvelopeWorker === true) {
   const keys = new Map<string, KeyObject>();
-  parentPort!.on('message', (task: EnvelopeTask) => {
+  parentPort!.on('message', ({ id, task }: { id: number; task: EnvelopeTask }) => {
     factsOfFile(task, keys).then(
-      (file) => parentPort!.postMessage({ file }),
-      (err: unknown) => parentPort!.postMessage({ error: (err as Error).message }),
+      (file) => parentPort!.postMessage({ id, file }, [file.seq.buffer as ArrayBuffer]),
+      (err: unknown) => parentPort!.postMessage({ id, error: (err as Error).message }),
     );
   });
 }
@@ -545,8 +734,17 @@ class EntryIndex {
   readonly #agentNo = new Map<string, number>();
   readonly #probe = Buffer.alloc(32);
 
-  #grow(): void {
-    const cap = Math.max(1024, this.#index.length * 2);
+  /**
+   * Sized for `expected` entries at once: growing by doubling holds the old arrays beside the new
+   * (at a million entries, 80 MiB at the peak instead of 53).
+   */
+  constructor(expected: number) {
+    this.#grow(Number.isSafeInteger(expected) ? expected : 0);
+    while (this.#table.length < 2 * this.#index.length) this.#table = new Int32Array(this.#table.length * 2);
+  }
+
+  #grow(atLeast = 0): void {
+    const cap = Math.max(1024, this.#index.length * 2, atLeast);
     const sha = Buffer.alloc(cap * 32);
     this.#sha.copy(sha);
     this.#sha = sha;
@@ -617,10 +815,9 @@ class EntryIndex {
     this.#flags[slot] = (needed ? 1 : 0) | (hexOk ? 0 : 4);
   }
 
-  /** Marks the entry of this envelope (hash in hex) matched; false when there is none for its agent and seq. */
-  match(sha256: string, agentId: string, seq: number): boolean {
-    if (sha256.length !== 64) return false;
-    this.#probe.write(sha256, 'hex');
+  /** Marks the entry of this envelope (its hash at `hashes`' offset) matched; false when there is none for its agent and seq. */
+  match(hashes: Uint8Array, offset: number, agentId: string, seq: number): boolean {
+    this.#probe.set(hashes.subarray(offset, offset + 32));
     const slot = this.#find(this.#probe, 0);
     if (slot < 0 || this.#agentIds[this.#agent[slot]!] !== agentId || this.#seq[slot] !== seq) return false;
     this.#flags[slot]! |= 2;
@@ -658,7 +855,9 @@ export async function verifyBundleDir(dir: string, opts: VerifyOptions = {}): Pr
 }
 
 /** Evidence file bytes the signature workers may run ahead of the envelope checks by. */
-const AHEAD_BYTES = 32 << 20;
+const AHEAD_BYTES = 16 << 20;
+/** An envelope entry holds an agent id and a SHA-256, and a store key with both again: 4 × 64 hex digits. */
+const ENVELOPE_ENTRY_MIN_BYTES = 256;
 /** Defects named, at most: a bundle with a million broken envelopes needs no million lines to say so. */
 const MAX_DEFECTS = 10_000;
 
@@ -822,6 +1021,8 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
     }
     agents.set(agentId, a);
   }
+  const fromMs = Date.parse(manifest.period.from);
+  const toMs = Date.parse(manifest.period.to);
   // 6, begun: the envelope files go to the workers, which run ahead while the files, checkpoints
   // and entries are checked here.
   const byAgent = new Map<string, string[]>();
@@ -847,7 +1048,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
     const few = checking + Math.max(2, 2 * pool.size);
     for (; scheduled < queue.length && (scheduled < few || aheadBytes < AHEAD_BYTES); scheduled++) {
       const q = queue[scheduled]!;
-      const facts = pool.run({ file: path.join(dir, q.file), agentId: q.agentId, day: q.file.slice(74, 84), keys: agents.get(q.agentId)!.keys });
+      const facts = pool.run({ file: path.join(dir, q.file), agentId: q.agentId, day: q.file.slice(74, 84), fromMs, toMs, keys: agents.get(q.agentId)!.keys });
       // Awaited in turn below; one that fails while this thread is busy elsewhere is not an unhandled rejection.
       facts.catch(() => undefined);
       ahead.set(scheduled, facts);
@@ -916,12 +1117,12 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
   if (log.start.size > 0 && start !== null && !tree.root().equals(start.rootHash)) {
     defect({ code: 'AUD_ROOT_MISMATCH', file: log.start.compactRange, message: `the compact range does not give the start checkpoint's root at size ${log.start.size}` });
   }
-  const fromMs = Date.parse(manifest.period.from);
-  const toMs = Date.parse(manifest.period.to);
   const fromDay = manifest.period.from.slice(0, 10);
   const lastDay = new Date(toMs - 1).toISOString().slice(0, 10);
   /** Envelope entries: by envelope hash, their index, agent and seq, and whether the period needs them. */
-  const entryBySha = new EntryIndex();
+  // At most one envelope entry per ENVELOPE_ENTRY_MIN_BYTES of the entries file, whatever the manifest says.
+  const entriesBytes = await lstat(path.join(dir, log.entries)).then((st) => st.size, () => 0);
+  const entryBySha = new EntryIndex(Math.min(log.end.size - log.start.size, Math.floor(entriesBytes / ENVELOPE_ENTRY_MIN_BYTES)));
   const keyEvents: { index: number; agentId: string; event: string; keyId: string | null; generation: number }[] = [];
   const policyEntries = new Map<number, { index: number; sha256: string }>();
   let index = log.start.size;
@@ -993,7 +1194,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
       defect({ code: 'AUD_KEY', file, agentId, message: 'the envelope before the period is of an agent whose keys are not in the bundle' });
       return null;
     }
-    const { facts } = await factsOfFile({ file: path.join(dir, file), agentId, day: '', keys: a.keys }, mainKeys);
+    const facts = await envelopesOf({ file: path.join(dir, file), agentId, day: '', fromMs, toMs, keys: a.keys }, mainKeys);
     if (facts.length !== 1) {
       defect({ code: 'AUD_ENVELOPE_MALFORMED', file, agentId, message: `holds ${facts.length} lines, not the one envelope before the period` });
       return null;
@@ -1006,7 +1207,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
     return f.signatureOk ? f : null;
   };
   const rows = new Map<string, HostControlRow>();
-  let chain: { seq: number; sha256: string; prev: string | null; file: string }[] = [];
+  let parts: ChainPart[] = [];
   let drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[] = [];
   for (let i = 0; i < queue.length; i++) {
     schedule(i);
@@ -1018,37 +1219,44 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
     aheadBytes -= sizeOf(i);
     const want = listed.get(file);
     if (want !== undefined && (got.sha256 !== want.sha256 || got.size !== want.size)) defects.add({ code: 'AUD_FILE_HASH', file, message: `SHA-256 ${got.sha256} (${got.size} bytes), the manifest says ${want.sha256} (${want.size} bytes)` }, 'files');
-    for (const f of got.facts) {
+    parts.push({ file, facts: got });
+    for (let j = 0; j < got.count; j++) {
       v.counts.envelopes++;
-      const where = { file, agentId, seq: f.seq };
-      if (!signed(f, where)) continue;
-      if (!entryBySha.match(f.sha256, agentId, f.seq)) {
-        defect({ code: 'AUD_ENTRY_MISSING', ...where, message: `no log entry in the range has this envelope (SHA-256 ${f.sha256})` });
+      const seq = got.seq[j]!;
+      const where = { file, agentId, seq };
+      // Most envelopes are plain (see PLAIN): only their entry is left to find. The rest are whole in `odd`.
+      const f = got.odd.get(j);
+      if (f !== undefined && !signed(f, where)) continue;
+      if (!entryBySha.match(got.hash, j * 32, agentId, seq)) {
+        defect({ code: 'AUD_ENTRY_MISSING', ...where, message: `no log entry in the range has this envelope (SHA-256 ${hex(got.hash.subarray(j * 32, j * 32 + 32))})` });
       }
+      if (f === undefined) continue;
       const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
       if (!(t >= fromMs && t < toMs) || f.collectedAt?.slice(0, 10) !== file.slice(74, 84)) {
         defect({ code: 'AUD_OUT_OF_PERIOD', ...where, message: `collected at ${String(f.collectedAt)}, outside the period or its file's day` });
       }
-      chain.push({ seq: f.seq, sha256: f.sha256, prev: f.prev, file });
       if (f.dropped !== null) drops.push({ seq: f.seq, ...f.dropped });
-      if (f.predicateType === FINDING && f.check !== null) {
-        const key = `${agentId}\u0000${f.check}`;
-        let r = rows.get(key);
-        if (r === undefined) rows.set(key, (r = { agentId, hostname: a.hostname, control: f.check, results: 0, pass: 0, fail: 0, unknown: 0, first: null, last: null, badSignatures: 0 }));
-        r.results++;
-        if (f.status === 'pass') r.pass++;
-        else if (f.status === 'fail') r.fail++;
-        else r.unknown++;
-        if (!f.signatureOk) r.badSignatures++;
-        if (f.collectedAt !== null && (r.first === null || f.collectedAt < r.first)) r.first = f.collectedAt;
-        if (f.collectedAt !== null && (r.last === null || f.collectedAt > r.last)) r.last = f.collectedAt;
-      } else if (f.predicateType !== SPOOL_DROP) {
+      if (!(f.predicateType === FINDING && f.check !== null) && f.predicateType !== SPOOL_DROP) {
         defect({ code: 'AUD_ENVELOPE_MALFORMED', ...where, message: `an unknown predicate type ${String(f.predicateType)}` });
       }
     }
+    for (const part of got.rows) {
+      const key = `${agentId}\u0000${part.control}`;
+      const r = rows.get(key);
+      if (r === undefined) rows.set(key, { agentId, hostname: a.hostname, ...part });
+      else {
+        r.results += part.results;
+        r.pass += part.pass;
+        r.fail += part.fail;
+        r.unknown += part.unknown;
+        r.badSignatures += part.badSignatures;
+        if (part.first !== null && (r.first === null || part.first < r.first)) r.first = part.first;
+        if (part.last !== null && (r.last === null || part.last > r.last)) r.last = part.last;
+      }
+    }
     if (queue[i + 1]?.agentId !== agentId) {
-      checkChain(agentId, chain, drops, await priorOf(agentId), v, defect);
-      chain = [];
+      checkChain(agentId, parts, drops, await priorOf(agentId), v, defect);
+      parts = [];
       drops = [];
     }
   }
@@ -1082,33 +1290,48 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
   await checkOscalLinks(dir, has, listed, defect);
 }
 
+/** An agent's envelope files, in the order they were checked. */
+interface ChainPart {
+  file: string;
+  facts: FileFacts;
+}
+
 /**
  * One agent's chain over the period, from its newest envelope before the period (`prior`, when the
  * bundle has one) on. Without one, the chain starts at seq 1, and seqs before the first are a gap.
  */
 function checkChain(
   agentId: string,
-  chain: { seq: number; sha256: string; prev: string | null; file: string }[],
+  parts: ChainPart[],
   drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[],
   prior: EnvelopeFact | null,
   v: Verdict,
   defect: (d: Defect) => void,
 ): void {
-  chain.sort((a, b) => a.seq - b.seq);
-  const start: { seq: number; sha256: string | null } = prior ?? { seq: 0, sha256: null };
-  for (let i = 0; i < chain.length; i++) {
-    const [a, b] = [i === 0 ? start : chain[i - 1]!, chain[i]!];
+  // Every readable envelope as (part, line), by seq: most often they already are.
+  const links: { part: ChainPart; line: number; seq: number }[] = [];
+  for (const part of parts) {
+    for (let line = 0; line < part.facts.count; line++) if ((part.facts.flags[line]! & IN_CHAIN) !== 0) links.push({ part, line, seq: part.facts.seq[line]! });
+  }
+  if (links.some((l, i) => i > 0 && links[i - 1]!.seq > l.seq)) links.sort((x, y) => x.seq - y.seq);
+  const commitsTo = (b: (typeof links)[number], hash: Uint8Array, at: number) =>
+    (b.part.facts.flags[b.line]! & HAS_PREV) !== 0 && Buffer.compare(b.part.facts.prev.subarray(b.line * 32, b.line * 32 + 32), hash.subarray(at, at + 32)) === 0;
+  let a: { seq: number; hash: Uint8Array | null; at: number } = prior === null ? { seq: 0, hash: null, at: 0 } : { seq: prior.seq, hash: Buffer.from(prior.sha256, 'hex'), at: 0 };
+  for (let i = 0; i < links.length; i++) {
+    const b = links[i]!;
+    const file = b.part.file;
     if (a.seq >= b.seq) {
-      defect({ code: 'AUD_CHAIN_BROKEN', file: b.file, agentId, seq: b.seq, message: i === 0 ? `the envelope before the period has seq ${a.seq}, not less than the period's first, ${b.seq}` : `two envelopes with seq ${b.seq}` });
+      defect({ code: 'AUD_CHAIN_BROKEN', file, agentId, seq: b.seq, message: i === 0 ? `the envelope before the period has seq ${a.seq}, not less than the period's first, ${b.seq}` : `two envelopes with seq ${b.seq}` });
     } else if (b.seq === a.seq + 1) {
-      if (a.sha256 !== null && b.prev !== a.sha256) {
-        defect({ code: 'AUD_CHAIN_BROKEN', file: b.file, agentId, seq: b.seq, message: `seq ${b.seq} does not commit to seq ${a.seq}${i === 0 ? ', the envelope before the period' : ''} (its prev is not that envelope's hash)` });
+      if (a.hash !== null && !commitsTo(b, a.hash, a.at)) {
+        defect({ code: 'AUD_CHAIN_BROKEN', file, agentId, seq: b.seq, message: `seq ${b.seq} does not commit to seq ${a.seq}${i === 0 ? ', the envelope before the period' : ''} (its prev is not that envelope's hash)` });
       }
     } else {
       const [fromSeq, toSeq] = [a.seq + 1, b.seq - 1];
       const d = drops.find((x) => x.firstSeq <= fromSeq && x.lastSeq >= toSeq);
       v.gaps.push({ agentId, fromSeq, toSeq, explainedBy: d === undefined ? null : { seq: d.seq, count: d.count, reason: d.reason } });
     }
+    a = { seq: b.seq, hash: b.part.facts.hash, at: b.line * 32 };
   }
 }
 

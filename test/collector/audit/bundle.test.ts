@@ -13,7 +13,7 @@ import { verifyBundleDir, type Manifest, type Verdict } from '../../../collector
 import { sha256Hex } from '../../../collector/contract.js';
 import { FsEvidenceStore } from '../../../collector/store.js';
 import { chain, dropEnvelope, enrollTestAgent, finding, resultEnvelope, type TestAgent } from '../../helpers/agents.js';
-import { AGENT_CLI, COLLECTOR_CLI, runCli, startCollectorProcess, tempDir, type CollectorProcess } from '../../helpers/processes.js';
+import { AGENT_CLI, COLLECTOR_CLI, REPO, runCli, startCollectorProcess, tempDir, type CollectorProcess } from '../../helpers/processes.js';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let store: string;
@@ -383,7 +383,17 @@ async function setLines(b: string, rel: string, l: string[]): Promise<void> {
 }
 
 const codes = (v: Verdict) => v.defects.map((d) => d.code);
-const verifyPinned = (b: string) => verifyBundleDir(b, { collectorFingerprint: fingerprint, workers: 0 });
+/**
+ * The verdict on one thread, checked against the built verifier's with two signature workers
+ * (their facts come back packed, and most envelopes take a shorter path there): they must agree.
+ */
+async function verifyPinned(b: string): Promise<Verdict> {
+  const v = await verifyBundleDir(b, { collectorFingerprint: fingerprint, workers: 0 });
+  const built = (await import(path.join(REPO, 'dist/collector/audit/verify-core.js'))) as { verifyBundleDir: typeof verifyBundleDir };
+  const w = await built.verifyBundleDir(b, { collectorFingerprint: fingerprint, workers: 2 });
+  expect(w, `${b}: with workers`).toEqual(v);
+  return v;
+}
 
 async function evidenceFileOf(b: string, agentId: string): Promise<string> {
   return `evidence/${agentId}/${(await readdir(path.join(b, 'evidence', agentId)))[0]!}`;
@@ -427,16 +437,26 @@ describe('the tamper matrix: each change is detected and named', () => {
     expect(missing).toMatchObject({ agentId: failing.agentId, seq: 1 });
     expect(missing?.logIndex).toBeTypeOf('number');
 
-    const f = await copy('envelope-flip');
-    const bytes = await readFile(path.join(f, file));
-    bytes[200] = bytes[200]! ^ 0x01;
-    await writeFile(path.join(f, file), bytes);
-    expect(codes(await verifyPinned(f))).toContain('AUD_FILE_HASH');
-    await reseal(f);
-    const sealed = await verifyPinned(f);
-    expect(codes(sealed).some((c) => c === 'AUD_ENVELOPE_SIGNATURE' || c === 'AUD_ENVELOPE_MALFORMED')).toBe(true);
-    expect(codes(sealed)).toContain('AUD_ENTRY_MISSING');
-    expect(sealed.defects.find((d) => d.code === 'AUD_ENTRY_MISSING')).toMatchObject({ file, agentId: failing.agentId });
+    // A flipped byte leaves the envelope readable, with a signature that fails and a hash no entry
+    // has (one in its signature), or makes it unreadable, when the entry's envelope is missing
+    // (its first byte). Each is named, once the manifest is made to match.
+    const flips = [
+      { name: 'signature', at: (b: Buffer) => b.indexOf('"sig":"') + 10, want: ['AUD_ENVELOPE_SIGNATURE', 'AUD_ENTRY_MISSING'] },
+      { name: 'first byte', at: () => 0, want: ['AUD_ENVELOPE_MALFORMED', 'AUD_ENVELOPE_MISSING'] },
+    ];
+    for (const flip of flips) {
+      const f = await copy(`envelope-flip-${flip.name.replace(' ', '-')}`);
+      const bytes = await readFile(path.join(f, file));
+      const at = flip.at(bytes);
+      expect(at, flip.name).toBeGreaterThanOrEqual(0);
+      bytes[at] = bytes[at]! ^ 0x01;
+      await writeFile(path.join(f, file), bytes);
+      expect(codes(await verifyPinned(f)), flip.name).toContain('AUD_FILE_HASH');
+      await reseal(f);
+      const sealed = await verifyPinned(f);
+      expect(codes(sealed), flip.name).toEqual(expect.arrayContaining(flip.want));
+      expect(sealed.defects.find((d) => d.code === flip.want[0]), flip.name).toMatchObject({ file, agentId: failing.agentId });
+    }
   });
 
   it('a host key swapped', async () => {
