@@ -337,7 +337,6 @@ interface EnvelopeTask {
 
 /** One envelope line, as the main thread needs it. */
 interface EnvelopeFact {
-  sha256: string;
   seq: number;
   prev: string | null;
   collectedAt: string | null;
@@ -355,8 +354,8 @@ function keyForSeq(keys: readonly KeyRef[], seq: number): KeyRef {
   return chosen;
 }
 
-function envelopeFact(line: Buffer, hash: Buffer, task: EnvelopeTask, keyObjects: Map<string, KeyObject>): EnvelopeFact {
-  const fact: EnvelopeFact = { sha256: hex(hash), seq: 0, prev: null, collectedAt: null, predicateType: null, check: null, status: null, dropped: null, signatureOk: false, problem: null };
+function envelopeFact(line: Buffer, task: EnvelopeTask, keyObjects: Map<string, KeyObject>): EnvelopeFact {
+  const fact: EnvelopeFact = { seq: 0, prev: null, collectedAt: null, predicateType: null, check: null, status: null, dropped: null, signatureOk: false, problem: null };
   let env: { payloadType?: unknown; payload?: unknown; signatures?: unknown };
   let stmt: { predicateType?: unknown; predicate?: Record<string, unknown> };
   try {
@@ -392,16 +391,18 @@ function envelopeFact(line: Buffer, hash: Buffer, task: EnvelopeTask, keyObjects
   return fact;
 }
 
-/** A host's results for one control in one file: merged into the verdict's rows. */
-interface RowPart {
-  control: string;
-  results: number;
-  pass: number;
-  fail: number;
-  unknown: number;
-  first: string | null;
-  last: string | null;
-  badSignatures: number;
+/** A host's results for one control in one file: merged into the verdict's rows (mergeRow). */
+type RowPart = Omit<HostControlRow, 'agentId' | 'hostname'>;
+
+/** Adds one file's results for a host and control to the verdict's row. */
+function mergeRow(r: RowPart, part: RowPart): void {
+  r.results += part.results;
+  r.pass += part.pass;
+  r.fail += part.fail;
+  r.unknown += part.unknown;
+  r.badSignatures += part.badSignatures;
+  if (part.first !== null && (r.first === null || part.first < r.first)) r.first = part.first;
+  if (part.last !== null && (r.last === null || part.last > r.last)) r.last = part.last;
 }
 
 /** Per envelope, in FileFacts.flags. */
@@ -509,10 +510,9 @@ function packFile(bytes: Buffer, task: EnvelopeTask, keyObjects: Map<string, Key
   const rows = new Map<string, RowPart>();
   for (let i = 0; i < n; i++) {
     const line = bytes.subarray(starts[i], ends[i]);
-    const hash = sha256(line);
-    const f = envelopeFact(line, hash, task, keyObjects);
+    const f = envelopeFact(line, task, keyObjects);
     out.seq[i] = f.seq;
-    out.hash.set(hash, i * 32);
+    out.hash.set(sha256(line), i * 32);
     const readable = !(f.problem !== null && !f.signatureOk && f.seq === 0);
     let flags = readable ? IN_CHAIN : 0;
     if (f.prev !== null && f.prev.length === 64 && /^[0-9a-f]{64}$/.test(f.prev)) {
@@ -530,13 +530,13 @@ function packFile(bytes: Buffer, task: EnvelopeTask, keyObjects: Map<string, Key
   return out;
 }
 
-/** A file's envelopes whole (the one before the period, read on this thread). */
-async function envelopesOf(task: EnvelopeTask, keyObjects: Map<string, KeyObject>): Promise<EnvelopeFact[]> {
+/** A file's envelopes whole, with their SHA-256 (the one before the period, read on this thread). */
+async function envelopesOf(task: EnvelopeTask, keyObjects: Map<string, KeyObject>): Promise<{ fact: EnvelopeFact; hash: Buffer }[]> {
   const bytes = await readFile(task.file);
   const { starts, ends } = lineBounds(bytes);
   return starts.map((start, i) => {
     const line = bytes.subarray(start, ends[i]);
-    return envelopeFact(line, sha256(line), task, keyObjects);
+    return { fact: envelopeFact(line, task, keyObjects), hash: sha256(line) };
   });
 }
 
@@ -1186,7 +1186,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
   };
   const mainKeys = new Map<string, KeyObject>();
   /** An agent's newest envelope before the period, which its first of the period links to: signed, and before the period. */
-  const priorOf = async (agentId: string): Promise<EnvelopeFact | null> => {
+  const priorOf = async (agentId: string): Promise<ChainStart | null> => {
     const file = `evidence/${agentId}/${PRIOR_FILE}`;
     if (!has(file)) return null;
     const a = agents.get(agentId);
@@ -1194,17 +1194,17 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
       defect({ code: 'AUD_KEY', file, agentId, message: 'the envelope before the period is of an agent whose keys are not in the bundle' });
       return null;
     }
-    const facts = await envelopesOf({ file: path.join(dir, file), agentId, day: '', fromMs, toMs, keys: a.keys }, mainKeys);
-    if (facts.length !== 1) {
-      defect({ code: 'AUD_ENVELOPE_MALFORMED', file, agentId, message: `holds ${facts.length} lines, not the one envelope before the period` });
+    const envelopes = await envelopesOf({ file: path.join(dir, file), agentId, day: '', fromMs, toMs, keys: a.keys }, mainKeys);
+    if (envelopes.length !== 1) {
+      defect({ code: 'AUD_ENVELOPE_MALFORMED', file, agentId, message: `holds ${envelopes.length} lines, not the one envelope before the period` });
       return null;
     }
-    const f = facts[0]!;
+    const { fact: f, hash } = envelopes[0]!;
     const where = { file, agentId, seq: f.seq };
     if (!signed(f, where)) return null;
     const t = f.collectedAt === null ? NaN : Date.parse(f.collectedAt);
     if (!(t < fromMs)) defect({ code: 'AUD_OUT_OF_PERIOD', ...where, message: `the envelope before the period was collected at ${String(f.collectedAt)}, not before ${manifest.period.from}` });
-    return f.signatureOk ? f : null;
+    return f.signatureOk ? { seq: f.seq, hash } : null;
   };
   const rows = new Map<string, HostControlRow>();
   let parts: ChainPart[] = [];
@@ -1244,15 +1244,7 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
       const key = `${agentId}\u0000${part.control}`;
       const r = rows.get(key);
       if (r === undefined) rows.set(key, { agentId, hostname: a.hostname, ...part });
-      else {
-        r.results += part.results;
-        r.pass += part.pass;
-        r.fail += part.fail;
-        r.unknown += part.unknown;
-        r.badSignatures += part.badSignatures;
-        if (part.first !== null && (r.first === null || part.first < r.first)) r.first = part.first;
-        if (part.last !== null && (r.last === null || part.last > r.last)) r.last = part.last;
-      }
+      else mergeRow(r, part);
     }
     if (queue[i + 1]?.agentId !== agentId) {
       checkChain(agentId, parts, drops, await priorOf(agentId), v, defect);
@@ -1290,6 +1282,12 @@ async function checkSteps(dir: string, opts: VerifyOptions, v: Verdict, defects:
   await checkOscalLinks(dir, has, listed, defect);
 }
 
+/** Where an agent's chain starts: its newest envelope before the period, by seq and SHA-256. */
+interface ChainStart {
+  seq: number;
+  hash: Uint8Array;
+}
+
 /** An agent's envelope files, in the order they were checked. */
 interface ChainPart {
   file: string;
@@ -1304,7 +1302,7 @@ function checkChain(
   agentId: string,
   parts: ChainPart[],
   drops: { seq: number; firstSeq: number; lastSeq: number; count: number; reason: string }[],
-  prior: EnvelopeFact | null,
+  prior: ChainStart | null,
   v: Verdict,
   defect: (d: Defect) => void,
 ): void {
@@ -1316,7 +1314,7 @@ function checkChain(
   if (links.some((l, i) => i > 0 && links[i - 1]!.seq > l.seq)) links.sort((x, y) => x.seq - y.seq);
   const commitsTo = (b: (typeof links)[number], hash: Uint8Array, at: number) =>
     (b.part.facts.flags[b.line]! & HAS_PREV) !== 0 && Buffer.compare(b.part.facts.prev.subarray(b.line * 32, b.line * 32 + 32), hash.subarray(at, at + 32)) === 0;
-  let a: { seq: number; hash: Uint8Array | null; at: number } = prior === null ? { seq: 0, hash: null, at: 0 } : { seq: prior.seq, hash: Buffer.from(prior.sha256, 'hex'), at: 0 };
+  let a: { seq: number; hash: Uint8Array | null; at: number } = { seq: prior?.seq ?? 0, hash: prior?.hash ?? null, at: 0 };
   for (let i = 0; i < links.length; i++) {
     const b = links[i]!;
     const file = b.part.file;
